@@ -1,0 +1,119 @@
+package org.ferry.proto;
+
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.security.PublicKey;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.Objects;
+
+/**
+ * Where a Ferry server is and which key it must present: {@code HOST:PORT#FINGERPRINT}.
+ *
+ * <p>The fingerprint is the SHA-256 of the server's public key in X.509 SubjectPublicKeyInfo
+ * encoding, written as unpadded base64url (43 characters). Clients pin TLS to it, so no CA or
+ * domain name is needed. IPv6 hosts are written in brackets: {@code [::1]:7443#...}.
+ */
+public record ServerAddress(String host, int port, byte[] fingerprint) {
+  private static final int FINGERPRINT_LENGTH = 32;
+
+  public ServerAddress {
+    Objects.requireNonNull(host, "host");
+    Objects.requireNonNull(fingerprint, "fingerprint");
+    if (host.isEmpty() || host.chars().anyMatch(c -> c <= ' ' || c == '#' || c == '/')) {
+      throw new IllegalArgumentException("invalid host: '" + host + "'");
+    }
+    if (port < 1 || port > 65535) {
+      throw new IllegalArgumentException("port out of range: " + port);
+    }
+    if (fingerprint.length != FINGERPRINT_LENGTH) {
+      throw new IllegalArgumentException(
+          "fingerprint must be " + FINGERPRINT_LENGTH + " bytes: " + fingerprint.length);
+    }
+    fingerprint = fingerprint.clone();
+  }
+
+  /** Parses {@code HOST:PORT#FINGERPRINT}; throws {@link IllegalArgumentException} saying why. */
+  public static ServerAddress parse(String text) {
+    Objects.requireNonNull(text, "text");
+    int hash = text.indexOf('#');
+    if (hash < 0) {
+      throw new IllegalArgumentException(
+          "server address needs a key fingerprint, HOST:PORT#FINGERPRINT: '" + text + "'");
+    }
+    String hostPort = text.substring(0, hash);
+    String fp = text.substring(hash + 1);
+    int colon = hostPort.lastIndexOf(':');
+    if (colon <= 0 || colon == hostPort.length() - 1) {
+      throw new IllegalArgumentException("server address needs HOST:PORT: '" + text + "'");
+    }
+    String host = hostPort.substring(0, colon);
+    if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1);
+    } else if (host.contains(":")) {
+      throw new IllegalArgumentException("IPv6 hosts must be in brackets: '" + text + "'");
+    }
+    int port;
+    try {
+      port = Integer.parseInt(hostPort.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("invalid port in server address: '" + text + "'");
+    }
+    byte[] fingerprint;
+    try {
+      fingerprint = Base64.getUrlDecoder().decode(fp);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("invalid fingerprint in server address: '" + text + "'");
+    }
+    if (fingerprint.length != FINGERPRINT_LENGTH) {
+      throw new IllegalArgumentException("invalid fingerprint in server address: '" + text + "'");
+    }
+    return new ServerAddress(host, port, fingerprint);
+  }
+
+  /** The fingerprint of a public key: SHA-256 over its X.509 SubjectPublicKeyInfo encoding. */
+  public static byte[] fingerprintOf(PublicKey key) {
+    try {
+      return MessageDigest.getInstance("SHA-256").digest(key.getEncoded());
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+    }
+  }
+
+  @Override
+  public byte[] fingerprint() {
+    return fingerprint.clone();
+  }
+
+  /** Whether {@code key} is the key this address pins. Constant time. */
+  public boolean matches(PublicKey key) {
+    return MessageDigest.isEqual(fingerprint, fingerprintOf(key));
+  }
+
+  public String fingerprintText() {
+    return Base64.getUrlEncoder().withoutPadding().encodeToString(fingerprint);
+  }
+
+  /** {@code HOST:PORT}, with IPv6 hosts in brackets. */
+  public String hostPort() {
+    return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+  }
+
+  @Override
+  public String toString() {
+    return hostPort() + "#" + fingerprintText();
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof ServerAddress other
+        && host.equals(other.host)
+        && port == other.port
+        && Arrays.equals(fingerprint, other.fingerprint);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(host, port, Arrays.hashCode(fingerprint));
+  }
+}

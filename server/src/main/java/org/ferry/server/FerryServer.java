@@ -1,0 +1,216 @@
+package org.ferry.server;
+
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.ferry.proto.ServerAddress;
+import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
+import org.ferry.server.internal.grpc.InvitationGrpcService;
+import org.ferry.server.internal.grpc.MailboxGrpcService;
+import org.ferry.server.internal.mailbox.DeliveryNotifier;
+import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.internal.tls.ServerIdentity;
+
+/**
+ * A Ferry home server: gRPC over Netty with TLS 1.3 under the server's own pinned key, and a
+ * RocksDB store in its data directory.
+ *
+ * <pre>{@code
+ * try (FerryServer server = FerryServer.builder().dataDirectory(dir).listen("127.0.0.1", 7443).start()) {
+ *   System.out.println(server.address());
+ *   server.awaitTermination();
+ * }
+ * }</pre>
+ *
+ * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it) and
+ * {@code store/} (RocksDB).
+ */
+public final class FerryServer implements AutoCloseable {
+  /** How long an envelope waits for delivery unless its sender asks for less. */
+  public static final Duration DEFAULT_TTL = Duration.ofDays(21);
+  /** gRPC message limit: the largest envelope plus room for the request around it. */
+  static final int MAX_INBOUND_MESSAGE = 128 * 1024;
+
+  private final Server grpcServer;
+  private final HealthStatusManager health;
+  private final MailboxStore store;
+  private final ExecutorService deliveryExecutor;
+  private final ServerAddress address;
+  private boolean closed;
+
+  private FerryServer(
+      Server grpcServer,
+      HealthStatusManager health,
+      MailboxStore store,
+      ExecutorService deliveryExecutor,
+      ServerAddress address) {
+    this.grpcServer = grpcServer;
+    this.health = health;
+    this.store = store;
+    this.deliveryExecutor = deliveryExecutor;
+    this.address = address;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** The address clients use: advertised host, bound port, and the key's fingerprint. */
+  public ServerAddress address() {
+    return address;
+  }
+
+  /** Blocks until the server has shut down. */
+  public void awaitTermination() throws InterruptedException {
+    grpcServer.awaitTermination();
+  }
+
+  /** Stops accepting calls, gives running ones a moment to finish, then closes the store. */
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    health.enterTerminalState();
+    grpcServer.shutdown();
+    try {
+      if (!grpcServer.awaitTermination(5, TimeUnit.SECONDS)) {
+        grpcServer.shutdownNow();
+        grpcServer.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      grpcServer.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    deliveryExecutor.shutdownNow();
+    store.close();
+  }
+
+  /** Configures a server; {@link #start()} makes state on first use. */
+  public static final class Builder {
+    private Path dataDirectory;
+    private String host = "127.0.0.1";
+    private int port = 7443;
+    private String advertisedHost;
+    private Clock clock = Clock.systemUTC();
+    private Duration defaultTtl = DEFAULT_TTL;
+
+    private Builder() {}
+
+    /** Required: where the key and the store live. Created if missing. */
+    public Builder dataDirectory(Path dataDirectory) {
+      this.dataDirectory = Objects.requireNonNull(dataDirectory, "dataDirectory");
+      return this;
+    }
+
+    /** Where to listen; default 127.0.0.1:7443. Port 0 picks a free port. */
+    public Builder listen(String host, int port) {
+      if (port < 0 || port > 65535) {
+        throw new IllegalArgumentException("port out of range: " + port);
+      }
+      this.host = Objects.requireNonNull(host, "host");
+      this.port = port;
+      return this;
+    }
+
+    /**
+     * The host clients should dial, if not the listen host (for example the public IP when
+     * listening on 0.0.0.0).
+     */
+    public Builder advertisedHost(String advertisedHost) {
+      this.advertisedHost = Objects.requireNonNull(advertisedHost, "advertisedHost");
+      return this;
+    }
+
+    /** Time source for expiry; default the system UTC clock. */
+    public Builder clock(Clock clock) {
+      this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /** Longest time an envelope waits for delivery; default {@link #DEFAULT_TTL}. */
+    public Builder defaultTtl(Duration defaultTtl) {
+      if (defaultTtl.isNegative() || defaultTtl.isZero()) {
+        throw new IllegalArgumentException("default ttl must be positive: " + defaultTtl);
+      }
+      this.defaultTtl = defaultTtl;
+      return this;
+    }
+
+    /** Opens the store, loads or makes the key, and starts listening. */
+    public FerryServer start() throws IOException {
+      if (dataDirectory == null) {
+        throw new IllegalStateException("dataDirectory is required");
+      }
+      SecureRandom random = new SecureRandom();
+      ServerIdentity identity =
+          ServerIdentity.loadOrCreate(dataDirectory.resolve("identity"), random);
+      SslContext ssl =
+          GrpcSslContexts.configure(
+                  SslContextBuilder.forServer(identity.privateKey(), identity.certificate()),
+                  SslProvider.JDK)
+              .protocols("TLSv1.3")
+              .build();
+      MailboxStore store = MailboxStore.open(dataDirectory.resolve("store"));
+      ExecutorService deliveryExecutor = Executors.newFixedThreadPool(
+          Math.max(2, Runtime.getRuntime().availableProcessors()), daemonThreads("ferry-delivery"));
+      try {
+        MailboxManager mailboxes =
+            new MailboxManager(store, new DeliveryNotifier(), clock, random, defaultTtl);
+        HealthStatusManager health = new HealthStatusManager();
+        ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
+        Server grpc =
+            NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+                .sslContext(ssl)
+                .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
+                .permitKeepAliveTime(30, TimeUnit.SECONDS)
+                .addService(ServerInterceptors.intercept(
+                    new MailboxGrpcService(mailboxes, deliveryExecutor, random), errors))
+                .addService(ServerInterceptors.intercept(new InvitationGrpcService(mailboxes), errors))
+                .addService(health.getHealthService())
+                .addService(ProtoReflectionServiceV1.newInstance())
+                .build()
+                .start();
+        int boundPort = ((InetSocketAddress) grpc.getListenSockets().get(0)).getPort();
+        String shownHost = Optional.ofNullable(advertisedHost).orElse(host);
+        ServerAddress address =
+            new ServerAddress(
+                shownHost, boundPort, ServerAddress.fingerprintOf(identity.certificate().getPublicKey()));
+        return new FerryServer(grpc, health, store, deliveryExecutor, address);
+      } catch (IOException | RuntimeException e) {
+        deliveryExecutor.shutdownNow();
+        store.close();
+        throw e;
+      }
+    }
+
+    private static java.util.concurrent.ThreadFactory daemonThreads(String prefix) {
+      AtomicInteger n = new AtomicInteger();
+      return r -> {
+        Thread t = new Thread(r, prefix + "-" + n.incrementAndGet());
+        t.setDaemon(true);
+        return t;
+      };
+    }
+  }
+}

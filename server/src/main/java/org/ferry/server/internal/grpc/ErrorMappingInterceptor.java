@@ -1,0 +1,60 @@
+package org.ferry.server.internal.grpc;
+
+import io.grpc.ForwardingServerCallListener;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Turns exceptions that escape a service into a status: a {@link StatusRuntimeException}
+ * keeps its status; anything else is logged once here and becomes INTERNAL, without details.
+ */
+public final class ErrorMappingInterceptor implements ServerInterceptor {
+  private static final Logger log = LoggerFactory.getLogger(ErrorMappingInterceptor.class);
+
+  @Override
+  public <Q, R> ServerCall.Listener<Q> interceptCall(
+      ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+    ServerCall.Listener<Q> delegate = next.startCall(call, headers);
+    return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(delegate) {
+      @Override
+      public void onMessage(Q message) {
+        guard(() -> super.onMessage(message));
+      }
+
+      @Override
+      public void onHalfClose() {
+        guard(super::onHalfClose);
+      }
+
+      @Override
+      public void onReady() {
+        guard(super::onReady);
+      }
+
+      private void guard(Runnable r) {
+        try {
+          r.run();
+        } catch (StatusRuntimeException e) {
+          closeQuietly(e.getStatus());
+        } catch (RuntimeException e) {
+          log.error("{} failed", call.getMethodDescriptor().getFullMethodName(), e);
+          closeQuietly(Status.INTERNAL.withDescription("internal server error"));
+        }
+      }
+
+      private void closeQuietly(Status status) {
+        try {
+          call.close(status, new Metadata());
+        } catch (IllegalStateException alreadyClosed) {
+          // The service closed the call before failing; nothing left to tell the client.
+        }
+      }
+    };
+  }
+}

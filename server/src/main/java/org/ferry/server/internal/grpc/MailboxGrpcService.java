@@ -1,0 +1,81 @@
+package org.ferry.server.internal.grpc;
+
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.concurrent.Executor;
+import org.ferry.proto.PaddingBuckets;
+import org.ferry.proto.v1.CreateMailboxRequest;
+import org.ferry.proto.v1.CreateMailboxResponse;
+import org.ferry.proto.v1.MailboxesGrpc;
+import org.ferry.proto.v1.ReceiveRequest;
+import org.ferry.proto.v1.ReceiveResponse;
+import org.ferry.proto.v1.SendRequest;
+import org.ferry.proto.v1.SendResponse;
+import org.ferry.server.internal.mailbox.MailboxId;
+import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.mailbox.QueuedEnvelope;
+
+/** The Mailboxes service: checks the shape of requests and hands them to the manager. */
+public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
+  private final MailboxManager mailboxes;
+  private final Executor deliveryExecutor;
+  private final SecureRandom random;
+
+  public MailboxGrpcService(MailboxManager mailboxes, Executor deliveryExecutor, SecureRandom random) {
+    this.mailboxes = mailboxes;
+    this.deliveryExecutor = deliveryExecutor;
+    this.random = random;
+  }
+
+  @Override
+  public void createMailbox(
+      CreateMailboxRequest request, StreamObserver<CreateMailboxResponse> response) {
+    MailboxId id =
+        mailboxes.create(
+            request.getOwnerKey().toByteArray(), request.getSendCapabilityHash().toByteArray());
+    response.onNext(CreateMailboxResponse.newBuilder().setMailboxId(id.toWire()).build());
+    response.onCompleted();
+  }
+
+  @Override
+  public void send(SendRequest request, StreamObserver<SendResponse> response) {
+    MailboxId id = MailboxId.fromWire(request.getMailboxId());
+    if (request.getSendCapability().size() != 32) {
+      throw GrpcErrors.invalidArgument(
+          "send_capability must be 32 bytes, got %d", request.getSendCapability().size());
+    }
+    if (!request.hasEnvelope()) {
+      throw GrpcErrors.invalidArgument("envelope is required");
+    }
+    int idLength = request.getEnvelope().getId().size();
+    if (idLength != QueuedEnvelope.ENVELOPE_ID_LENGTH) {
+      throw GrpcErrors.invalidArgument("envelope id must be 16 bytes, got %d", idLength);
+    }
+    int bodyLength = request.getEnvelope().getBody().size();
+    if (!PaddingBuckets.isBucketSize(bodyLength)) {
+      throw GrpcErrors.invalidArgument(
+          "envelope body must be one of %s bytes, got %d", PaddingBuckets.SIZES, bodyLength);
+    }
+    mailboxes.send(
+        id,
+        request.getSendCapability().toByteArray(),
+        request.getEnvelope().getId().toByteArray(),
+        request.getEnvelope().getBody().toByteArray(),
+        Duration.ofSeconds(Integer.toUnsignedLong(request.getTtlSeconds())));
+    response.onNext(SendResponse.getDefaultInstance());
+    response.onCompleted();
+  }
+
+  @Override
+  public StreamObserver<ReceiveRequest> receive(StreamObserver<ReceiveResponse> response) {
+    byte[] nonce = new byte[32];
+    random.nextBytes(nonce);
+    ReceiveStream stream =
+        new ReceiveStream(
+            mailboxes, (ServerCallStreamObserver<ReceiveResponse>) response, deliveryExecutor, nonce);
+    stream.start();
+    return stream;
+  }
+}

@@ -1,0 +1,139 @@
+package org.ferry.server.internal.mailbox;
+
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import org.ferry.server.internal.grpc.GrpcErrors;
+import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.internal.util.Bytes;
+
+/** Mailboxes, sends, deliveries and invitations: the rules, independent of gRPC. */
+public final class MailboxManager {
+  public static final Duration MAX_INVITATION_TTL = Duration.ofDays(30);
+  public static final int MAX_INVITATION_BLOB = 8192;
+
+  private final MailboxStore store;
+  private final DeliveryNotifier notifier;
+  private final Clock clock;
+  private final SecureRandom random;
+  private final Duration defaultTtl;
+  private final Object invitationLock = new Object();
+
+  public MailboxManager(
+      MailboxStore store, DeliveryNotifier notifier, Clock clock, SecureRandom random, Duration defaultTtl) {
+    if (defaultTtl.isNegative() || defaultTtl.isZero()) {
+      throw new IllegalArgumentException("default ttl must be positive: " + defaultTtl);
+    }
+    this.store = store;
+    this.notifier = notifier;
+    this.clock = clock;
+    this.random = random;
+    this.defaultTtl = defaultTtl;
+  }
+
+  public MailboxId create(byte[] ownerKey, byte[] sendCapabilityHash) {
+    if (!OwnerSignatures.isValidKey(ownerKey)) {
+      throw GrpcErrors.invalidArgument("owner_key must be a 32-byte Ed25519 public key");
+    }
+    if (sendCapabilityHash.length != 32) {
+      throw GrpcErrors.invalidArgument(
+          "send_capability_hash must be 32 bytes, got %d", sendCapabilityHash.length);
+    }
+    MailboxId id = MailboxId.random(random);
+    store.createMailbox(new MailboxRecord(id, ownerKey, sendCapabilityHash, clock.instant()));
+    return id;
+  }
+
+  public MailboxRecord require(MailboxId id) {
+    return store.mailbox(id).orElseThrow(() -> GrpcErrors.notFound("no such mailbox"));
+  }
+
+  /**
+   * Appends an envelope once the capability checks out; returns after it is durable. A ttl of
+   * zero means the default; longer ones are cut to the default, which is also the maximum.
+   */
+  public void send(MailboxId id, byte[] capability, byte[] envelopeId, byte[] body, Duration ttl) {
+    MailboxRecord mailbox = require(id);
+    if (!MessageDigest.isEqual(Bytes.sha256(capability), mailbox.sendCapabilityHash())) {
+      throw GrpcErrors.permissionDenied("wrong send capability for this mailbox");
+    }
+    Duration effective = ttl.isZero() || ttl.compareTo(defaultTtl) > 0 ? defaultTtl : ttl;
+    store.append(id, envelopeId, body, clock.instant().plus(effective));
+    notifier.notifyNew(id);
+  }
+
+  /** Checks an owner's signature over a receive challenge; UNAUTHENTICATED if it is not. */
+  public void authenticateReceiver(MailboxId id, byte[] challenge, byte[] signature) {
+    MailboxRecord mailbox = require(id);
+    byte[] statement =
+        OwnerSignatures.statement(OwnerSignatures.RECEIVE_CONTEXT, challenge, id.bytes());
+    if (!OwnerSignatures.verify(mailbox.ownerKey(), statement, signature)) {
+      throw GrpcErrors.unauthenticated("bad owner signature for this mailbox");
+    }
+  }
+
+  /**
+   * Up to {@code limit} unexpired envelopes from {@code fromSeq} on, in order. Expired ones met
+   * on the way are deleted.
+   */
+  public List<QueuedEnvelope> pending(MailboxId id, long fromSeq, int limit) {
+    Instant now = clock.instant();
+    List<QueuedEnvelope> batch = store.read(id, fromSeq, limit);
+    batch.stream().filter(e -> e.isExpired(now)).forEach(e -> store.delete(id, e.seq()));
+    return batch.stream().filter(e -> !e.isExpired(now)).toList();
+  }
+
+  /** Removes an envelope its owner has processed. */
+  public void acknowledge(MailboxId id, long seq) {
+    store.delete(id, seq);
+  }
+
+  public DeliveryNotifier.Registration onNew(MailboxId id, Runnable wake) {
+    return notifier.register(id, wake);
+  }
+
+  public void putInvitation(
+      MailboxId id, byte[] fetchTokenHash, byte[] blob, Duration ttl, byte[] signature) {
+    MailboxRecord mailbox = require(id);
+    byte[] ttlBytes = ByteBuffer.allocate(4).putInt((int) ttl.toSeconds()).array();
+    byte[] statement =
+        OwnerSignatures.statement(
+            OwnerSignatures.PUT_INVITATION_CONTEXT,
+            id.bytes(),
+            fetchTokenHash,
+            Bytes.sha256(blob),
+            ttlBytes);
+    if (!OwnerSignatures.verify(mailbox.ownerKey(), statement, signature)) {
+      throw GrpcErrors.unauthenticated("bad owner signature for this mailbox");
+    }
+    synchronized (invitationLock) {
+      store.putInvitation(
+          new InvitationBlob(id, fetchTokenHash, blob, clock.instant().plus(ttl), false));
+    }
+  }
+
+  /** Hands out an invitation's bundle once, and remembers that it did. */
+  public byte[] takeInvitation(MailboxId id, byte[] fetchToken) {
+    synchronized (invitationLock) {
+      InvitationBlob found =
+          store.invitation(id).orElseThrow(() -> GrpcErrors.notFound("no such invitation"));
+      if (found.isExpired(clock.instant())) {
+        store.deleteInvitation(id);
+        throw GrpcErrors.notFound("invitation expired");
+      }
+      if (!MessageDigest.isEqual(Bytes.sha256(fetchToken), found.fetchTokenHash())) {
+        throw GrpcErrors.permissionDenied("wrong fetch token for this invitation");
+      }
+      if (found.taken()) {
+        throw GrpcErrors.notFound("invitation already used");
+      }
+      store.putInvitation(
+          new InvitationBlob(id, found.fetchTokenHash(), new byte[0], found.expiresAt(), true));
+      return found.blob();
+    }
+  }
+}

@@ -1,0 +1,134 @@
+package org.ferry.server.internal.tls;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.math.BigInteger;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.GeneralSecurityException;
+import java.security.KeyFactory;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.PrivateKey;
+import java.security.SecureRandom;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import java.security.spec.ECGenParameterSpec;
+import java.security.spec.PKCS8EncodedKeySpec;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.Date;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.OperatorCreationException;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+
+/**
+ * The server's long-term key (EC P-256) and a self-signed certificate for it. Clients pin the
+ * key's fingerprint, so the certificate's names and dates carry no trust; it exists because
+ * TLS needs one.
+ */
+public record ServerIdentity(PrivateKey privateKey, X509Certificate certificate) {
+  private static final String KEY_FILE = "server-key.pem";
+  private static final String CERT_FILE = "server-cert.pem";
+
+  /** Loads the identity from {@code dir}, or makes and saves one if there is none yet. */
+  public static ServerIdentity loadOrCreate(Path dir, SecureRandom random) throws IOException {
+    Path keyFile = dir.resolve(KEY_FILE);
+    Path certFile = dir.resolve(CERT_FILE);
+    if (Files.exists(keyFile) && Files.exists(certFile)) {
+      return load(keyFile, certFile);
+    }
+    if (Files.exists(keyFile) != Files.exists(certFile)) {
+      throw new IOException(
+          "server identity in " + dir + " is incomplete: one of " + KEY_FILE + " and "
+              + CERT_FILE + " is missing; restore it from backup (a new key would break every client's pin)");
+    }
+    Files.createDirectories(dir);
+    ServerIdentity created = create(random);
+    writePrivate(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
+    try {
+      writePrivate(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
+    } catch (GeneralSecurityException e) {
+      throw new IOException("cannot encode certificate", e);
+    }
+    return created;
+  }
+
+  static ServerIdentity create(SecureRandom random) {
+    try {
+      KeyPairGenerator gen = KeyPairGenerator.getInstance("EC");
+      gen.initialize(new ECGenParameterSpec("secp256r1"), random);
+      KeyPair pair = gen.generateKeyPair();
+      Instant now = Instant.now();
+      X500Name name = new X500Name("CN=ferry-server");
+      X509v3CertificateBuilder builder =
+          new JcaX509v3CertificateBuilder(
+              name,
+              new BigInteger(128, random),
+              Date.from(now.minus(Duration.ofDays(1))),
+              Date.from(now.plus(Duration.ofDays(365 * 100))),
+              name,
+              pair.getPublic());
+      byte[] der =
+          builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(pair.getPrivate())).getEncoded();
+      X509Certificate cert =
+          (X509Certificate)
+              CertificateFactory.getInstance("X.509").generateCertificate(new ByteArrayInputStream(der));
+      return new ServerIdentity(pair.getPrivate(), cert);
+    } catch (GeneralSecurityException | OperatorCreationException | IOException e) {
+      throw new IllegalStateException("cannot create server identity", e);
+    }
+  }
+
+  private static ServerIdentity load(Path keyFile, Path certFile) throws IOException {
+    try {
+      byte[] keyDer = unpem(Files.readString(keyFile, StandardCharsets.US_ASCII), "PRIVATE KEY");
+      PrivateKey key = KeyFactory.getInstance("EC").generatePrivate(new PKCS8EncodedKeySpec(keyDer));
+      X509Certificate cert;
+      try (var in = Files.newInputStream(certFile)) {
+        cert = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);
+      }
+      return new ServerIdentity(key, cert);
+    } catch (GeneralSecurityException | IllegalArgumentException e) {
+      throw new IOException("cannot read server identity from " + keyFile.getParent() + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static String pem(String type, byte[] der) {
+    return "-----BEGIN " + type + "-----\n"
+        + Base64.getMimeEncoder(64, new byte[] {'\n'}).encodeToString(der)
+        + "\n-----END " + type + "-----\n";
+  }
+
+  private static byte[] unpem(String text, String type) {
+    String begin = "-----BEGIN " + type + "-----";
+    String end = "-----END " + type + "-----";
+    int b = text.indexOf(begin);
+    int e = text.indexOf(end);
+    if (b < 0 || e < b) {
+      throw new IllegalArgumentException("not a PEM " + type);
+    }
+    return Base64.getMimeDecoder().decode(text.substring(b + begin.length(), e));
+  }
+
+  /** Writes owner-only, via a temporary file and an atomic rename: never half a key. */
+  private static void writePrivate(Path file, String content) throws IOException {
+    Path tmp = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
+    try {
+      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
+      Files.writeString(tmp, content, StandardCharsets.US_ASCII);
+      try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
+        ch.force(true);
+      }
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+}

@@ -1,0 +1,342 @@
+package org.ferry.sdk;
+
+import com.google.protobuf.ByteString;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.ferry.proto.ServerAddress;
+import org.ferry.proto.local.v1.ContactRecord;
+import org.ferry.proto.local.v1.LocalIdentity;
+import org.ferry.proto.v1.Content;
+import org.ferry.proto.v1.Text;
+import org.ferry.sdk.internal.ClientContext;
+import org.ferry.sdk.internal.LocalIdentityStore;
+import org.ferry.sdk.internal.contacts.ContactBook;
+import org.ferry.sdk.internal.invite.InvitationManager;
+import org.ferry.sdk.internal.messaging.MessageReceiver;
+import org.ferry.sdk.internal.messaging.MessageSender;
+import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.store.LocalStore;
+import org.signal.libsignal.protocol.IdentityKey;
+import org.signal.libsignal.protocol.IdentityKeyPair;
+import org.signal.libsignal.protocol.fingerprint.NumericFingerprintGenerator;
+
+/**
+ * A Ferry user on one device: identity, contacts, sessions and the connection to their home
+ * server. Thread-safe; operations run one at a time.
+ *
+ * <pre>{@code
+ * try (FerryClient alice = FerryClient.builder()
+ *     .dataDirectory(Path.of("alice"))
+ *     .storageKey(keyFromYourKeystore)
+ *     .build()) {
+ *   if (!alice.isInitialized()) {
+ *     alice.initialize(ServerAddress.parse("127.0.0.1:7443#..."));
+ *   }
+ *   Invitation invitation = alice.createInvitation("bob");
+ *   // show invitation.uri() to Bob as a QR code; once he has accepted:
+ *   alice.receive(Duration.ofSeconds(5), message -> show(message));
+ *   alice.send("bob", "hello");
+ * }
+ * }</pre>
+ *
+ * <p>Every method throws {@link FerryException} with a {@link FerryException.Reason} when it
+ * cannot do its job; local state is then as it was, unless the method says otherwise.
+ */
+public final class FerryClient implements AutoCloseable {
+  /** How long an invitation stays valid unless the caller says otherwise. */
+  public static final Duration DEFAULT_INVITATION_VALIDITY = Duration.ofDays(7);
+  /** The longest an invitation may stay valid (servers keep bundles no longer). */
+  public static final Duration MAX_INVITATION_VALIDITY = Duration.ofDays(30);
+
+  private final ClientContext ctx;
+  private final InvitationManager invitations;
+  private final MessageSender sender;
+  private final MessageReceiver receiver;
+
+  private FerryClient(ClientContext ctx) {
+    this.ctx = ctx;
+    this.invitations = new InvitationManager(ctx);
+    this.sender = new MessageSender(ctx);
+    this.receiver = new MessageReceiver(ctx);
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** Whether {@link #initialize} has been called on this data directory. */
+  public synchronized boolean isInitialized() {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      return LocalIdentityStore.load(txn).isPresent();
+    }
+  }
+
+  /**
+   * Creates this user's identity (libsignal identity key pair and registration id) and sets the
+   * home server, after checking that the server answers with the pinned key.
+   *
+   * @throws FerryException ALREADY_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
+   */
+  public synchronized void initialize(ServerAddress homeServer) {
+    Objects.requireNonNull(homeServer, "homeServer");
+    if (isInitialized()) {
+      throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
+          "already initialised with server " + ctx.homeServer().hostPort());
+    }
+    checkServing(homeServer);
+    IdentityKeyPair identity = IdentityKeyPair.generate();
+    int registrationId = 1 + ctx.random().nextInt(16380);
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      LocalIdentityStore.put(txn, LocalIdentity.newBuilder()
+          .setIdentityKeyPair(ByteString.copyFrom(identity.serialize()))
+          .setRegistrationId(registrationId)
+          .setHomeServer(homeServer.toString())
+          .setNextPreKeyId(1)
+          .build());
+      txn.commit();
+    }
+  }
+
+  /** The home server set by {@link #initialize}, if any. */
+  public synchronized Optional<ServerAddress> homeServer() {
+    return isInitialized() ? Optional.of(ctx.homeServer()) : Optional.empty();
+  }
+
+  /** {@link #createInvitation(String, Duration)} valid for {@link #DEFAULT_INVITATION_VALIDITY}. */
+  public Invitation createInvitation(String label) {
+    return createInvitation(label, DEFAULT_INVITATION_VALIDITY);
+  }
+
+  /**
+   * Makes a one-time invitation for the person to be known here as {@code label}. Whoever
+   * accepts it first becomes that contact; its bundle is erased from the server then.
+   *
+   * @param label 1 to 64 letters, digits, '.', '_' or '-'; not already used
+   * @param validity how long it can be accepted, at most {@link #MAX_INVITATION_VALIDITY}
+   * @throws FerryException INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
+   */
+  public synchronized Invitation createInvitation(String label, Duration validity) {
+    if (validity.isNegative() || validity.isZero() || validity.compareTo(MAX_INVITATION_VALIDITY) > 0) {
+      throw new IllegalArgumentException("validity must be positive and at most 30 days: " + validity);
+    }
+    requireInitialized();
+    return invitations.create(label, validity);
+  }
+
+  /**
+   * Accepts an invitation: fetches the inviter's bundle (single use), starts a PQXDH session
+   * and sends our contact card, so that the inviter can answer.
+   *
+   * <p>If the network fails after the invitation was taken, the contact is still added and the
+   * card is sent again before the next {@link #send}; the exception says so.
+   *
+   * @throws FerryException INVALID_INVITATION, INVITATION_EXPIRED, INVITATION_USED,
+   *     INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
+   */
+  public synchronized Contact acceptInvitation(String uri, String label) {
+    Objects.requireNonNull(uri, "uri");
+    requireInitialized();
+    String contactId = invitations.accept(uri, label);
+    try {
+      sender.sendContactCard(contactId);
+    } catch (FerryException e) {
+      throw new FerryException(e.reason(),
+          "contact '" + label + "' added, but the handshake did not reach their server ("
+              + e.getMessage() + "); it is sent again with your next message", e);
+    }
+    return contact(label).orElseThrow();
+  }
+
+  /**
+   * Sends a text message. Returns once the contact's server holds it durably.
+   *
+   * @return the message id (hex), as the recipient will see it
+   * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY, IDENTITY_CHANGED, TOO_LARGE,
+   *     UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these the message was not sent
+   */
+  public synchronized String send(String label, String text) {
+    Objects.requireNonNull(text, "text");
+    requireInitialized();
+    ContactRecord contact;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      contact = ContactBook.require(txn, label);
+    }
+    if (contact.getState() == ContactRecord.State.INVITED) {
+      throw new FerryException(FerryException.Reason.CONTACT_NOT_READY,
+          "'" + label + "' has not accepted your invitation yet; run receive to pick up their answer");
+    }
+    if (contact.getHandshakePending()) {
+      sender.sendContactCard(contact.getId());
+    }
+    byte[] id = sender.send(contact.getId(), Content.newBuilder()
+        .setSentAt(ctx.clock().millis())
+        .setText(Text.newBuilder().setBody(text))
+        .build());
+    return HexFormat.of().formatHex(id);
+  }
+
+  /**
+   * Fetches and processes everything waiting on the home server (handshakes included), handing
+   * each message to {@code listener}, until {@code idleTimeout} passes with nothing new.
+   *
+   * @return how many messages were handed to the listener
+   * @throws FerryException NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; what
+   *     was processed before the failure is kept
+   */
+  public synchronized int receive(Duration idleTimeout, MessageListener listener) {
+    Objects.requireNonNull(listener, "listener");
+    if (idleTimeout.isNegative()) {
+      throw new IllegalArgumentException("idle timeout must not be negative: " + idleTimeout);
+    }
+    requireInitialized();
+    return receiver.receive(idleTimeout, listener);
+  }
+
+  /** All contacts, in the order they were made. */
+  public synchronized List<Contact> contacts() {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      return ContactBook.all(txn).stream()
+          .sorted(java.util.Comparator.comparingLong(ContactRecord::getCreatedAt))
+          .map(c -> toContact(txn, c))
+          .toList();
+    }
+  }
+
+  /** The contact with this label, if any. */
+  public synchronized Optional<Contact> contact(String label) {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      return ContactBook.byLabel(txn, label).map(c -> toContact(txn, c));
+    }
+  }
+
+  private Contact toContact(LocalStore.Txn txn, ContactRecord c) {
+    Contact.State state = switch (c.getState()) {
+      case ESTABLISHED -> Contact.State.ESTABLISHED;
+      default -> ctx.clock().instant().getEpochSecond() >= c.getInvitationExpiresAt()
+          ? Contact.State.INVITATION_EXPIRED
+          : Contact.State.INVITED;
+    };
+    Optional<String> safety = Optional.ofNullable(
+            ctx.protocol(txn).getIdentity(ClientContext.address(c)))
+        .map(remote -> safetyNumber(ctx.identityKeyPair().getPublicKey(), remote));
+    Optional<Instant> last = c.getLastReceivedAt() == 0
+        ? Optional.empty()
+        : Optional.of(Instant.ofEpochSecond(c.getLastReceivedAt()));
+    return new Contact(c.getLabel(), state, safety, last);
+  }
+
+  /**
+   * The safety number of two identity keys: 60 digits in groups of five, the same on both
+   * sides. Compare it in person (or over a trusted call) to rule out a man in the middle.
+   */
+  static String safetyNumber(IdentityKey local, IdentityKey remote) {
+    String digits = new NumericFingerprintGenerator(5200)
+        .createFor(2, local.serialize(), local, remote.serialize(), remote)
+        .getDisplayableFingerprint()
+        .getDisplayText();
+    StringBuilder grouped = new StringBuilder();
+    for (int i = 0; i < digits.length(); i += 5) {
+      if (i > 0) {
+        grouped.append(' ');
+      }
+      grouped.append(digits, i, Math.min(i + 5, digits.length()));
+    }
+    return grouped.toString();
+  }
+
+  private void requireInitialized() {
+    if (!isInitialized()) {
+      throw new FerryException(FerryException.Reason.NOT_INITIALIZED,
+          "not initialised: run init with a server address first");
+    }
+  }
+
+  private void checkServing(ServerAddress server) {
+    try {
+      HealthCheckResponse r = HealthGrpc.newBlockingStub(ctx.net().channel(server))
+          .withDeadlineAfter(ctx.net().callTimeout().toMillis(), TimeUnit.MILLISECONDS)
+          .check(HealthCheckRequest.getDefaultInstance());
+      if (r.getStatus() != HealthCheckResponse.ServingStatus.SERVING) {
+        throw new FerryException(FerryException.Reason.UNREACHABLE,
+            "server " + server.hostPort() + " is not serving (" + r.getStatus() + ")");
+      }
+    } catch (StatusRuntimeException e) {
+      throw ServerConnections.failure(server, e);
+    }
+  }
+
+  /** Closes connections and the local store. */
+  @Override
+  public synchronized void close() {
+    ctx.net().close();
+    ctx.store().close();
+  }
+
+  /** Configures a client; {@link #build()} opens (or creates) its local store. */
+  public static final class Builder {
+    private Path dataDirectory;
+    private byte[] storageKey;
+    private Clock clock = Clock.systemUTC();
+    private Duration callTimeout = Duration.ofSeconds(20);
+
+    private Builder() {}
+
+    /** Required: where the local store lives. Created if missing. */
+    public Builder dataDirectory(Path dataDirectory) {
+      this.dataDirectory = Objects.requireNonNull(dataDirectory, "dataDirectory");
+      return this;
+    }
+
+    /**
+     * Required: the 32-byte key that encrypts the local store. Keep it in the platform's
+     * keystore, or derive it from a passphrase; the same key must be given every time.
+     */
+    public Builder storageKey(byte[] storageKey) {
+      if (storageKey == null || storageKey.length != 32) {
+        throw new IllegalArgumentException("storage key must be 32 bytes");
+      }
+      this.storageKey = storageKey.clone();
+      return this;
+    }
+
+    /** Time source for expiry and timestamps; default the system UTC clock. */
+    public Builder clock(Clock clock) {
+      this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /** Deadline for each request to a server; default 20 seconds. */
+    public Builder callTimeout(Duration callTimeout) {
+      if (callTimeout.isNegative() || callTimeout.isZero()) {
+        throw new IllegalArgumentException("call timeout must be positive: " + callTimeout);
+      }
+      this.callTimeout = callTimeout;
+      return this;
+    }
+
+    /**
+     * Opens the client.
+     *
+     * @throws FerryException STORAGE if the store cannot be opened (wrong key, in use)
+     */
+    public FerryClient build() {
+      if (dataDirectory == null || storageKey == null) {
+        throw new IllegalStateException("dataDirectory and storageKey are required");
+      }
+      LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
+      return new FerryClient(new ClientContext(store, new ServerConnections(callTimeout), clock, new SecureRandom()));
+    }
+  }
+}

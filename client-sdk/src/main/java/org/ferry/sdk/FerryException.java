@@ -1,0 +1,63 @@
+package org.ferry.sdk;
+
+/**
+ * Something the SDK could not do, with a {@link Reason} an app can act on and a message a
+ * person can read. Whenever this is thrown, local state is as it was before the call, except
+ * where a method's documentation says otherwise.
+ */
+public final class FerryException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  /** Why an operation failed. */
+  public enum Reason {
+    /** The server could not be reached (network, censorship, server down). Try again later. */
+    UNREACHABLE,
+    /**
+     * The server presented a different key than the one pinned in its address. It may be an
+     * impersonation: do not retry blindly; get the address again through a trusted channel.
+     */
+    SERVER_KEY_MISMATCH,
+    /** The server refused the request (the message says why). */
+    REJECTED,
+    /** The invitation is malformed or not a Ferry invitation. */
+    INVALID_INVITATION,
+    /** The invitation has expired; ask for a new one. */
+    INVITATION_EXPIRED,
+    /** Somebody already used this invitation; if it was not you, it may have been intercepted. */
+    INVITATION_USED,
+    /** No contact has that label. */
+    UNKNOWN_CONTACT,
+    /** A contact with that label exists already, or the label is not allowed. */
+    INVALID_LABEL,
+    /**
+     * The contact's identity key changed since it was first seen. Sending is blocked until the
+     * user verifies the new safety number.
+     */
+    IDENTITY_CHANGED,
+    /** The contact cannot be sent to yet (they have not answered the invitation). */
+    CONTACT_NOT_READY,
+    /** The client has not been initialised with {@code initialize}, or was initialised already. */
+    NOT_INITIALIZED,
+    ALREADY_INITIALIZED,
+    /** The local store could not be opened or written (wrong key, in use, disk). */
+    STORAGE,
+    /** The message is too large for one envelope. */
+    TOO_LARGE,
+  }
+
+  private final Reason reason;
+
+  public FerryException(Reason reason, String message) {
+    super(message);
+    this.reason = reason;
+  }
+
+  public FerryException(Reason reason, String message, Throwable cause) {
+    super(message, cause);
+    this.reason = reason;
+  }
+
+  public Reason reason() {
+    return reason;
+  }
+}

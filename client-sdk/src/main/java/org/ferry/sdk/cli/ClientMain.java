@@ -1,0 +1,266 @@
+package org.ferry.sdk.cli;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import org.ferry.proto.ServerAddress;
+import org.ferry.sdk.Contact;
+import org.ferry.sdk.FerryClient;
+import org.ferry.sdk.FerryException;
+import org.ferry.sdk.Invitation;
+import org.ferry.sdk.MessageListener;
+import org.ferry.sdk.ReceivedMessage;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * {@code ferry client}: the SDK on the command line. Output meant for scripts goes to stdout;
+ * everything else, errors included (one line each), to stderr.
+ */
+@Command(
+    name = "ferry client",
+    mixinStandardHelpOptions = true,
+    description = "A Ferry user on the command line.",
+    subcommands = {
+      ClientMain.Init.class,
+      ClientMain.Invite.class,
+      ClientMain.Accept.class,
+      ClientMain.Send.class,
+      ClientMain.Receive.class,
+      ClientMain.Contacts.class,
+    })
+public final class ClientMain {
+  @Option(names = "--data", defaultValue = "./ferry-data/client", scope = CommandLine.ScopeType.INHERIT,
+      description = "Data directory; default ${DEFAULT-VALUE}.")
+  Path data;
+
+  public static void main(String[] args) {
+    // The command line's own logging: warnings and errors only, on stderr, no names.
+    setIfAbsent("org.slf4j.simpleLogger.logFile", "System.err");
+    setIfAbsent("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+    setIfAbsent("org.slf4j.simpleLogger.showThreadName", "false");
+    setIfAbsent("org.slf4j.simpleLogger.log.io.grpc", "error");
+    setIfAbsent("org.slf4j.simpleLogger.log.io.netty", "error");
+    System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+  }
+
+  private static void setIfAbsent(String key, String value) {
+    if (System.getProperty(key) == null) {
+      System.setProperty(key, value);
+    }
+  }
+
+  /** Runs one command; returns the exit code. Visible for tests that drive the CLI in-process. */
+  public static int run(String[] args, PrintWriter out, PrintWriter err) {
+    CommandLine cli = new CommandLine(new ClientMain());
+    cli.setOut(out);
+    cli.setErr(err);
+    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+      if (e instanceof FerryException fe) {
+        err.println("ferry client: " + fe.getMessage());
+        return 1;
+      }
+      if (e instanceof IllegalArgumentException) {
+        err.println("ferry client: " + e.getMessage());
+        return 2;
+      }
+      throw e;
+    });
+    return cli.execute(args);
+  }
+
+  private static Optional<String> passphrase() {
+    return Optional.ofNullable(System.getenv(CliStorageKey.PASSPHRASE_ENV)).filter(p -> !p.isEmpty());
+  }
+
+  FerryClient open() throws Exception {
+    byte[] key = CliStorageKey.load(data, passphrase());
+    return FerryClient.builder().dataDirectory(data).storageKey(key).build();
+  }
+
+  /** Makes a string from the network safe for one terminal line. */
+  static String printable(String s) {
+    StringBuilder b = new StringBuilder(s.length());
+    s.codePoints().forEach(cp -> {
+      if (cp == '\\') {
+        b.append("\\\\");
+      } else if (cp == '\n') {
+        b.append("\\n");
+      } else if (Character.isISOControl(cp) || Character.getType(cp) == Character.FORMAT) {
+        b.append(String.format("\\u%04x", cp));
+      } else {
+        b.appendCodePoint(cp);
+      }
+    });
+    return b.toString();
+  }
+
+  @Command(name = "init", description = "Creates this user's identity on a home server.")
+  static final class Init implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--server", required = true, description = "Home server address, HOST:PORT#FINGERPRINT.")
+    String server;
+
+    @Override
+    public Integer call() throws Exception {
+      ServerAddress address = ServerAddress.parse(server);
+      if (CliStorageKey.exists(parent.data)) {
+        throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
+            "a Ferry client already lives in " + parent.data);
+      }
+      Path store = parent.data.resolve("store");
+      boolean dataExisted = java.nio.file.Files.exists(parent.data);
+      boolean storeExisted = java.nio.file.Files.exists(store);
+      byte[] key = CliStorageKey.create(parent.data, passphrase());
+      try (FerryClient client = FerryClient.builder().dataDirectory(parent.data).storageKey(key).build()) {
+        client.initialize(address);
+      } catch (FerryException e) {
+        // Undo exactly what init made, so that it can simply be run again.
+        CliStorageKey.delete(parent.data);
+        if (!storeExisted) {
+          deleteRecursively(store);
+        }
+        if (!dataExisted) {
+          java.nio.file.Files.deleteIfExists(parent.data);
+        }
+        throw e;
+      }
+      spec.commandLine().getErr().println(CliStorageKey.protectionNote(parent.data));
+      spec.commandLine().getOut().println("initialised with server " + address.hostPort());
+      return 0;
+    }
+
+    private static void deleteRecursively(Path dir) throws java.io.IOException {
+      if (!java.nio.file.Files.exists(dir)) {
+        return;
+      }
+      try (var paths = java.nio.file.Files.walk(dir)) {
+        for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          java.nio.file.Files.deleteIfExists(p);
+        }
+      }
+    }
+  }
+
+  @Command(name = "invite", description = "Prints a one-time invitation URI for a new contact.")
+  static final class Invite implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--name", required = true, description = "Label for the person you invite.")
+    String name;
+
+    @Option(names = "--valid-for", defaultValue = "7", description = "Days the invitation stays valid (1-30); default ${DEFAULT-VALUE}.")
+    int days;
+
+    @Override
+    public Integer call() throws Exception {
+      if (days < 1 || days > 30) {
+        throw new IllegalArgumentException("--valid-for must be 1 to 30 days: " + days);
+      }
+      try (FerryClient client = parent.open()) {
+        Invitation invitation = client.createInvitation(name, Duration.ofDays(days));
+        spec.commandLine().getOut().println(invitation.uri());
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "accept", description = "Accepts an invitation and starts the session.")
+  static final class Accept implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "URI", description = "The ferry:invite/... URI.")
+    String uri;
+
+    @Option(names = "--name", required = true, description = "Label for the person who invited you.")
+    String name;
+
+    @Override
+    public Integer call() throws Exception {
+      try (FerryClient client = parent.open()) {
+        Contact contact = client.acceptInvitation(uri, name);
+        spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
+            + contact.safetyNumber().orElse("(none yet)"));
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "send", description = "Sends a message; exits 0 once the server holds it durably.")
+  static final class Send implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "LABEL") String label;
+    @Parameters(index = "1", paramLabel = "TEXT") String text;
+
+    @Override
+    public Integer call() throws Exception {
+      try (FerryClient client = parent.open()) {
+        client.send(label, text);
+        spec.commandLine().getErr().println("sent to " + label);
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "receive", description = "Fetches and prints waiting messages, one 'LABEL: TEXT' line each.")
+  static final class Receive implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--timeout", defaultValue = "5",
+        description = "Seconds to wait with nothing new before exiting; default ${DEFAULT-VALUE}.")
+    double seconds;
+
+    @Override
+    public Integer call() throws Exception {
+      if (seconds < 0 || seconds > 86_400) {
+        throw new IllegalArgumentException("--timeout must be 0 to 86400 seconds: " + seconds);
+      }
+      PrintWriter out = spec.commandLine().getOut();
+      PrintWriter err = spec.commandLine().getErr();
+      try (FerryClient client = parent.open()) {
+        client.receive(Duration.ofMillis((long) (seconds * 1000)), new MessageListener() {
+          @Override
+          public void onMessage(ReceivedMessage m) {
+            out.println(m.contactLabel() + ": " + printable(m.text()));
+            out.flush();
+          }
+
+          @Override
+          public void onContactEstablished(String label) {
+            err.println(label + " accepted your invitation");
+          }
+        });
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.")
+  static final class Contacts implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      try (FerryClient client = parent.open()) {
+        for (Contact c : client.contacts()) {
+          spec.commandLine().getOut().println(c.label() + "\t" + c.state().name().toLowerCase(java.util.Locale.ROOT)
+              + "\t" + c.safetyNumber().orElse("-"));
+        }
+      }
+      return 0;
+    }
+  }
+}

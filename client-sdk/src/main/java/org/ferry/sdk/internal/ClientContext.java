@@ -1,0 +1,109 @@
+package org.ferry.sdk.internal;
+
+import com.google.protobuf.ByteString;
+import io.grpc.StatusRuntimeException;
+import java.security.KeyPair;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.concurrent.TimeUnit;
+import org.ferry.proto.ServerAddress;
+import org.ferry.proto.local.v1.ContactRecord;
+import org.ferry.proto.local.v1.LocalIdentity;
+import org.ferry.proto.local.v1.OwnedMailbox;
+import org.ferry.proto.v1.CreateMailboxRequest;
+import org.ferry.proto.v1.InvitationsGrpc;
+import org.ferry.proto.v1.MailboxesGrpc;
+import org.ferry.sdk.internal.crypto.Kdf;
+import org.ferry.sdk.internal.crypto.OwnerKeys;
+import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.signal.ProtocolStore;
+import org.ferry.sdk.internal.store.LocalStore;
+import org.signal.libsignal.protocol.IdentityKeyPair;
+import org.signal.libsignal.protocol.SignalProtocolAddress;
+import org.signal.libsignal.protocol.ecc.ECKeyPair;
+
+/** What the SDK's parts share once a client is initialised. */
+public record ClientContext(
+    LocalStore store,
+    ServerConnections net,
+    Clock clock,
+    SecureRandom random) {
+
+  public static final int DEVICE_ID = 1;
+
+  /** Our identity record as committed now. */
+  public LocalIdentity identity() {
+    try (LocalStore.Txn txn = store.begin()) {
+      return LocalIdentityStore.require(txn);
+    }
+  }
+
+  public IdentityKeyPair identityKeyPair() {
+    try {
+      return new IdentityKeyPair(identity().getIdentityKeyPair().toByteArray());
+    } catch (org.signal.libsignal.protocol.InvalidKeyException e) {
+      throw new IllegalStateException("stored identity key is unreadable", e);
+    }
+  }
+
+  public ServerAddress homeServer() {
+    return ServerAddress.parse(identity().getHomeServer());
+  }
+
+  public ProtocolStore protocol(LocalStore.Txn txn) {
+    LocalIdentity id = LocalIdentityStore.require(txn);
+    try {
+      return new ProtocolStore(txn, new IdentityKeyPair(id.getIdentityKeyPair().toByteArray()), id.getRegistrationId());
+    } catch (org.signal.libsignal.protocol.InvalidKeyException e) {
+      throw new IllegalStateException("stored identity key is unreadable", e);
+    }
+  }
+
+  /** The libsignal address of a contact: its random local id, so labels can change freely. */
+  public static SignalProtocolAddress address(ContactRecord contact) {
+    return new SignalProtocolAddress(contact.getId(), DEVICE_ID);
+  }
+
+  public byte[] randomBytes(int n) {
+    byte[] b = new byte[n];
+    random.nextBytes(b);
+    return b;
+  }
+
+  public MailboxesGrpc.MailboxesBlockingStub mailboxes(ServerAddress server) {
+    return MailboxesGrpc.newBlockingStub(net.channel(server))
+        .withDeadlineAfter(net.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  public InvitationsGrpc.InvitationsBlockingStub invitations(ServerAddress server) {
+    return InvitationsGrpc.newBlockingStub(net.channel(server))
+        .withDeadlineAfter(net.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * Creates a mailbox on our home server, owned by a fresh key, accepting senders who hold
+   * {@code sendCapability}. Nothing is stored locally: the caller keeps the result.
+   */
+  public OwnedMailbox createMailbox(byte[] sendCapability) {
+    ServerAddress home = homeServer();
+    KeyPair owner = OwnerKeys.generate();
+    ECKeyPair seal = ECKeyPair.generate();
+    try {
+      byte[] id = mailboxes(home)
+          .createMailbox(CreateMailboxRequest.newBuilder()
+              .setOwnerKey(ByteString.copyFrom(OwnerKeys.rawPublicKey(owner)))
+              .setSendCapabilityHash(ByteString.copyFrom(Kdf.sha256(sendCapability)))
+              .build())
+          .getMailboxId()
+          .toByteArray();
+      return OwnedMailbox.newBuilder()
+          .setServer(home.toString())
+          .setMailboxId(ByteString.copyFrom(id))
+          .setOwnerPrivateKey(ByteString.copyFrom(owner.getPrivate().getEncoded()))
+          .setSealPrivateKey(ByteString.copyFrom(seal.getPrivateKey().serialize()))
+          .build();
+    } catch (StatusRuntimeException e) {
+      throw ServerConnections.failure(home, e);
+    }
+  }
+}

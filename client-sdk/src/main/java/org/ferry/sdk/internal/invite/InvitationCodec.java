@@ -1,0 +1,89 @@
+package org.ferry.sdk.internal.invite;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import java.time.Instant;
+import java.util.Base64;
+import org.ferry.proto.ServerAddress;
+import org.ferry.proto.v1.InvitationCode;
+import org.ferry.sdk.FerryException;
+import org.ferry.sdk.internal.crypto.Kdf;
+
+/**
+ * The invitation URI, {@code ferry:invite/<base64url(InvitationCode)>}, and the keys derived
+ * from its secret. Only the URI's holder can fetch and read the bundle and send to the
+ * invitation's mailbox; the server sees only hashes of what it needs to check.
+ */
+public final class InvitationCodec {
+  public static final String PREFIX = "ferry:invite/";
+  static final int VERSION = 1;
+
+  private InvitationCodec() {}
+
+  /** A parsed, well-formed invitation. */
+  public record Parsed(ServerAddress server, byte[] mailboxId, byte[] secret, Instant expiresAt) {
+    public byte[] bundleKey() {
+      return Kdf.derive(secret, "ferry.v1.invite.bundle-key", 32);
+    }
+
+    public byte[] fetchToken() {
+      return Kdf.derive(secret, "ferry.v1.invite.fetch-token", 32);
+    }
+
+    public byte[] sendCapability() {
+      return sendCapabilityOf(secret);
+    }
+  }
+
+  /** The send capability of an invitation's mailbox, derived from its secret. */
+  public static byte[] sendCapabilityOf(byte[] secret) {
+    return Kdf.derive(secret, "ferry.v1.invite.send-capability", 32);
+  }
+
+  public static String encode(Parsed invitation) {
+    InvitationCode code =
+        InvitationCode.newBuilder()
+            .setVersion(VERSION)
+            .setServer(invitation.server().toString())
+            .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
+            .setSecret(ByteString.copyFrom(invitation.secret()))
+            .setExpiresAt(invitation.expiresAt().getEpochSecond())
+            .build();
+    return PREFIX + Base64.getUrlEncoder().withoutPadding().encodeToString(code.toByteArray());
+  }
+
+  /** Parses a URI; throws INVALID_INVITATION saying what is wrong. Does not check expiry. */
+  public static Parsed parse(String uri) {
+    String text = uri.trim();
+    if (!text.startsWith(PREFIX)) {
+      throw invalid("it does not start with " + PREFIX);
+    }
+    InvitationCode code;
+    try {
+      code = InvitationCode.parseFrom(Base64.getUrlDecoder().decode(text.substring(PREFIX.length())));
+    } catch (IllegalArgumentException | InvalidProtocolBufferException e) {
+      throw invalid("it is damaged (was it copied whole?)");
+    }
+    if (code.getVersion() != VERSION) {
+      throw invalid("it is version " + code.getVersion() + "; this client reads version " + VERSION);
+    }
+    if (code.getMailboxId().size() != 32 || code.getSecret().size() != 32 || code.getExpiresAt() <= 0) {
+      throw invalid("it is incomplete");
+    }
+    ServerAddress server;
+    try {
+      server = ServerAddress.parse(code.getServer());
+    } catch (IllegalArgumentException e) {
+      throw invalid("its server address is malformed");
+    }
+    return new Parsed(
+        server,
+        code.getMailboxId().toByteArray(),
+        code.getSecret().toByteArray(),
+        Instant.ofEpochSecond(code.getExpiresAt()));
+  }
+
+  private static FerryException invalid(String why) {
+    return new FerryException(FerryException.Reason.INVALID_INVITATION, "not a valid Ferry invitation: " + why);
+  }
+}

@@ -1,0 +1,260 @@
+package org.ferry.sdk.internal.invite;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.KeyPair;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HexFormat;
+import javax.crypto.AEADBadTagException;
+import org.ferry.proto.ServerAddress;
+import org.ferry.proto.local.v1.ContactRecord;
+import org.ferry.proto.local.v1.LocalIdentity;
+import org.ferry.proto.local.v1.OwnedMailbox;
+import org.ferry.proto.v1.InvitationBundle;
+import org.ferry.proto.v1.MailboxAddress;
+import org.ferry.proto.v1.PutInvitationRequest;
+import org.ferry.proto.v1.TakeInvitationRequest;
+import org.ferry.sdk.FerryException;
+import org.ferry.sdk.Invitation;
+import org.ferry.sdk.internal.ClientContext;
+import org.ferry.sdk.internal.LocalIdentityStore;
+import org.ferry.sdk.internal.contacts.ContactBook;
+import org.ferry.sdk.internal.crypto.AesGcm;
+import org.ferry.sdk.internal.crypto.Kdf;
+import org.ferry.sdk.internal.crypto.OwnerKeys;
+import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.signal.ProtocolStore;
+import org.ferry.sdk.internal.store.LocalStore;
+import org.signal.libsignal.protocol.IdentityKey;
+import org.signal.libsignal.protocol.IdentityKeyPair;
+import org.signal.libsignal.protocol.InvalidKeyException;
+import org.signal.libsignal.protocol.SessionBuilder;
+import org.signal.libsignal.protocol.UntrustedIdentityException;
+import org.signal.libsignal.protocol.ecc.ECKeyPair;
+import org.signal.libsignal.protocol.ecc.ECPrivateKey;
+import org.signal.libsignal.protocol.ecc.ECPublicKey;
+import org.signal.libsignal.protocol.kem.KEMKeyPair;
+import org.signal.libsignal.protocol.kem.KEMKeyType;
+import org.signal.libsignal.protocol.kem.KEMPublicKey;
+import org.signal.libsignal.protocol.state.KyberPreKeyRecord;
+import org.signal.libsignal.protocol.state.PreKeyBundle;
+import org.signal.libsignal.protocol.state.PreKeyRecord;
+import org.signal.libsignal.protocol.state.SignedPreKeyRecord;
+
+/**
+ * Making and accepting one-time invitations.
+ *
+ * <p>Inviting: a fresh mailbox whose send capability derives from the invitation secret, a
+ * fresh set of prekeys (signed, Kyber, one-time), and the bundle, encrypted under a key that
+ * derives from the same secret, left on our server. Accepting: our own fresh mailbox, the
+ * bundle (taken, so nobody else can), a PQXDH session from it, and our contact card as the
+ * first message.
+ */
+public final class InvitationManager {
+  private static final String BUNDLE_AAD = "ferry.v1.invite.bundle";
+  private static final int MAX_PRE_KEY_ID = 0xFFFFFF;
+
+  private final ClientContext ctx;
+
+  public InvitationManager(ClientContext ctx) {
+    this.ctx = ctx;
+  }
+
+  public Invitation create(String label, Duration validity) {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactBook.checkNewLabel(txn, label);
+    }
+    ServerAddress home = ctx.homeServer();
+    Instant expiresAt = ctx.clock().instant().plus(validity).truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
+    byte[] secret = ctx.randomBytes(32);
+    OwnedMailbox inbox = ctx.createMailbox(InvitationCodec.sendCapabilityOf(secret));
+    byte[] mailboxId = inbox.getMailboxId().toByteArray();
+    InvitationCodec.Parsed invitation = new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt);
+
+    IdentityKeyPair identity = ctx.identityKeyPair();
+    LocalIdentity local = ctx.identity();
+    int base = (int) (local.getNextPreKeyId() % (MAX_PRE_KEY_ID - 3)) + 1;
+    long now = ctx.clock().millis();
+    ECKeyPair signed = ECKeyPair.generate();
+    SignedPreKeyRecord signedRecord = new SignedPreKeyRecord(
+        base, now, signed, identity.getPrivateKey().calculateSignature(signed.getPublicKey().serialize()));
+    KEMKeyPair kyber = KEMKeyPair.generate(KEMKeyType.KYBER_1024);
+    KyberPreKeyRecord kyberRecord = new KyberPreKeyRecord(
+        base + 1, now, kyber, identity.getPrivateKey().calculateSignature(kyber.getPublicKey().serialize()));
+    ECKeyPair oneTime = ECKeyPair.generate();
+    PreKeyRecord oneTimeRecord = new PreKeyRecord(base + 2, oneTime);
+    ECPublicKey sealPublic;
+    try {
+      sealPublic = new ECPrivateKey(inbox.getSealPrivateKey().toByteArray()).publicKey();
+    } catch (InvalidKeyException e) {
+      throw new IllegalStateException("fresh seal key is unreadable", e);
+    }
+    InvitationBundle bundle = InvitationBundle.newBuilder()
+        .setIdentityKey(ByteString.copyFrom(identity.getPublicKey().serialize()))
+        .setRegistrationId(local.getRegistrationId())
+        .setDeviceId(ClientContext.DEVICE_ID)
+        .setPreKeyId(oneTimeRecord.getId())
+        .setPreKey(ByteString.copyFrom(oneTime.getPublicKey().serialize()))
+        .setSignedPreKeyId(signedRecord.getId())
+        .setSignedPreKey(ByteString.copyFrom(signed.getPublicKey().serialize()))
+        .setSignedPreKeySignature(ByteString.copyFrom(signedRecord.getSignature()))
+        .setKyberPreKeyId(kyberRecord.getId())
+        .setKyberPreKey(ByteString.copyFrom(kyber.getPublicKey().serialize()))
+        .setKyberPreKeySignature(ByteString.copyFrom(kyberRecord.getSignature()))
+        .setSealKey(ByteString.copyFrom(sealPublic.serialize()))
+        .build();
+    byte[] blob = AesGcm.encrypt(invitation.bundleKey(), bundle.toByteArray(), bundleAad(mailboxId));
+    byte[] fetchTokenHash = Kdf.sha256(invitation.fetchToken());
+    int ttl = (int) Math.max(1, Duration.between(ctx.clock().instant(), expiresAt).toSeconds());
+    byte[] signature = OwnerKeys.sign(
+        OwnerKeys.privateKey(inbox.getOwnerPrivateKey().toByteArray()),
+        OwnerKeys.PUT_INVITATION_CONTEXT,
+        mailboxId, fetchTokenHash, Kdf.sha256(blob), ByteBuffer.allocate(4).putInt(ttl).array());
+    try {
+      ctx.invitations(home).putInvitation(PutInvitationRequest.newBuilder()
+          .setMailboxId(inbox.getMailboxId())
+          .setFetchTokenHash(ByteString.copyFrom(fetchTokenHash))
+          .setBlob(ByteString.copyFrom(blob))
+          .setTtlSeconds(ttl)
+          .setSignature(ByteString.copyFrom(signature))
+          .build());
+    } catch (StatusRuntimeException e) {
+      throw ServerConnections.failure(home, e);
+    }
+
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ProtocolStore store = ctx.protocol(txn);
+      store.storeSignedPreKey(signedRecord.getId(), signedRecord);
+      store.storeKyberPreKey(kyberRecord.getId(), kyberRecord);
+      store.storePreKey(oneTimeRecord.getId(), oneTimeRecord);
+      ContactBook.put(txn, ContactRecord.newBuilder()
+          .setId(newContactId())
+          .setLabel(label)
+          .setState(ContactRecord.State.INVITED)
+          .setInbox(inbox)
+          .setInboxSendCapability(ByteString.copyFrom(invitation.sendCapability()))
+          .setInvitationExpiresAt(expiresAt.getEpochSecond())
+          .setCreatedAt(ctx.clock().instant().getEpochSecond())
+          .build());
+      LocalIdentityStore.put(txn, local.toBuilder().setNextPreKeyId(base + 3).build());
+      txn.commit();
+    }
+    return new Invitation(label, InvitationCodec.encode(invitation), expiresAt);
+  }
+
+  /**
+   * Accepts an invitation. Returns the new contact's id; the caller sends the contact card
+   * (see {@code MessageSender#sendContactCard}).
+   */
+  public String accept(String uri, String label) {
+    InvitationCodec.Parsed invitation = InvitationCodec.parse(uri);
+    if (!ctx.clock().instant().isBefore(invitation.expiresAt())) {
+      throw new FerryException(
+          FerryException.Reason.INVITATION_EXPIRED,
+          "this invitation expired at " + invitation.expiresAt() + "; ask for a new one");
+    }
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactBook.checkNewLabel(txn, label);
+      if (ContactBook.byInbox(txn, invitation.mailboxId()).isPresent()) {
+        throw new FerryException(
+            FerryException.Reason.INVALID_INVITATION, "this is one of your own invitations");
+      }
+    }
+    // Our mailbox first: if our server is unreachable, the invitation stays unused.
+    byte[] ourCapability = ctx.randomBytes(32);
+    OwnedMailbox inbox = ctx.createMailbox(ourCapability);
+
+    byte[] blob = take(invitation);
+    InvitationBundle bundle;
+    try {
+      bundle = InvitationBundle.parseFrom(
+          AesGcm.decrypt(invitation.bundleKey(), blob, bundleAad(invitation.mailboxId())));
+    } catch (AEADBadTagException | InvalidProtocolBufferException e) {
+      throw new FerryException(
+          FerryException.Reason.INVALID_INVITATION, "the invitation's bundle does not decrypt: it was tampered with", e);
+    }
+
+    String contactId = newContactId();
+    ContactRecord contact = ContactRecord.newBuilder()
+        .setId(contactId)
+        .setLabel(label)
+        .setState(ContactRecord.State.ESTABLISHED)
+        .setInbox(inbox)
+        .setInboxSendCapability(ByteString.copyFrom(ourCapability))
+        .setOutbox(MailboxAddress.newBuilder()
+            .setServer(invitation.server().toString())
+            .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
+            .setSendCapability(ByteString.copyFrom(invitation.sendCapability()))
+            .setSealKey(bundle.getSealKey()))
+        .setHandshakePending(true)
+        .setCreatedAt(ctx.clock().instant().getEpochSecond())
+        .build();
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      new SessionBuilder(ctx.protocol(txn), ClientContext.address(contact))
+          .process(preKeyBundle(bundle), ctx.clock().instant());
+      new ECPublicKey(bundle.getSealKey().toByteArray());
+      ContactBook.put(txn, contact);
+      txn.commit();
+    } catch (InvalidKeyException | UntrustedIdentityException e) {
+      throw new FerryException(
+          FerryException.Reason.INVALID_INVITATION, "the invitation's keys are invalid: " + e.getMessage(), e);
+    }
+    return contactId;
+  }
+
+  private byte[] take(InvitationCodec.Parsed invitation) {
+    try {
+      return ctx.invitations(invitation.server())
+          .takeInvitation(TakeInvitationRequest.newBuilder()
+              .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
+              .setFetchToken(ByteString.copyFrom(invitation.fetchToken()))
+              .build())
+          .getBlob()
+          .toByteArray();
+    } catch (StatusRuntimeException e) {
+      Status s = e.getStatus();
+      String desc = String.valueOf(s.getDescription());
+      if (s.getCode() == Status.Code.NOT_FOUND && desc.contains("already used")) {
+        throw new FerryException(FerryException.Reason.INVITATION_USED,
+            "this invitation was already used; if not by you, it may have been intercepted: tell its sender", e);
+      }
+      if (s.getCode() == Status.Code.NOT_FOUND && desc.contains("expired")) {
+        throw new FerryException(FerryException.Reason.INVITATION_EXPIRED, "this invitation expired; ask for a new one", e);
+      }
+      if (s.getCode() == Status.Code.NOT_FOUND || s.getCode() == Status.Code.PERMISSION_DENIED) {
+        throw new FerryException(FerryException.Reason.INVALID_INVITATION,
+            "the inviter's server does not know this invitation", e);
+      }
+      throw ServerConnections.failure(invitation.server(), e);
+    }
+  }
+
+  private static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
+    return new PreKeyBundle(
+        b.getRegistrationId(),
+        b.getDeviceId(),
+        b.getPreKeyId(),
+        new ECPublicKey(b.getPreKey().toByteArray()),
+        b.getSignedPreKeyId(),
+        new ECPublicKey(b.getSignedPreKey().toByteArray()),
+        b.getSignedPreKeySignature().toByteArray(),
+        new IdentityKey(b.getIdentityKey().toByteArray()),
+        b.getKyberPreKeyId(),
+        new KEMPublicKey(b.getKyberPreKey().toByteArray()),
+        b.getKyberPreKeySignature().toByteArray());
+  }
+
+  private static byte[] bundleAad(byte[] mailboxId) {
+    byte[] label = BUNDLE_AAD.getBytes(StandardCharsets.US_ASCII);
+    return ByteBuffer.allocate(label.length + mailboxId.length).put(label).put(mailboxId).array();
+  }
+
+  private String newContactId() {
+    return HexFormat.of().formatHex(ctx.randomBytes(16));
+  }
+}

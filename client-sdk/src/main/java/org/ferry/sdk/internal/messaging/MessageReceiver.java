@@ -1,0 +1,307 @@
+package org.ferry.sdk.internal.messaging;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.ferry.proto.ServerAddress;
+import org.ferry.proto.local.v1.ContactRecord;
+import org.ferry.proto.local.v1.InboxMessage;
+import org.ferry.proto.v1.Ack;
+import org.ferry.proto.v1.Content;
+import org.ferry.proto.v1.Delivery;
+import org.ferry.proto.v1.MailboxAddress;
+import org.ferry.proto.v1.MailboxesGrpc;
+import org.ferry.proto.v1.ReceiveRequest;
+import org.ferry.proto.v1.ReceiveResponse;
+import org.ferry.proto.v1.Subscribe;
+import org.ferry.sdk.FerryException;
+import org.ferry.sdk.MessageListener;
+import org.ferry.sdk.ReceivedMessage;
+import org.ferry.sdk.internal.ClientContext;
+import org.ferry.sdk.internal.contacts.ContactBook;
+import org.ferry.sdk.internal.crypto.EnvelopeSealer;
+import org.ferry.sdk.internal.crypto.OwnerKeys;
+import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.store.LocalStore;
+import org.signal.libsignal.protocol.DuplicateMessageException;
+import org.signal.libsignal.protocol.InvalidKeyException;
+import org.signal.libsignal.protocol.InvalidKeyIdException;
+import org.signal.libsignal.protocol.InvalidMessageException;
+import org.signal.libsignal.protocol.InvalidVersionException;
+import org.signal.libsignal.protocol.LegacyMessageException;
+import org.signal.libsignal.protocol.NoSessionException;
+import org.signal.libsignal.protocol.SessionCipher;
+import org.signal.libsignal.protocol.UntrustedIdentityException;
+import org.signal.libsignal.protocol.ecc.ECPrivateKey;
+import org.signal.libsignal.protocol.ecc.ECPublicKey;
+import org.signal.libsignal.protocol.message.CiphertextMessage;
+import org.signal.libsignal.protocol.message.PreKeySignalMessage;
+import org.signal.libsignal.protocol.message.SignalMessage;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Fetches what waits in our mailboxes and processes it.
+ *
+ * <p>Each delivery is handled in one local transaction: the envelope id (for de-duplication),
+ * the session's ratchet step, contact changes and the decrypted message in the local inbox are
+ * committed together. Only then is the delivery acknowledged, so the server deletes nothing we
+ * have not kept; and only then is the message handed to the app, from the local inbox, which
+ * forgets it once the app's listener returns.
+ *
+ * <p>Envelopes that cannot be opened or decrypted (strangers, replays, damaged data) are
+ * dropped and acknowledged, so they cannot block the mailbox.
+ */
+public final class MessageReceiver {
+  private static final Logger log = LoggerFactory.getLogger(MessageReceiver.class);
+  private static final String SEEN = "seen/";
+  private static final String INBOX = "inbox/";
+
+  private final ClientContext ctx;
+
+  public MessageReceiver(ClientContext ctx) {
+    this.ctx = ctx;
+  }
+
+  private sealed interface Event permits Challenge, Arrived, Failed, Subscribed {}
+
+  private record Challenge(ServerAddress server, byte[] nonce) implements Event {}
+
+  private record Arrived(ServerAddress server, Delivery delivery) implements Event {}
+
+  private record Failed(ServerAddress server, Throwable error) implements Event {}
+
+  private record Subscribed(ServerAddress server) implements Event {}
+
+  /**
+   * Receives until {@code idle} passes with nothing new. Returns the number of messages handed
+   * to {@code listener}.
+   */
+  public int receive(Duration idle, MessageListener listener) {
+    int handed = handOverInbox(listener);
+    Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      for (ContactRecord c : ContactBook.all(txn)) {
+        byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
+      }
+    }
+    if (byServer.isEmpty()) {
+      return handed;
+    }
+    BlockingQueue<Event> events = new LinkedBlockingQueue<>();
+    Map<ServerAddress, StreamObserver<ReceiveRequest>> streams = new HashMap<>();
+    try {
+      for (ServerAddress server : byServer.keySet()) {
+        streams.put(server, open(server, events));
+      }
+      while (true) {
+        Event event;
+        try {
+          event = events.poll(idle.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return handed;
+        }
+        if (event == null) {
+          return handed;
+        }
+        if (event instanceof Challenge c) {
+          subscribe(streams.get(c.server()), byServer.get(c.server()), c.nonce());
+        } else if (event instanceof Arrived a) {
+          handed += process(streams.get(a.server()), a.delivery(), listener);
+        } else if (event instanceof Failed f) {
+          throw f.error() instanceof StatusRuntimeException s
+              ? ServerConnections.failure(f.server(), s)
+              : new FerryException(FerryException.Reason.UNREACHABLE,
+                  "receive from " + f.server().hostPort() + " failed: " + f.error().getMessage(), f.error());
+        }
+      }
+    } finally {
+      streams.values().forEach(s -> {
+        try {
+          s.onCompleted();
+        } catch (RuntimeException ignored) {
+          // The stream is already gone.
+        }
+      });
+    }
+  }
+
+  private StreamObserver<ReceiveRequest> open(ServerAddress server, BlockingQueue<Event> events) {
+    return MailboxesGrpc.newStub(ctx.net().channel(server)).receive(new StreamObserver<>() {
+      @Override
+      public void onNext(ReceiveResponse r) {
+        switch (r.getKindCase()) {
+          case CHALLENGE -> events.add(new Challenge(server, r.getChallenge().getNonce().toByteArray()));
+          case DELIVERY -> events.add(new Arrived(server, r.getDelivery()));
+          case SUBSCRIBED -> events.add(new Subscribed(server));
+          default -> { }
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        events.add(new Failed(server, t));
+      }
+
+      @Override
+      public void onCompleted() {
+        events.add(new Failed(server, new IllegalStateException("server ended the stream")));
+      }
+    });
+  }
+
+  private static void subscribe(
+      StreamObserver<ReceiveRequest> stream, List<ContactRecord> contacts, byte[] nonce) {
+    for (ContactRecord c : contacts) {
+      byte[] mailboxId = c.getInbox().getMailboxId().toByteArray();
+      byte[] signature = OwnerKeys.sign(
+          OwnerKeys.privateKey(c.getInbox().getOwnerPrivateKey().toByteArray()),
+          OwnerKeys.RECEIVE_CONTEXT, nonce, mailboxId);
+      stream.onNext(ReceiveRequest.newBuilder()
+          .setSubscribe(Subscribe.newBuilder()
+              .setMailboxId(ByteString.copyFrom(mailboxId))
+              .setSignature(ByteString.copyFrom(signature)))
+          .build());
+    }
+  }
+
+  private int process(StreamObserver<ReceiveRequest> stream, Delivery delivery, MessageListener listener) {
+    byte[] envelopeId = delivery.getEnvelope().getId().toByteArray();
+    String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
+    String established = null;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      if (txn.get(seenKey).isEmpty()) {
+        established = decryptInto(txn, delivery, envelopeId);
+      }
+    }
+    stream.onNext(ReceiveRequest.newBuilder()
+        .setAck(Ack.newBuilder().setMailboxId(delivery.getMailboxId()).setDeliveryId(delivery.getDeliveryId()))
+        .build());
+    if (established != null) {
+      listener.onContactEstablished(established);
+    }
+    return handOverInbox(listener);
+  }
+
+  /**
+   * Opens, decrypts and records one envelope, committing {@code txn}. Returns the label of a
+   * contact this envelope completed the handshake of, if any.
+   */
+  private String decryptInto(LocalStore.Txn txn, Delivery delivery, byte[] envelopeId) {
+    String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
+    byte[] mailboxId = delivery.getMailboxId().toByteArray();
+    Instant now = ctx.clock().instant();
+    byte[] seenValue = java.nio.ByteBuffer.allocate(8).putLong(now.toEpochMilli()).array();
+    ContactRecord contact = ContactBook.byInbox(txn, mailboxId).orElse(null);
+    Content content = contact == null ? null : decrypt(txn, contact, mailboxId, delivery);
+    if (content == null) {
+      // Keep none of what a failed decryption may have touched; remember only the id.
+      try (LocalStore.Txn drop = ctx.store().begin()) {
+        drop.put(seenKey, seenValue);
+        drop.commit();
+      }
+      return null;
+    }
+    String established = null;
+    ContactRecord.Builder updated = contact.toBuilder().setLastReceivedAt(now.getEpochSecond());
+    switch (content.getBodyCase()) {
+      case TEXT -> txn.put(
+          INBOX + String.format("%020d", now.toEpochMilli()) + "/" + HexFormat.of().formatHex(envelopeId),
+          InboxMessage.newBuilder()
+              .setContactId(contact.getId())
+              .setEnvelopeId(ByteString.copyFrom(envelopeId))
+              .setSentAt(content.getSentAt())
+              .setReceivedAt(now.toEpochMilli())
+              .setText(content.getText().getBody())
+              .build()
+              .toByteArray());
+      case CONTACT_CARD -> {
+        MailboxAddress replyTo = content.getContactCard().getReplyTo();
+        if (contact.getState() == ContactRecord.State.INVITED && isValid(replyTo)) {
+          updated.setState(ContactRecord.State.ESTABLISHED).setOutbox(replyTo);
+          established = contact.getLabel();
+        } else {
+          log.warn("ignored a contact card that does not fit the contact's state");
+        }
+      }
+      default -> log.warn("ignored content of an unknown kind; a newer client may have sent it");
+    }
+    ContactBook.put(txn, updated.build());
+    txn.put(seenKey, seenValue);
+    txn.commit();
+    return established;
+  }
+
+  private Content decrypt(LocalStore.Txn txn, ContactRecord contact, byte[] mailboxId, Delivery delivery) {
+    try {
+      ECPrivateKey sealKey = new ECPrivateKey(contact.getInbox().getSealPrivateKey().toByteArray());
+      EnvelopeSealer.Opened opened =
+          EnvelopeSealer.open(sealKey, mailboxId, delivery.getEnvelope().getBody().toByteArray());
+      SessionCipher cipher = new SessionCipher(ctx.protocol(txn), ClientContext.address(contact));
+      byte[] plain = switch (opened.type()) {
+        case CiphertextMessage.PREKEY_TYPE -> cipher.decrypt(new PreKeySignalMessage(opened.message()));
+        case CiphertextMessage.WHISPER_TYPE -> cipher.decrypt(new SignalMessage(opened.message()));
+        default -> throw new InvalidMessageException("unknown message type " + opened.type());
+      };
+      return Content.parseFrom(plain);
+    } catch (UntrustedIdentityException e) {
+      log.warn("dropped a message whose sender's identity key is not the one on record");
+    } catch (DuplicateMessageException e) {
+      log.debug("dropped a message decrypted before");
+    } catch (InvalidMessageException | InvalidKeyException | InvalidKeyIdException
+        | InvalidVersionException | LegacyMessageException | NoSessionException
+        | InvalidProtocolBufferException e) {
+      log.warn("dropped an envelope that did not decrypt: {}", e.getClass().getSimpleName());
+    }
+    return null;
+  }
+
+  private static boolean isValid(MailboxAddress a) {
+    try {
+      ServerAddress.parse(a.getServer());
+      new ECPublicKey(a.getSealKey().toByteArray());
+      return a.getMailboxId().size() == 32 && a.getSendCapability().size() == 32;
+    } catch (IllegalArgumentException | InvalidKeyException e) {
+      return false;
+    }
+  }
+
+  /** Hands every message waiting in the local inbox to the listener, forgetting each after. */
+  private int handOverInbox(MessageListener listener) {
+    int n = 0;
+    for (Map.Entry<String, byte[]> e : ctx.store().scan(INBOX).entrySet()) {
+      InboxMessage m;
+      String label;
+      try (LocalStore.Txn txn = ctx.store().begin()) {
+        m = InboxMessage.parseFrom(e.getValue());
+        label = ContactBook.byId(txn, m.getContactId()).map(ContactRecord::getLabel).orElse("(deleted contact)");
+      } catch (InvalidProtocolBufferException ex) {
+        throw new FerryException(FerryException.Reason.STORAGE, "a stored message is unreadable", ex);
+      }
+      listener.onMessage(new ReceivedMessage(
+          label,
+          m.getText(),
+          Instant.ofEpochMilli(m.getSentAt()),
+          Instant.ofEpochMilli(m.getReceivedAt()),
+          HexFormat.of().formatHex(m.getEnvelopeId().toByteArray())));
+      try (LocalStore.Txn txn = ctx.store().begin()) {
+        txn.delete(e.getKey());
+        txn.commit();
+      }
+      n++;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,84 @@
+package org.ferry.sdk.internal.net;
+
+import java.net.Socket;
+import java.security.cert.CertificateException;
+import java.security.cert.X509Certificate;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.X509ExtendedTrustManager;
+import org.ferry.proto.ServerAddress;
+
+/**
+ * Trusts exactly one server key: the one whose fingerprint the server address pins. Names,
+ * dates and issuers in the certificate are ignored; the TLS handshake itself proves the
+ * server holds the private key. Extending {@link X509ExtendedTrustManager} keeps the JDK from
+ * adding hostname checks, which would be meaningless for a pinned key.
+ */
+final class PinnedTrustManager extends X509ExtendedTrustManager {
+  private final ServerAddress pinned;
+
+  PinnedTrustManager(ServerAddress pinned) {
+    this.pinned = pinned;
+  }
+
+  /** The server's key is not the pinned one. */
+  static final class PinMismatchException extends CertificateException {
+    private static final long serialVersionUID = 1L;
+    final String presented;
+
+    PinMismatchException(String presented) {
+      super("server key fingerprint mismatch");
+      this.presented = presented;
+    }
+  }
+
+  private void check(X509Certificate[] chain) throws CertificateException {
+    if (chain == null || chain.length == 0) {
+      throw new CertificateException("server sent no certificate");
+    }
+    if (!pinned.matches(chain[0].getPublicKey())) {
+      String presented = new ServerAddress(
+          pinned.host(), pinned.port(), ServerAddress.fingerprintOf(chain[0].getPublicKey()))
+          .fingerprintText();
+      throw new PinMismatchException(presented);
+    }
+  }
+
+  @Override
+  public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+      throws CertificateException {
+    check(chain);
+  }
+
+  @Override
+  public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
+      throws CertificateException {
+    check(chain);
+  }
+
+  @Override
+  public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+    check(chain);
+  }
+
+  @Override
+  public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+      throws CertificateException {
+    throw new CertificateException("this client accepts no client certificates");
+  }
+
+  @Override
+  public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
+      throws CertificateException {
+    throw new CertificateException("this client accepts no client certificates");
+  }
+
+  @Override
+  public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+    throw new CertificateException("this client accepts no client certificates");
+  }
+
+  @Override
+  public X509Certificate[] getAcceptedIssuers() {
+    return new X509Certificate[0];
+  }
+}

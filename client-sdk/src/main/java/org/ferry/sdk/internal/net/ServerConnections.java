@@ -1,0 +1,110 @@
+package org.ferry.sdk.internal.net;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
+import org.ferry.proto.ServerAddress;
+import org.ferry.sdk.FerryException;
+
+/** One gRPC channel per server, TLS 1.3 pinned to the server's key. */
+public final class ServerConnections implements AutoCloseable {
+  static final int MAX_INBOUND_MESSAGE = 128 * 1024;
+
+  private final Map<ServerAddress, ManagedChannel> channels = new HashMap<>();
+  private final Duration callTimeout;
+
+  public ServerConnections(Duration callTimeout) {
+    this.callTimeout = callTimeout;
+  }
+
+  /** Deadline for unary calls. */
+  public Duration callTimeout() {
+    return callTimeout;
+  }
+
+  public synchronized ManagedChannel channel(ServerAddress server) {
+    return channels.computeIfAbsent(server, ServerConnections::open);
+  }
+
+  private static ManagedChannel open(ServerAddress server) {
+    SslContext ssl;
+    try {
+      ssl = GrpcSslContexts.configure(SslContextBuilder.forClient(), SslProvider.JDK)
+          .trustManager(new PinnedTrustManager(server))
+          .protocols("TLSv1.3")
+          .build();
+    } catch (SSLException e) {
+      throw new IllegalStateException("TLS 1.3 is unavailable in this JVM", e);
+    }
+    return NettyChannelBuilder.forAddress(server.host(), server.port())
+        .sslContext(ssl)
+        .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
+        .keepAliveTime(60, TimeUnit.SECONDS)
+        .build();
+  }
+
+  /**
+   * Turns a failed call into a {@link FerryException} with a reason an app can act on, and a
+   * message naming the server by host and port (never the pinned key's owner's content).
+   */
+  public static FerryException failure(ServerAddress server, StatusRuntimeException e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof PinnedTrustManager.PinMismatchException mismatch) {
+        return new FerryException(
+            FerryException.Reason.SERVER_KEY_MISMATCH,
+            "server " + server.hostPort() + " presented key " + mismatch.presented
+                + " but the address pins " + server.fingerprintText()
+                + ": it may be an impostor; get the server address again through a trusted channel",
+            e);
+      }
+    }
+    Status status = e.getStatus();
+    String desc = status.getDescription() == null ? status.getCode().toString() : status.getDescription();
+    return switch (status.getCode()) {
+      case UNAVAILABLE -> new FerryException(
+          FerryException.Reason.UNREACHABLE,
+          "cannot reach server " + server.hostPort() + ": " + rootCause(e), e);
+      case DEADLINE_EXCEEDED -> new FerryException(
+          FerryException.Reason.UNREACHABLE,
+          "server " + server.hostPort() + " did not answer in time", e);
+      default -> new FerryException(
+          FerryException.Reason.REJECTED,
+          "server " + server.hostPort() + " refused: " + desc + " (" + status.getCode() + ")", e);
+    };
+  }
+
+  private static String rootCause(StatusRuntimeException e) {
+    Throwable t = e;
+    while (t.getCause() != null && t.getCause() != t) {
+      t = t.getCause();
+    }
+    String m = t.getMessage();
+    return m == null || m.isBlank() ? String.valueOf(e.getStatus().getDescription()) : m;
+  }
+
+  @Override
+  public synchronized void close() {
+    for (ManagedChannel ch : channels.values()) {
+      ch.shutdownNow();
+    }
+    for (ManagedChannel ch : channels.values()) {
+      try {
+        ch.awaitTermination(5, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+    channels.clear();
+  }
+}

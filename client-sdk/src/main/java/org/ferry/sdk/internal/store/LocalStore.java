@@ -1,0 +1,206 @@
+package org.ferry.sdk.internal.store;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import javax.crypto.AEADBadTagException;
+import org.ferry.sdk.FerryException;
+import org.ferry.sdk.internal.crypto.AesGcm;
+import org.rocksdb.Options;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.RocksIterator;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+/**
+ * The SDK's durable state: a RocksDB whose values are encrypted with AES-256-GCM under the
+ * app's storage key, each bound to its record name so records cannot be swapped. Record names
+ * are structural ({@code contact/<random id>}, {@code session/<random id>}) and carry no
+ * labels, keys or content.
+ *
+ * <p>Changes go through a {@link Txn}: its writes are invisible to others until
+ * {@link Txn#commit()}, which writes them in one synced batch, so a crash leaves all or none.
+ */
+public final class LocalStore implements AutoCloseable {
+  private static final String CHECK = "meta/key-check";
+  private static final byte[] CHECK_VALUE = "ferry-local-store-v1".getBytes(UTF_8);
+
+  static {
+    RocksDB.loadLibrary();
+  }
+
+  private final Options options;
+  private final RocksDB db;
+  private final WriteOptions syncWrite;
+  private final byte[] key;
+
+  private LocalStore(Options options, RocksDB db, byte[] key) {
+    this.options = options;
+    this.db = db;
+    this.syncWrite = new WriteOptions().setSync(true);
+    this.key = key.clone();
+  }
+
+  /**
+   * Opens or creates the store in {@code directory}. Throws {@link FerryException} with
+   * reason STORAGE if the key is wrong or another process has the store open.
+   */
+  public static LocalStore open(Path directory, byte[] storageKey) {
+    if (storageKey.length != 32) {
+      throw new IllegalArgumentException("storage key must be 32 bytes: " + storageKey.length);
+    }
+    Options options = new Options().setCreateIfMissing(true);
+    RocksDB db;
+    try {
+      Files.createDirectories(directory);
+      db = RocksDB.open(options, directory.toString());
+    } catch (RocksDBException | java.io.IOException e) {
+      options.close();
+      String msg = e.getMessage() != null && e.getMessage().contains("lock")
+          ? "the data directory is in use by another ferry process"
+          : "cannot open local store in " + directory + ": " + e.getMessage();
+      throw new FerryException(FerryException.Reason.STORAGE, msg, e);
+    }
+    LocalStore store = new LocalStore(options, db, storageKey);
+    try {
+      Optional<byte[]> check = store.get(CHECK);
+      if (check.isEmpty()) {
+        try (Txn txn = store.begin()) {
+          txn.put(CHECK, CHECK_VALUE);
+          txn.commit();
+        }
+      } else if (!Arrays.equals(check.get(), CHECK_VALUE)) {
+        throw new FerryException(FerryException.Reason.STORAGE, "local store check failed");
+      }
+    } catch (FerryException e) {
+      store.close();
+      throw e;
+    }
+    return store;
+  }
+
+  /** Reads a committed record. */
+  public Optional<byte[]> get(String name) {
+    try {
+      byte[] v = db.get(name.getBytes(UTF_8));
+      return v == null ? Optional.empty() : Optional.of(decrypt(name, v));
+    } catch (RocksDBException e) {
+      throw new FerryException(FerryException.Reason.STORAGE, "cannot read local store", e);
+    }
+  }
+
+  /** All committed records whose names start with {@code prefix}, in name order. */
+  public Map<String, byte[]> scan(String prefix) {
+    Map<String, byte[]> out = new java.util.LinkedHashMap<>();
+    byte[] p = prefix.getBytes(UTF_8);
+    try (RocksIterator it = db.newIterator()) {
+      for (it.seek(p); it.isValid(); it.next()) {
+        byte[] k = it.key();
+        if (k.length < p.length || !Arrays.equals(k, 0, p.length, p, 0, p.length)) {
+          break;
+        }
+        String name = new String(k, UTF_8);
+        out.put(name, decrypt(name, it.value()));
+      }
+    }
+    return out;
+  }
+
+  public Txn begin() {
+    return new Txn();
+  }
+
+  private byte[] decrypt(String name, byte[] value) {
+    try {
+      return AesGcm.decrypt(key, value, name.getBytes(UTF_8));
+    } catch (AEADBadTagException e) {
+      throw new FerryException(
+          FerryException.Reason.STORAGE,
+          "cannot decrypt the local store: wrong storage key or passphrase, or the store is damaged",
+          e);
+    }
+  }
+
+  @Override
+  public void close() {
+    syncWrite.close();
+    db.close();
+    options.close();
+    Arrays.fill(key, (byte) 0);
+  }
+
+  /** Pending changes, read-your-writes, committed atomically. */
+  public final class Txn implements AutoCloseable {
+    private final Map<String, Optional<byte[]>> writes = new HashMap<>();
+    private boolean done;
+
+    private Txn() {}
+
+    public Optional<byte[]> get(String name) {
+      Optional<byte[]> pending = writes.get(name);
+      return pending != null ? pending : LocalStore.this.get(name);
+    }
+
+    /** Committed records under {@code prefix} with this transaction's changes applied. */
+    public Map<String, byte[]> scan(String prefix) {
+      Map<String, byte[]> out = new java.util.TreeMap<>(LocalStore.this.scan(prefix));
+      writes.forEach(
+          (k, v) -> {
+            if (k.startsWith(prefix)) {
+              if (v.isPresent()) {
+                out.put(k, v.get());
+              } else {
+                out.remove(k);
+              }
+            }
+          });
+      return out;
+    }
+
+    public void put(String name, byte[] value) {
+      writes.put(name, Optional.of(value.clone()));
+    }
+
+    public void delete(String name) {
+      writes.put(name, Optional.empty());
+    }
+
+    /** Writes every change in one synced batch. */
+    public void commit() {
+      if (done) {
+        throw new IllegalStateException("transaction already finished");
+      }
+      done = true;
+      try (WriteBatch batch = new WriteBatch()) {
+        List<String> names = new ArrayList<>(writes.keySet());
+        for (String name : names) {
+          byte[] k = name.getBytes(UTF_8);
+          Optional<byte[]> v = writes.get(name);
+          if (v.isPresent()) {
+            batch.put(k, AesGcm.encrypt(key, v.get(), k));
+          } else {
+            batch.delete(k);
+          }
+        }
+        db.write(syncWrite, batch);
+      } catch (RocksDBException e) {
+        throw new FerryException(FerryException.Reason.STORAGE, "cannot write local store", e);
+      }
+    }
+
+    /** Discards uncommitted changes. */
+    @Override
+    public void close() {
+      done = true;
+      writes.clear();
+    }
+  }
+}

@@ -1,7 +1,10 @@
 package org.ferry.server;
 
+import io.grpc.BindableService;
 import io.grpc.Server;
+import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -15,6 +18,8 @@ import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
@@ -114,6 +119,7 @@ public final class FerryServer implements AutoCloseable {
     private String advertisedHost;
     private Clock clock = Clock.systemUTC();
     private Duration defaultTtl = DEFAULT_TTL;
+    private final List<ServerInterceptor> interceptors = new ArrayList<>();
 
     private Builder() {}
 
@@ -157,6 +163,15 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Adds an interceptor around Ferry's services (metrics, tracing, fault injection in tests).
+     * It sees ids and sizes but no plaintext; it must not log client addresses.
+     */
+    public Builder interceptor(ServerInterceptor interceptor) {
+      interceptors.add(Objects.requireNonNull(interceptor, "interceptor"));
+      return this;
+    }
+
     /** Opens the store, loads or makes the key, and starts listening. */
     public FerryServer start() throws IOException {
       if (dataDirectory == null) {
@@ -184,9 +199,8 @@ public final class FerryServer implements AutoCloseable {
                 .sslContext(ssl)
                 .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
                 .permitKeepAliveTime(30, TimeUnit.SECONDS)
-                .addService(ServerInterceptors.intercept(
-                    new MailboxGrpcService(mailboxes, deliveryExecutor, random), errors))
-                .addService(ServerInterceptors.intercept(new InvitationGrpcService(mailboxes), errors))
+                .addService(intercepted(new MailboxGrpcService(mailboxes, deliveryExecutor, random), errors))
+                .addService(intercepted(new InvitationGrpcService(mailboxes), errors))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build()
@@ -202,6 +216,12 @@ public final class FerryServer implements AutoCloseable {
         store.close();
         throw e;
       }
+    }
+
+    /** The error mapper innermost, so the added interceptors see final statuses. */
+    private ServerServiceDefinition intercepted(BindableService service, ErrorMappingInterceptor errors) {
+      ServerServiceDefinition inner = ServerInterceptors.intercept(service, errors);
+      return ServerInterceptors.intercept(inner, interceptors);
     }
 
     private static java.util.concurrent.ThreadFactory daemonThreads(String prefix) {

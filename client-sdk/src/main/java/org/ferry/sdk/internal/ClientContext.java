@@ -14,7 +14,7 @@ import org.ferry.proto.v1.CreateMailboxRequest;
 import org.ferry.proto.v1.InvitationsGrpc;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.sdk.internal.crypto.Kdf;
-import org.ferry.sdk.internal.crypto.OwnerKeys;
+import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -91,7 +91,7 @@ public record ClientContext(
     try {
       byte[] id = mailboxes(home)
           .createMailbox(CreateMailboxRequest.newBuilder()
-              .setOwnerKey(ByteString.copyFrom(OwnerKeys.rawPublicKey(owner)))
+              .setOwnerKey(ByteString.copyFrom(OwnerKeys.encode(owner.getPublic())))
               .setSendCapabilityHash(ByteString.copyFrom(Kdf.sha256(sendCapability)))
               .build())
           .getMailboxId()

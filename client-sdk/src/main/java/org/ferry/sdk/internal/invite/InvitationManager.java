@@ -26,7 +26,7 @@ import org.ferry.sdk.internal.LocalIdentityStore;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.AesGcm;
 import org.ferry.sdk.internal.crypto.Kdf;
-import org.ferry.sdk.internal.crypto.OwnerKeys;
+import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;

@@ -31,7 +31,7 @@ import org.ferry.sdk.ReceivedMessage;
 import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
-import org.ferry.sdk.internal.crypto.OwnerKeys;
+import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.DuplicateMessageException;

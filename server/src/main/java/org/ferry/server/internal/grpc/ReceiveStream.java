@@ -130,11 +130,14 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private void ack(Ack ack) {
     MailboxId id = MailboxId.fromWire(ack.getMailboxId());
     Subscription sub = subscriptions.get(id);
-    if (sub == null || !sub.unacked.remove(ack.getDeliveryId())) {
-      throw GrpcErrors.failedPrecondition("ack for a delivery this stream did not make");
+    if (sub == null) {
+      throw GrpcErrors.failedPrecondition("ack for a mailbox this stream is not subscribed to");
     }
-    mailboxes.acknowledge(id, ack.getDeliveryId());
-    pump();
+    // Acks are idempotent: one for a delivery not in flight (acked already) changes nothing.
+    if (sub.unacked.remove(ack.getDeliveryId())) {
+      mailboxes.acknowledge(id, ack.getDeliveryId());
+      pump();
+    }
   }
 
   private void pump() {

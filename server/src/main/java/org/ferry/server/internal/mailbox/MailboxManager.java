@@ -7,6 +7,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import org.ferry.proto.OwnerKeys;
 import org.ferry.server.internal.grpc.GrpcErrors;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.util.Bytes;
@@ -36,7 +37,7 @@ public final class MailboxManager {
   }
 
   public MailboxId create(byte[] ownerKey, byte[] sendCapabilityHash) {
-    if (!OwnerSignatures.isValidKey(ownerKey)) {
+    if (!OwnerKeys.isValid(ownerKey)) {
       throw GrpcErrors.invalidArgument("owner_key must be a 32-byte Ed25519 public key");
     }
     if (sendCapabilityHash.length != 32) {
@@ -69,9 +70,8 @@ public final class MailboxManager {
   /** Checks an owner's signature over a receive challenge; UNAUTHENTICATED if it is not. */
   public void authenticateReceiver(MailboxId id, byte[] challenge, byte[] signature) {
     MailboxRecord mailbox = require(id);
-    byte[] statement =
-        OwnerSignatures.statement(OwnerSignatures.RECEIVE_CONTEXT, challenge, id.bytes());
-    if (!OwnerSignatures.verify(mailbox.ownerKey(), statement, signature)) {
+    if (!OwnerKeys.verify(
+        mailbox.ownerKey(), signature, OwnerKeys.RECEIVE_CONTEXT, challenge, id.bytes())) {
       throw GrpcErrors.unauthenticated("bad owner signature for this mailbox");
     }
   }
@@ -100,14 +100,14 @@ public final class MailboxManager {
       MailboxId id, byte[] fetchTokenHash, byte[] blob, Duration ttl, byte[] signature) {
     MailboxRecord mailbox = require(id);
     byte[] ttlBytes = ByteBuffer.allocate(4).putInt((int) ttl.toSeconds()).array();
-    byte[] statement =
-        OwnerSignatures.statement(
-            OwnerSignatures.PUT_INVITATION_CONTEXT,
-            id.bytes(),
-            fetchTokenHash,
-            Bytes.sha256(blob),
-            ttlBytes);
-    if (!OwnerSignatures.verify(mailbox.ownerKey(), statement, signature)) {
+    if (!OwnerKeys.verify(
+        mailbox.ownerKey(),
+        signature,
+        OwnerKeys.PUT_INVITATION_CONTEXT,
+        id.bytes(),
+        fetchTokenHash,
+        Bytes.sha256(blob),
+        ttlBytes)) {
       throw GrpcErrors.unauthenticated("bad owner signature for this mailbox");
     }
     synchronized (invitationLock) {

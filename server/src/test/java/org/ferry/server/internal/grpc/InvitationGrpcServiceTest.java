@@ -1,0 +1,111 @@
+package org.ferry.server.internal.grpc;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.ferry.proto.OwnerKeys;
+import org.ferry.proto.v1.PutInvitationRequest;
+import org.ferry.proto.v1.TakeInvitationRequest;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class InvitationGrpcServiceTest {
+  @TempDir Path dir;
+  TestServer server;
+  TestServer.Box box;
+  byte[] token;
+  byte[] blob;
+
+  @BeforeEach
+  void start() throws Exception {
+    server = new TestServer(dir);
+    box = server.createMailbox();
+    token = TestServer.bytes(32);
+    blob = TestServer.bytes(3000);
+  }
+
+  @AfterEach
+  void stop() {
+    server.close();
+  }
+
+  private PutInvitationRequest put(int ttl, java.security.PrivateKey signer) {
+    byte[] tokenHash = TestServer.sha256(token);
+    byte[] sig = OwnerKeys.sign(signer, OwnerKeys.PUT_INVITATION_CONTEXT,
+        box.id().toByteArray(), tokenHash, TestServer.sha256(blob), ByteBuffer.allocate(4).putInt(ttl).array());
+    return PutInvitationRequest.newBuilder()
+        .setMailboxId(box.id())
+        .setFetchTokenHash(ByteString.copyFrom(tokenHash))
+        .setBlob(ByteString.copyFrom(blob))
+        .setTtlSeconds(ttl)
+        .setSignature(ByteString.copyFrom(sig))
+        .build();
+  }
+
+  private byte[] take(byte[] fetchToken) {
+    return server.invitations().takeInvitation(TakeInvitationRequest.newBuilder()
+            .setMailboxId(box.id())
+            .setFetchToken(ByteString.copyFrom(fetchToken))
+            .build())
+        .getBlob()
+        .toByteArray();
+  }
+
+  private static StatusRuntimeException failure(Runnable call) {
+    return assertThrows(StatusRuntimeException.class, call::run);
+  }
+
+  @Test
+  void anInvitationIsHandedOutOnceThenReportedAsUsed() {
+    server.invitations().putInvitation(put(3600, box.owner().getPrivate()));
+    assertArrayEquals(blob, take(token));
+    StatusRuntimeException second = failure(() -> take(token));
+    assertEquals(Status.Code.NOT_FOUND, second.getStatus().getCode());
+    assertTrue(second.getStatus().getDescription().contains("already used"));
+  }
+
+  @Test
+  void aWrongFetchTokenIsDeniedAndLeavesTheInvitationUsable() {
+    server.invitations().putInvitation(put(3600, box.owner().getPrivate()));
+    assertEquals(Status.Code.PERMISSION_DENIED, failure(() -> take(TestServer.bytes(32))).getStatus().getCode());
+    assertArrayEquals(blob, take(token));
+  }
+
+  @Test
+  void anExpiredInvitationIsNotFound() {
+    server.invitations().putInvitation(put(60, box.owner().getPrivate()));
+    server.clock.advance(Duration.ofSeconds(60));
+    StatusRuntimeException e = failure(() -> take(token));
+    assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+    assertTrue(e.getStatus().getDescription().contains("expired"));
+  }
+
+  @Test
+  void onlyTheMailboxOwnerCanStoreItsInvitation() {
+    TestServer.Box stranger = server.createMailbox();
+    assertEquals(Status.Code.UNAUTHENTICATED,
+        failure(() -> server.invitations().putInvitation(put(3600, stranger.owner().getPrivate()))).getStatus().getCode());
+    assertEquals(Status.Code.NOT_FOUND, failure(() -> take(token)).getStatus().getCode());
+  }
+
+  @Test
+  void ttlAndSizeOutOfRangeAreInvalidArguments() {
+    assertEquals(Status.Code.INVALID_ARGUMENT,
+        failure(() -> server.invitations().putInvitation(put(0, box.owner().getPrivate()))).getStatus().getCode());
+    assertEquals(Status.Code.INVALID_ARGUMENT,
+        failure(() -> server.invitations().putInvitation(put(31 * 86400, box.owner().getPrivate()))).getStatus().getCode());
+    blob = TestServer.bytes(8193);
+    assertEquals(Status.Code.INVALID_ARGUMENT,
+        failure(() -> server.invitations().putInvitation(put(3600, box.owner().getPrivate()))).getStatus().getCode());
+  }
+}

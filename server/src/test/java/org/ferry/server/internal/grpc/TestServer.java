@@ -1,0 +1,104 @@
+package org.ferry.server.internal.grpc;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.ferry.proto.OwnerKeys;
+import org.ferry.proto.v1.CreateMailboxRequest;
+import org.ferry.proto.v1.Envelope;
+import org.ferry.proto.v1.InvitationsGrpc;
+import org.ferry.proto.v1.MailboxesGrpc;
+import org.ferry.proto.v1.SendRequest;
+import org.ferry.server.internal.mailbox.DeliveryNotifier;
+import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.testing.MutableClock;
+
+/** The real services over a real store, in-process, with a clock the test moves. */
+final class TestServer implements AutoCloseable {
+  static final Duration DEFAULT_TTL = Duration.ofDays(21);
+  static final SecureRandom RANDOM = new SecureRandom();
+
+  final MutableClock clock = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
+  final MailboxStore store;
+  private final ExecutorService executor = Executors.newFixedThreadPool(2);
+  private final Server server;
+  final ManagedChannel channel;
+
+  TestServer(Path dir) throws Exception {
+    store = MailboxStore.open(dir);
+    MailboxManager manager = new MailboxManager(store, new DeliveryNotifier(), clock, RANDOM, DEFAULT_TTL);
+    ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
+    String name = InProcessServerBuilder.generateName();
+    server = InProcessServerBuilder.forName(name)
+        .addService(ServerInterceptors.intercept(new MailboxGrpcService(manager, executor, RANDOM), errors))
+        .addService(ServerInterceptors.intercept(new InvitationGrpcService(manager), errors))
+        .build()
+        .start();
+    channel = InProcessChannelBuilder.forName(name).build();
+  }
+
+  MailboxesGrpc.MailboxesBlockingStub mailboxes() {
+    return MailboxesGrpc.newBlockingStub(channel);
+  }
+
+  InvitationsGrpc.InvitationsBlockingStub invitations() {
+    return InvitationsGrpc.newBlockingStub(channel);
+  }
+
+  /** A mailbox with its owner key and send capability. */
+  record Box(ByteString id, KeyPair owner, byte[] capability) {}
+
+  Box createMailbox() {
+    KeyPair owner = OwnerKeys.generate();
+    byte[] cap = bytes(32);
+    ByteString id = mailboxes().createMailbox(CreateMailboxRequest.newBuilder()
+            .setOwnerKey(ByteString.copyFrom(OwnerKeys.encode(owner.getPublic())))
+            .setSendCapabilityHash(ByteString.copyFrom(sha256(cap)))
+            .build())
+        .getMailboxId();
+    return new Box(id, owner, cap);
+  }
+
+  static SendRequest.Builder sendTo(Box box, byte[] envelopeId, int bodyLength) {
+    return SendRequest.newBuilder()
+        .setMailboxId(box.id())
+        .setSendCapability(ByteString.copyFrom(box.capability()))
+        .setEnvelope(Envelope.newBuilder()
+            .setId(ByteString.copyFrom(envelopeId))
+            .setBody(ByteString.copyFrom(bytes(bodyLength))));
+  }
+
+  static byte[] bytes(int n) {
+    byte[] b = new byte[n];
+    RANDOM.nextBytes(b);
+    return b;
+  }
+
+  static byte[] sha256(byte[] b) {
+    try {
+      return MessageDigest.getInstance("SHA-256").digest(b);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Override
+  public void close() {
+    channel.shutdownNow();
+    server.shutdownNow();
+    executor.shutdownNow();
+    store.close();
+  }
+}

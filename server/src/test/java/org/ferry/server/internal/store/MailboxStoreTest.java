@@ -1,0 +1,91 @@
+package org.ferry.server.internal.store;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Instant;
+import java.util.List;
+import org.ferry.server.internal.mailbox.InvitationBlob;
+import org.ferry.server.internal.mailbox.MailboxId;
+import org.ferry.server.internal.mailbox.MailboxRecord;
+import org.ferry.server.internal.mailbox.QueuedEnvelope;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class MailboxStoreTest {
+  private static final SecureRandom RANDOM = new SecureRandom();
+  private static final Instant LATER = Instant.parse("2030-01-01T00:00:00Z");
+
+  @TempDir Path dir;
+
+  private static byte[] id16(int n) {
+    byte[] b = new byte[16];
+    b[15] = (byte) n;
+    return b;
+  }
+
+  @Test
+  void envelopesComeBackInAppendOrderPerMailboxAndSurviveReopen() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    MailboxId b = MailboxId.random(RANDOM);
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      for (int i = 0; i < 5; i++) {
+        store.append(a, id16(i), new byte[1024], LATER);
+        store.append(b, id16(100 + i), new byte[4096], LATER);
+      }
+    }
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      List<QueuedEnvelope> got = store.read(a, 0, 100);
+      assertEquals(5, got.size());
+      for (int i = 0; i < 5; i++) {
+        assertArrayEquals(id16(i), got.get(i).envelopeId());
+        assertEquals(1024, got.get(i).body().length);
+      }
+      assertEquals(5, store.read(b, 0, 100).size());
+      long after = store.append(a, id16(9), new byte[1024], LATER);
+      assertTrue(after > got.get(4).seq(), "positions must keep growing across a reopen");
+    }
+  }
+
+  @Test
+  void deletedEnvelopesAreGoneAndReadsRespectCursorAndLimit() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      long s0 = store.append(a, id16(0), new byte[1024], LATER);
+      long s1 = store.append(a, id16(1), new byte[1024], LATER);
+      store.append(a, id16(2), new byte[1024], LATER);
+      store.delete(a, s0);
+      List<QueuedEnvelope> rest = store.read(a, 0, 100);
+      assertEquals(2, rest.size());
+      assertEquals(s1, rest.get(0).seq());
+      assertEquals(1, store.read(a, s1 + 1, 100).size());
+      assertEquals(1, store.read(a, 0, 1).size());
+    }
+  }
+
+  @Test
+  void mailboxAndInvitationRecordsRoundTrip() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    byte[] owner = new byte[32];
+    byte[] cap = new byte[32];
+    RANDOM.nextBytes(owner);
+    RANDOM.nextBytes(cap);
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      store.createMailbox(new MailboxRecord(a, owner, cap, LATER));
+      store.putInvitation(new InvitationBlob(a, cap, new byte[] {1, 2, 3}, LATER, false));
+    }
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      MailboxRecord m = store.mailbox(a).orElseThrow();
+      assertArrayEquals(owner, m.ownerKey());
+      assertArrayEquals(cap, m.sendCapabilityHash());
+      assertEquals(LATER, m.createdAt());
+      InvitationBlob blob = store.invitation(a).orElseThrow();
+      assertArrayEquals(new byte[] {1, 2, 3}, blob.blob());
+      assertEquals(false, blob.taken());
+      assertTrue(store.mailbox(MailboxId.random(RANDOM)).isEmpty());
+    }
+  }
+}

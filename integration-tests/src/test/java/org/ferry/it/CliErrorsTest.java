@@ -84,6 +84,7 @@ class CliErrorsTest {
     int port = server.address().port();
     server.close();
     try (RunningServer impostor = RunningServer.onPort(dir.resolve("impostor"), port)) {
+      assertEquals(port, impostor.address().port(), "the impostor holds the real address");
       assertOneLineError(Cli.client(b, "accept", uri, "--name", "alice"), "impostor");
       assertOneLineError(Cli.client(a, "receive", "--timeout", "1"), "impostor");
     }

@@ -34,6 +34,8 @@ import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.tls.ServerIdentity;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A Ferry home server: gRPC over Netty with TLS 1.3 under the server's own pinned key, and a
@@ -50,6 +52,8 @@ import org.ferry.server.internal.tls.ServerIdentity;
  * {@code store/} (RocksDB).
  */
 public final class FerryServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(FerryServer.class);
+
   /** How long an envelope waits for delivery unless its sender asks for less. */
   public static final Duration DEFAULT_TTL = Duration.ofDays(21);
   /** gRPC message limit: the largest envelope plus room for the request around it. */
@@ -89,7 +93,11 @@ public final class FerryServer implements AutoCloseable {
     grpcServer.awaitTermination();
   }
 
-  /** Stops accepting calls, gives running ones a moment to finish, then closes the store. */
+  /**
+   * Stops accepting calls, gives running ones a moment to finish, then closes the store. What
+   * was acknowledged is on disk already; if calls are still running after the grace period, the
+   * store is left for the process exit to release rather than closed under them.
+   */
   @Override
   public synchronized void close() {
     if (closed) {
@@ -98,17 +106,25 @@ public final class FerryServer implements AutoCloseable {
     closed = true;
     health.enterTerminalState();
     grpcServer.shutdown();
+    boolean quiet = false;
     try {
       if (!grpcServer.awaitTermination(5, TimeUnit.SECONDS)) {
         grpcServer.shutdownNow();
-        grpcServer.awaitTermination(5, TimeUnit.SECONDS);
       }
+      quiet = grpcServer.awaitTermination(5, TimeUnit.SECONDS);
+      deliveryExecutor.shutdown();
+      quiet &= deliveryExecutor.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       grpcServer.shutdownNow();
       Thread.currentThread().interrupt();
     }
     deliveryExecutor.shutdownNow();
-    store.close();
+    if (quiet) {
+      store.close();
+      log.info("ferry server stopped");
+    } else {
+      log.warn("calls still running after shutdown; leaving the store to be released at exit");
+    }
   }
 
   /** Configures a server; {@link #start()} makes state on first use. */

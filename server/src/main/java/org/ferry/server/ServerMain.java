@@ -29,7 +29,16 @@ public final class ServerMain implements Callable<Integer> {
       description = "Host that clients should dial, when it is not the listen host.")
   String advertise;
 
+  /**
+   * gRPC logs through java.util.logging, and its lower levels report transport failures with
+   * the bytes a client sent and, in places, its address. Probes must not fill an operator's log
+   * or leave traces of who connected, so only severe gRPC events are logged. Held here so the
+   * setting is not garbage collected.
+   */
+  private static final java.util.logging.Logger GRPC_LOG = java.util.logging.Logger.getLogger("io.grpc");
+
   public static void main(String[] args) {
+    GRPC_LOG.setLevel(java.util.logging.Level.SEVERE);
     System.exit(new CommandLine(new ServerMain()).execute(args));
   }
 

@@ -78,7 +78,8 @@ public final class InvitationManager {
 
     IdentityKeyPair identity = ctx.identityKeyPair();
     LocalIdentity local = ctx.identity();
-    int base = (int) (local.getNextPreKeyId() % (MAX_PRE_KEY_ID - 3)) + 1;
+    // Three ids per invitation, cycling within libsignal's 24-bit range.
+    int base = Integer.remainderUnsigned(local.getNextPreKeyId(), MAX_PRE_KEY_ID - 3) + 1;
     long now = ctx.clock().millis();
     ECKeyPair signed = ECKeyPair.generate();
     SignedPreKeyRecord signedRecord = new SignedPreKeyRecord(

@@ -73,6 +73,7 @@ class LocalStoreTest {
     try (LocalStore store = LocalStore.open(dir, KEY)) {
       FerryException e = assertThrows(FerryException.class, () -> LocalStore.open(dir, KEY));
       assertTrue(e.getMessage().contains("in use"), e.getMessage());
+      assertTrue(store.get("meta/key-check").isPresent(), "the first opener keeps working");
     }
   }
 

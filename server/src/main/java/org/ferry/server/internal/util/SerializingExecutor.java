@@ -3,6 +3,7 @@ package org.ferry.server.internal.util;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -27,7 +28,13 @@ public final class SerializingExecutor implements Executor {
 
   private void schedule() {
     if (running.compareAndSet(false, true)) {
-      delegate.execute(this::drain);
+      try {
+        delegate.execute(this::drain);
+      } catch (RejectedExecutionException shuttingDown) {
+        // The server is stopping and takes its streams with it; nothing is left to run for.
+        tasks.clear();
+        running.set(false);
+      }
     }
   }
 

@@ -98,7 +98,13 @@ final class TestServer implements AutoCloseable {
   public void close() {
     channel.shutdownNow();
     server.shutdownNow();
-    executor.shutdownNow();
+    try {
+      server.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
+      executor.shutdown();
+      executor.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     store.close();
   }
 }

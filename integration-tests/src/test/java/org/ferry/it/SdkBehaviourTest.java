@@ -20,6 +20,7 @@ import org.ferry.sdk.Contact;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.ReceivedMessage;
+import org.ferry.server.testing.MutableClock;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -32,6 +33,38 @@ class SdkBehaviourTest {
     byte[] key = new byte[32];
     new SecureRandom().nextBytes(key);
     return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).clock(clock).build();
+  }
+
+  /** A server and two initialised users on it. */
+  private final class Pair implements AutoCloseable {
+    final RunningServer server;
+    final FerryClient alice;
+    final FerryClient bob;
+
+    Pair(Clock serverClock, Clock aliceClock, Clock bobClock, ServerInterceptor... interceptors) throws Exception {
+      server = new RunningServer(dir.resolve("server"), serverClock, interceptors);
+      alice = client("alice", aliceClock);
+      bob = client("bob", bobClock);
+      alice.initialize(server.address());
+      bob.initialize(server.address());
+    }
+
+    Pair(Clock clock, ServerInterceptor... interceptors) throws Exception {
+      this(clock, clock, clock, interceptors);
+    }
+
+    /** Bob accepts Alice's invitation. */
+    Pair connected() {
+      bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+      return this;
+    }
+
+    @Override
+    public void close() {
+      alice.close();
+      bob.close();
+      server.close();
+    }
   }
 
   private static List<ReceivedMessage> receiveAll(FerryClient c) {
@@ -61,14 +94,10 @@ class SdkBehaviourTest {
 
   @Test
   void aReplayedEnvelopeIsHandedToTheAppOnlyOnce() throws Exception {
-    Clock clock = Clock.systemUTC();
     ReplayEveryDelivery replay = new ReplayEveryDelivery();
-    try (RunningServer server = new RunningServer(dir.resolve("server"), clock, replay);
-        FerryClient alice = client("alice", clock);
-        FerryClient bob = client("bob", clock)) {
-      alice.initialize(server.address());
-      bob.initialize(server.address());
-      bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+    try (Pair p = new Pair(Clock.systemUTC(), replay).connected()) {
+      FerryClient alice = p.alice;
+      FerryClient bob = p.bob;
       bob.send("alice", "one");
       bob.send("alice", "two");
       List<ReceivedMessage> got = receiveAll(alice);
@@ -82,14 +111,9 @@ class SdkBehaviourTest {
 
   @Test
   void aMessageIsKeptWhenTheAppFailsToTakeItAndHandedOverAgain() throws Exception {
-    Clock clock = Clock.systemUTC();
-    try (RunningServer server = new RunningServer(dir.resolve("server"));
-        FerryClient alice = client("alice", clock);
-        FerryClient bob = client("bob", clock)) {
-      alice.initialize(server.address());
-      bob.initialize(server.address());
-      bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
-      bob.send("alice", "do not lose me");
+    try (Pair p = new Pair(Clock.systemUTC()).connected()) {
+      FerryClient alice = p.alice;
+      p.bob.send("alice", "do not lose me");
       assertThrows(IllegalStateException.class, () -> alice.receive(IDLE, m -> {
         throw new IllegalStateException("app crashed while showing the message");
       }));
@@ -102,12 +126,10 @@ class SdkBehaviourTest {
 
   @Test
   void anInvitationCannotBeAcceptedAfterItExpires() throws Exception {
-    MutableClock clock = new MutableClock();
-    try (RunningServer server = new RunningServer(dir.resolve("server"), clock);
-        FerryClient alice = client("alice", clock);
-        FerryClient bob = client("bob", clock)) {
-      alice.initialize(server.address());
-      bob.initialize(server.address());
+    MutableClock clock = new MutableClock(java.time.Instant.now());
+    try (Pair p = new Pair(clock)) {
+      FerryClient alice = p.alice;
+      FerryClient bob = p.bob;
       String uri = alice.createInvitation("bob", Duration.ofHours(1)).uri();
       clock.advance(Duration.ofHours(2));
       FerryException e = assertThrows(FerryException.class, () -> bob.acceptInvitation(uri, "alice"));
@@ -119,14 +141,10 @@ class SdkBehaviourTest {
 
   @Test
   void theServerRefusesAnExpiredInvitationEvenIfTheClientsClockIsWrong() throws Exception {
-    MutableClock serverClock = new MutableClock();
-    Clock bobClock = Clock.systemUTC();
-    try (RunningServer server = new RunningServer(dir.resolve("server"), serverClock);
-        FerryClient alice = client("alice", serverClock);
-        FerryClient bob = client("bob", bobClock)) {
-      alice.initialize(server.address());
-      bob.initialize(server.address());
-      String uri = alice.createInvitation("bob", Duration.ofHours(1)).uri();
+    MutableClock serverClock = new MutableClock(java.time.Instant.now());
+    try (Pair p = new Pair(serverClock, serverClock, Clock.systemUTC())) {
+      FerryClient bob = p.bob;
+      String uri = p.alice.createInvitation("bob", Duration.ofHours(1)).uri();
       serverClock.advance(Duration.ofHours(2));
       FerryException e = assertThrows(FerryException.class, () -> bob.acceptInvitation(uri, "alice"));
       assertEquals(FerryException.Reason.INVITATION_EXPIRED, e.reason());
@@ -135,12 +153,9 @@ class SdkBehaviourTest {
 
   @Test
   void acceptingYourOwnInvitationIsRefusedAndLeavesItUsable() throws Exception {
-    Clock clock = Clock.systemUTC();
-    try (RunningServer server = new RunningServer(dir.resolve("server"));
-        FerryClient alice = client("alice", clock);
-        FerryClient bob = client("bob", clock)) {
-      alice.initialize(server.address());
-      bob.initialize(server.address());
+    try (Pair p = new Pair(Clock.systemUTC())) {
+      FerryClient alice = p.alice;
+      FerryClient bob = p.bob;
       String uri = alice.createInvitation("bob").uri();
       FerryException e = assertThrows(FerryException.class, () -> alice.acceptInvitation(uri, "me"));
       assertEquals(FerryException.Reason.INVALID_INVITATION, e.reason());
@@ -150,13 +165,9 @@ class SdkBehaviourTest {
 
   @Test
   void anInviterLearnsOfTheAcceptanceAndBothSeeTheSameSafetyNumber() throws Exception {
-    Clock clock = Clock.systemUTC();
-    try (RunningServer server = new RunningServer(dir.resolve("server"));
-        FerryClient alice = client("alice", clock);
-        FerryClient bob = client("bob", clock)) {
-      alice.initialize(server.address());
-      bob.initialize(server.address());
-      bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+    try (Pair p = new Pair(Clock.systemUTC()).connected()) {
+      FerryClient alice = p.alice;
+      FerryClient bob = p.bob;
       assertEquals(Contact.State.INVITED, alice.contact("bob").orElseThrow().state());
       List<String> established = new ArrayList<>();
       alice.receive(IDLE, new org.ferry.sdk.MessageListener() {

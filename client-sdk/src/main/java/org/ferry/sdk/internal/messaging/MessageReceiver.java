@@ -66,6 +66,12 @@ import org.slf4j.LoggerFactory;
 public final class MessageReceiver {
   private static final Logger log = LoggerFactory.getLogger(MessageReceiver.class);
   private static final String SEEN = "seen/";
+  /**
+   * How long an envelope id is remembered. Servers drop envelopes after at most 21 days, so an
+   * older id cannot come back from an honest server; a replay from a dishonest one still fails
+   * in libsignal, whose message keys are used once.
+   */
+  static final Duration SEEN_RETENTION = Duration.ofDays(30);
   private static final String INBOX = "inbox/";
 
   private final ClientContext ctx;
@@ -89,6 +95,7 @@ public final class MessageReceiver {
    * to {@code listener}.
    */
   public int receive(Duration idle, MessageListener listener) {
+    forgetOldEnvelopeIds();
     int handed = handOverInbox(listener);
     Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
     try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -275,6 +282,18 @@ public final class MessageReceiver {
       return a.getMailboxId().size() == 32 && a.getSendCapability().size() == 32;
     } catch (IllegalArgumentException | InvalidKeyException e) {
       return false;
+    }
+  }
+
+  private void forgetOldEnvelopeIds() {
+    long cutoff = ctx.clock().instant().minus(SEEN_RETENTION).toEpochMilli();
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ctx.store().scan(SEEN).forEach((name, seenAt) -> {
+        if (java.nio.ByteBuffer.wrap(seenAt).getLong() < cutoff) {
+          txn.delete(name);
+        }
+      });
+      txn.commit();
     }
   }
 

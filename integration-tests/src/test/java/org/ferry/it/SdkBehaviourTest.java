@@ -109,6 +109,37 @@ class SdkBehaviourTest {
     }
   }
 
+  /** A server, or a middlebox, that accepts the stream and then says nothing. */
+  private static final class SwallowChallenge implements ServerInterceptor {
+    @Override
+    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata h, ServerCallHandler<Q, R> next) {
+      return next.startCall(new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
+        @Override
+        public void sendMessage(R message) {
+          if (!(message instanceof ReceiveResponse r && r.hasChallenge())) {
+            super.sendMessage(message);
+          }
+        }
+      }, h);
+    }
+  }
+
+  @Test
+  void aServerThatNeverAnswersIsReportedAndNotMistakenForAnEmptyMailbox() throws Exception {
+    try (Pair p = new Pair(Clock.systemUTC(), new SwallowChallenge()).connected();
+        FerryClient impatient = FerryClient.builder()
+            .dataDirectory(dir.resolve("impatient"))
+            .storageKey(new byte[32])
+            .callTimeout(Duration.ofSeconds(1))
+            .build()) {
+      impatient.initialize(p.server.address());
+      impatient.acceptInvitation(p.alice.createInvitation("impatient").uri(), "alice");
+      FerryException e = assertThrows(FerryException.class, () -> impatient.receive(Duration.ofMillis(50), m -> { }));
+      assertEquals(FerryException.Reason.UNREACHABLE, e.reason());
+      assertTrue(e.getMessage().contains("did not answer in time"), e.getMessage());
+    }
+  }
+
   @Test
   void aMessageIsKeptWhenTheAppFailsToTakeItAndHandedOverAgain() throws Exception {
     try (Pair p = new Pair(Clock.systemUTC()).connected()) {

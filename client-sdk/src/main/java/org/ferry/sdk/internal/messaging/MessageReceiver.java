@@ -112,19 +112,32 @@ public final class MessageReceiver {
       for (ServerAddress server : byServer.keySet()) {
         streams.put(server, open(server, events));
       }
+      // Until every mailbox is subscribed, wait as long as any call may take; only then does
+      // the idle clock start, so a slow link is never mistaken for an empty mailbox.
+      int unsubscribed = byServer.values().stream().mapToInt(List::size).sum();
+      long subscribeDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
       while (true) {
+        long waitMillis = unsubscribed > 0
+            ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(subscribeDeadline - System.nanoTime()))
+            : idle.toMillis();
         Event event;
         try {
-          event = events.poll(idle.toMillis(), TimeUnit.MILLISECONDS);
+          event = events.poll(waitMillis, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
           return handed;
+        }
+        if (event == null && unsubscribed > 0) {
+          throw new FerryException(FerryException.Reason.UNREACHABLE,
+              "server " + byServer.keySet().iterator().next().hostPort() + " did not answer in time");
         }
         if (event == null) {
           return handed;
         }
         if (event instanceof Challenge c) {
           subscribe(streams.get(c.server()), byServer.get(c.server()), c.nonce());
+        } else if (event instanceof Subscribed) {
+          unsubscribed--;
         } else if (event instanceof Arrived a) {
           handed += process(streams.get(a.server()), a.delivery(), listener);
         } else if (event instanceof Failed f) {

@@ -110,6 +110,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private void subscribe(Subscribe request) {
     MailboxId id = MailboxId.fromWire(request.getMailboxId());
     if (subscriptions.containsKey(id)) {
+      out.onNext(subscribed(id));
       return;
     }
     if (subscriptions.size() >= MAX_SUBSCRIPTIONS) {
@@ -120,10 +121,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     subscriptions.put(id, sub);
     // Registered before the first read, so nothing made durable after that read is missed.
     sub.registration = mailboxes.onNew(id, () -> serial.execute(this::pump));
-    out.onNext(
-        ReceiveResponse.newBuilder()
-            .setSubscribed(Subscribed.newBuilder().setMailboxId(id.toWire()))
-            .build());
+    out.onNext(subscribed(id));
     pump();
   }
 
@@ -163,6 +161,12 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
             }
           }
         });
+  }
+
+  private static ReceiveResponse subscribed(MailboxId id) {
+    return ReceiveResponse.newBuilder()
+        .setSubscribed(Subscribed.newBuilder().setMailboxId(id.toWire()))
+        .build();
   }
 
   private static ReceiveResponse delivery(QueuedEnvelope env) {

@@ -6,17 +6,12 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Turns exceptions that escape a service into a status: a {@link StatusRuntimeException}
  * keeps its status; anything else is logged once here and becomes INTERNAL, without details.
  */
 public final class ErrorMappingInterceptor implements ServerInterceptor {
-  private static final Logger log = LoggerFactory.getLogger(ErrorMappingInterceptor.class);
-
   @Override
   public <Q, R> ServerCall.Listener<Q> interceptCall(
       ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
@@ -40,11 +35,8 @@ public final class ErrorMappingInterceptor implements ServerInterceptor {
       private void guard(Runnable r) {
         try {
           r.run();
-        } catch (StatusRuntimeException e) {
-          closeQuietly(e.getStatus());
         } catch (RuntimeException e) {
-          log.error("{} failed", call.getMethodDescriptor().getFullMethodName(), e);
-          closeQuietly(Status.INTERNAL.withDescription("internal server error"));
+          closeQuietly(GrpcErrors.statusOf(e, call.getMethodDescriptor().getFullMethodName()));
         }
       }
 

@@ -2,13 +2,30 @@ package org.ferry.server.internal.grpc;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The one place statuses are made. Messages say what was wrong with the request so that a
  * client can act on it; they never echo secrets or ids back.
  */
 public final class GrpcErrors {
+  private static final Logger log = LoggerFactory.getLogger(GrpcErrors.class);
+
   private GrpcErrors() {}
+
+  /**
+   * The status to end a call with: a {@link StatusRuntimeException} keeps its own; anything
+   * else is a bug, logged once here with {@code where}, and reaches the client as INTERNAL
+   * without details.
+   */
+  public static Status statusOf(RuntimeException e, String where) {
+    if (e instanceof StatusRuntimeException s) {
+      return s.getStatus();
+    }
+    log.error("{} failed", where, e);
+    return Status.INTERNAL.withDescription("internal server error");
+  }
 
   public static StatusRuntimeException invalidArgument(String format, Object... args) {
     return Status.INVALID_ARGUMENT.withDescription(String.format(format, args)).asRuntimeException();
@@ -28,9 +45,5 @@ public final class GrpcErrors {
 
   public static StatusRuntimeException failedPrecondition(String message) {
     return Status.FAILED_PRECONDITION.withDescription(message).asRuntimeException();
-  }
-
-  public static StatusRuntimeException internal() {
-    return Status.INTERNAL.withDescription("internal server error").asRuntimeException();
   }
 }

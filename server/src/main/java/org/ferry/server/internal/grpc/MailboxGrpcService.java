@@ -5,6 +5,7 @@ import io.grpc.stub.StreamObserver;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.concurrent.Executor;
+import org.ferry.proto.OwnerKeys;
 import org.ferry.proto.PaddingBuckets;
 import org.ferry.proto.v1.CreateMailboxRequest;
 import org.ferry.proto.v1.CreateMailboxResponse;
@@ -32,6 +33,13 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
   @Override
   public void createMailbox(
       CreateMailboxRequest request, StreamObserver<CreateMailboxResponse> response) {
+    if (!OwnerKeys.isValid(request.getOwnerKey().toByteArray())) {
+      throw GrpcErrors.invalidArgument("owner_key must be a 32-byte Ed25519 public key");
+    }
+    if (request.getSendCapabilityHash().size() != 32) {
+      throw GrpcErrors.invalidArgument(
+          "send_capability_hash must be 32 bytes, got %d", request.getSendCapabilityHash().size());
+    }
     MailboxId id =
         mailboxes.create(
             request.getOwnerKey().toByteArray(), request.getSendCapabilityHash().toByteArray());

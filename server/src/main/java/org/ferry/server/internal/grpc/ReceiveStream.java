@@ -2,7 +2,6 @@ package org.ferry.server.internal.grpc;
 
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.HashSet;
@@ -24,8 +23,6 @@ import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.QueuedEnvelope;
 import org.ferry.server.internal.util.SerializingExecutor;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One owner's receive stream. Everything that touches its state runs on one serializing
@@ -38,7 +35,6 @@ import org.slf4j.LoggerFactory;
 final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   static final int WINDOW = 32;
   static final int MAX_SUBSCRIPTIONS = 4096;
-  private static final Logger log = LoggerFactory.getLogger(ReceiveStream.class);
 
   private final MailboxManager mailboxes;
   private final ServerCallStreamObserver<ReceiveResponse> out;
@@ -65,7 +61,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   }
 
   void start() {
-    out.setOnReadyHandler(() -> serial.execute(this::pump));
+    out.setOnReadyHandler(() -> serial.execute(this::pumpAll));
     out.setOnCancelHandler(() -> serial.execute(this::release));
     serial.execute(
         () ->
@@ -120,9 +116,9 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     Subscription sub = new Subscription();
     subscriptions.put(id, sub);
     // Registered before the first read, so nothing made durable after that read is missed.
-    sub.registration = mailboxes.onNew(id, () -> serial.execute(this::pump));
+    sub.registration = mailboxes.onNew(id, () -> serial.execute(() -> pump(id)));
     out.onNext(subscribed(id));
-    pump();
+    pump(id);
   }
 
   private void ack(Ack ack) {
@@ -134,30 +130,34 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     // Acks are idempotent: one for a delivery not in flight (acked already) changes nothing.
     if (sub.unacked.remove(ack.getDeliveryId())) {
       mailboxes.acknowledge(id, ack.getDeliveryId());
-      pump();
+      pump(id);
     }
   }
 
-  private void pump() {
-    if (closed) {
+  /** When the transport can take more: every mailbox may have something waiting. */
+  private void pumpAll() {
+    for (MailboxId id : List.copyOf(subscriptions.keySet())) {
+      pump(id);
+    }
+  }
+
+  /** Sends what waits in one mailbox, as far as its window and the transport allow. */
+  private void pump(MailboxId id) {
+    Subscription sub = subscriptions.get(id);
+    if (closed || sub == null) {
       return;
     }
     guarded(
         () -> {
-          for (Map.Entry<MailboxId, Subscription> e : subscriptions.entrySet()) {
-            MailboxId id = e.getKey();
-            Subscription sub = e.getValue();
-            while (out.isReady() && sub.unacked.size() < WINDOW) {
-              List<QueuedEnvelope> batch =
-                  mailboxes.pending(id, sub.cursor, WINDOW - sub.unacked.size());
-              if (batch.isEmpty()) {
-                break;
-              }
-              for (QueuedEnvelope env : batch) {
-                out.onNext(delivery(env));
-                sub.unacked.add(env.seq());
-                sub.cursor = env.seq() + 1;
-              }
+          while (out.isReady() && sub.unacked.size() < WINDOW) {
+            List<QueuedEnvelope> batch = mailboxes.pending(id, sub.cursor, WINDOW - sub.unacked.size());
+            if (batch.isEmpty()) {
+              return;
+            }
+            for (QueuedEnvelope env : batch) {
+              out.onNext(delivery(env));
+              sub.unacked.add(env.seq());
+              sub.cursor = env.seq() + 1;
             }
           }
         });
@@ -185,11 +185,8 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private void guarded(Runnable action) {
     try {
       action.run();
-    } catch (StatusRuntimeException e) {
-      fail(e.getStatus());
     } catch (RuntimeException e) {
-      log.error("receive stream failed", e);
-      fail(Status.INTERNAL.withDescription("internal server error"));
+      fail(GrpcErrors.statusOf(e, "receive stream"));
     }
   }
 

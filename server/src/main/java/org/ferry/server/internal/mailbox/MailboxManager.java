@@ -36,14 +36,8 @@ public final class MailboxManager {
     this.defaultTtl = defaultTtl;
   }
 
+  /** Creates a mailbox; the caller has checked the key and hash are well-formed. */
   public MailboxId create(byte[] ownerKey, byte[] sendCapabilityHash) {
-    if (!OwnerKeys.isValid(ownerKey)) {
-      throw GrpcErrors.invalidArgument("owner_key must be a 32-byte Ed25519 public key");
-    }
-    if (sendCapabilityHash.length != 32) {
-      throw GrpcErrors.invalidArgument(
-          "send_capability_hash must be 32 bytes, got %d", sendCapabilityHash.length);
-    }
     MailboxId id = MailboxId.random(random);
     store.createMailbox(new MailboxRecord(id, ownerKey, sendCapabilityHash, clock.instant()));
     return id;

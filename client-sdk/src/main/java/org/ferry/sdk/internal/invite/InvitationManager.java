@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
 import javax.crypto.AEADBadTagException;
+import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.LocalIdentity;
@@ -217,16 +218,16 @@ public final class InvitationManager {
           .getBlob()
           .toByteArray();
     } catch (StatusRuntimeException e) {
-      Status s = e.getStatus();
-      String desc = String.valueOf(s.getDescription());
-      if (s.getCode() == Status.Code.NOT_FOUND && desc.contains("already used")) {
+      String reason = ErrorReasons.of(e).orElse("");
+      if (reason.equals(ErrorReasons.INVITATION_USED)) {
         throw new FerryException(FerryException.Reason.INVITATION_USED,
             "this invitation was already used; if not by you, it may have been intercepted: tell its sender", e);
       }
-      if (s.getCode() == Status.Code.NOT_FOUND && desc.contains("expired")) {
+      if (reason.equals(ErrorReasons.INVITATION_EXPIRED)) {
         throw new FerryException(FerryException.Reason.INVITATION_EXPIRED, "this invitation expired; ask for a new one", e);
       }
-      if (s.getCode() == Status.Code.NOT_FOUND || s.getCode() == Status.Code.PERMISSION_DENIED) {
+      Status.Code code = e.getStatus().getCode();
+      if (code == Status.Code.NOT_FOUND || code == Status.Code.PERMISSION_DENIED) {
         throw new FerryException(FerryException.Reason.INVALID_INVITATION,
             "the inviter's server does not know this invitation", e);
       }

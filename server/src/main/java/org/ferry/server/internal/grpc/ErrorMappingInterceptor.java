@@ -5,7 +5,7 @@ import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
-import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 
 /**
  * Turns exceptions that escape a service into a status: a {@link StatusRuntimeException}
@@ -36,13 +36,14 @@ public final class ErrorMappingInterceptor implements ServerInterceptor {
         try {
           r.run();
         } catch (RuntimeException e) {
-          closeQuietly(GrpcErrors.statusOf(e, call.getMethodDescriptor().getFullMethodName()));
+          closeQuietly(GrpcErrors.toStatusException(e, call.getMethodDescriptor().getFullMethodName()));
         }
       }
 
-      private void closeQuietly(Status status) {
+      private void closeQuietly(StatusRuntimeException failure) {
+        Metadata trailers = failure.getTrailers();
         try {
-          call.close(status, new Metadata());
+          call.close(failure.getStatus(), trailers != null ? trailers : new Metadata());
         } catch (IllegalStateException alreadyClosed) {
           // The service closed the call before failing; nothing left to tell the client.
         }

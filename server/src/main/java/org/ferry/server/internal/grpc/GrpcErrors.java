@@ -15,16 +15,16 @@ public final class GrpcErrors {
   private GrpcErrors() {}
 
   /**
-   * The status to end a call with: a {@link StatusRuntimeException} keeps its own; anything
-   * else is a bug, logged once here with {@code where}, and reaches the client as INTERNAL
-   * without details.
+   * What to end a call with: a {@link StatusRuntimeException} as it is, trailers (error
+   * reasons) included; anything else is a bug, logged once here with {@code where}, and reaches
+   * the client as INTERNAL without details.
    */
-  public static Status statusOf(RuntimeException e, String where) {
+  public static StatusRuntimeException toStatusException(RuntimeException e, String where) {
     if (e instanceof StatusRuntimeException s) {
-      return s.getStatus();
+      return s;
     }
     log.error("{} failed", where, e);
-    return Status.INTERNAL.withDescription("internal server error");
+    return Status.INTERNAL.withDescription("internal server error").asRuntimeException();
   }
 
   public static StatusRuntimeException invalidArgument(String format, Object... args) {

@@ -1,7 +1,7 @@
 package org.ferry.server.internal.grpc;
 
 import com.google.protobuf.ByteString;
-import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.HashSet;
@@ -186,17 +186,17 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     try {
       action.run();
     } catch (RuntimeException e) {
-      fail(GrpcErrors.statusOf(e, "receive stream"));
+      fail(GrpcErrors.toStatusException(e, "receive stream"));
     }
   }
 
-  private void fail(Status status) {
+  private void fail(StatusRuntimeException failure) {
     if (closed) {
       return;
     }
     release();
     try {
-      out.onError(status.asRuntimeException());
+      out.onError(failure);
     } catch (IllegalStateException alreadyClosed) {
       // The client went away first.
     }

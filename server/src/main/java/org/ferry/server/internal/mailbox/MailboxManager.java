@@ -7,6 +7,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import io.grpc.Status;
+import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.server.internal.grpc.GrpcErrors;
 import org.ferry.server.internal.store.MailboxStore;
@@ -117,13 +119,13 @@ public final class MailboxManager {
           store.invitation(id).orElseThrow(() -> GrpcErrors.notFound("no such invitation"));
       if (found.isExpired(clock.instant())) {
         store.deleteInvitation(id);
-        throw GrpcErrors.notFound("invitation expired");
+        throw ErrorReasons.withReason(Status.Code.NOT_FOUND, ErrorReasons.INVITATION_EXPIRED, "invitation expired");
       }
       if (!MessageDigest.isEqual(Bytes.sha256(fetchToken), found.fetchTokenHash())) {
         throw GrpcErrors.permissionDenied("wrong fetch token for this invitation");
       }
       if (found.taken()) {
-        throw GrpcErrors.notFound("invitation already used");
+        throw ErrorReasons.withReason(Status.Code.NOT_FOUND, ErrorReasons.INVITATION_USED, "invitation already used");
       }
       store.putInvitation(
           new InvitationBlob(id, found.fetchTokenHash(), new byte[0], found.expiresAt(), true));

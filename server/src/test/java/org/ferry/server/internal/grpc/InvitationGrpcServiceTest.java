@@ -11,6 +11,7 @@ import io.grpc.StatusRuntimeException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
+import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.proto.v1.PutInvitationRequest;
 import org.ferry.proto.v1.TakeInvitationRequest;
@@ -72,6 +73,7 @@ class InvitationGrpcServiceTest {
     StatusRuntimeException second = failure(() -> take(token));
     assertEquals(Status.Code.NOT_FOUND, second.getStatus().getCode());
     assertTrue(second.getStatus().getDescription().contains("already used"));
+    assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(second).orElseThrow());
   }
 
   @Test
@@ -88,6 +90,7 @@ class InvitationGrpcServiceTest {
     StatusRuntimeException e = failure(() -> take(token));
     assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
     assertTrue(e.getStatus().getDescription().contains("expired"));
+    assertEquals(ErrorReasons.INVITATION_EXPIRED, ErrorReasons.of(e).orElseThrow());
   }
 
   @Test

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.LocalIdentity;
@@ -27,6 +28,7 @@ import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
 import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;
 import org.signal.libsignal.protocol.IdentityKeyPair;
@@ -209,7 +211,7 @@ public final class FerryClient implements AutoCloseable {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       return ContactBook.all(txn).stream()
           .sorted(java.util.Comparator.comparingLong(ContactRecord::getCreatedAt))
-          .map(c -> toContact(txn, c))
+          .map(contactView(txn))
           .toList();
     }
   }
@@ -217,20 +219,27 @@ public final class FerryClient implements AutoCloseable {
   /** The contact with this label, if any. */
   public synchronized Optional<Contact> contact(String label) {
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      return ContactBook.byLabel(txn, label).map(c -> toContact(txn, c));
+      return ContactBook.byLabel(txn, label).map(contactView(txn));
     }
   }
 
-  private Contact toContact(LocalStore.Txn txn, ContactRecord c) {
+  /** Turns records into what the app sees, reading our identity once for all of them. */
+  private Function<ContactRecord, Contact> contactView(LocalStore.Txn txn) {
+    ProtocolStore protocol = ctx.protocol(txn);
+    IdentityKey local = protocol.getIdentityKeyPair().getPublicKey();
+    return c -> toContact(c, protocol, local);
+  }
+
+  private Contact toContact(
+      ContactRecord c, ProtocolStore protocol, IdentityKey local) {
     Contact.State state = switch (c.getState()) {
       case ESTABLISHED -> Contact.State.ESTABLISHED;
       default -> ctx.clock().instant().getEpochSecond() >= c.getInvitationExpiresAt()
           ? Contact.State.INVITATION_EXPIRED
           : Contact.State.INVITED;
     };
-    Optional<String> safety = Optional.ofNullable(
-            ctx.protocol(txn).getIdentity(ClientContext.address(c)))
-        .map(remote -> safetyNumber(ctx.identityKeyPair().getPublicKey(), remote));
+    Optional<String> safety = Optional.ofNullable(protocol.getIdentity(ClientContext.address(c)))
+        .map(remote -> safetyNumber(local, remote));
     Optional<Instant> last = c.getLastReceivedAt() == 0
         ? Optional.empty()
         : Optional.of(Instant.ofEpochSecond(c.getLastReceivedAt()));

@@ -38,9 +38,10 @@ public record ClientContext(
     }
   }
 
-  public IdentityKeyPair identityKeyPair() {
+  /** The identity key pair held in {@code identity}. */
+  public static IdentityKeyPair keyPair(LocalIdentity identity) {
     try {
-      return new IdentityKeyPair(identity().getIdentityKeyPair().toByteArray());
+      return new IdentityKeyPair(identity.getIdentityKeyPair().toByteArray());
     } catch (org.signal.libsignal.protocol.InvalidKeyException e) {
       throw new IllegalStateException("stored identity key is unreadable", e);
     }
@@ -52,11 +53,7 @@ public record ClientContext(
 
   public ProtocolStore protocol(LocalStore.Txn txn) {
     LocalIdentity id = LocalIdentityStore.require(txn);
-    try {
-      return new ProtocolStore(txn, new IdentityKeyPair(id.getIdentityKeyPair().toByteArray()), id.getRegistrationId());
-    } catch (org.signal.libsignal.protocol.InvalidKeyException e) {
-      throw new IllegalStateException("stored identity key is unreadable", e);
-    }
+    return new ProtocolStore(txn, keyPair(id), id.getRegistrationId());
   }
 
   /** The libsignal address of a contact: its random local id, so labels can change freely. */

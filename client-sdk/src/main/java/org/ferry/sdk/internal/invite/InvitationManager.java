@@ -69,15 +69,15 @@ public final class InvitationManager {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       ContactBook.checkNewLabel(txn, label);
     }
-    ServerAddress home = ctx.homeServer();
+    LocalIdentity local = ctx.identity();
+    ServerAddress home = ServerAddress.parse(local.getHomeServer());
     Instant expiresAt = ctx.clock().instant().plus(validity).truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
     byte[] secret = ctx.randomBytes(32);
     OwnedMailbox inbox = ctx.createMailbox(InvitationCodec.sendCapabilityOf(secret));
     byte[] mailboxId = inbox.getMailboxId().toByteArray();
     InvitationCodec.Parsed invitation = new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt);
 
-    IdentityKeyPair identity = ctx.identityKeyPair();
-    LocalIdentity local = ctx.identity();
+    IdentityKeyPair identity = ClientContext.keyPair(local);
     // Three ids per invitation, cycling within libsignal's 24-bit range.
     int base = Integer.remainderUnsigned(local.getNextPreKeyId(), MAX_PRE_KEY_ID - 3) + 1;
     long now = ctx.clock().millis();

@@ -98,9 +98,11 @@ public final class MessageReceiver {
     forgetOldEnvelopeIds();
     int handed = handOverInbox(listener);
     Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
+    Map<ByteString, String> contactByInbox = new HashMap<>();
     try (LocalStore.Txn txn = ctx.store().begin()) {
       for (ContactRecord c : ContactBook.all(txn)) {
         byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
+        contactByInbox.put(c.getInbox().getMailboxId(), c.getId());
       }
     }
     if (byServer.isEmpty()) {
@@ -139,7 +141,7 @@ public final class MessageReceiver {
         } else if (event instanceof Subscribed) {
           unsubscribed--;
         } else if (event instanceof Arrived a) {
-          handed += process(streams.get(a.server()), a.delivery(), listener);
+          handed += process(streams.get(a.server()), a.delivery(), contactByInbox, listener);
         } else if (event instanceof Failed f) {
           throw f.error() instanceof StatusRuntimeException s
               ? ServerConnections.failure(f.server(), s)
@@ -197,13 +199,17 @@ public final class MessageReceiver {
     }
   }
 
-  private int process(StreamObserver<ReceiveRequest> stream, Delivery delivery, MessageListener listener) {
+  private int process(
+      StreamObserver<ReceiveRequest> stream,
+      Delivery delivery,
+      Map<ByteString, String> contactByInbox,
+      MessageListener listener) {
     byte[] envelopeId = delivery.getEnvelope().getId().toByteArray();
     String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
     String established = null;
     try (LocalStore.Txn txn = ctx.store().begin()) {
       if (txn.get(seenKey).isEmpty()) {
-        established = decryptInto(txn, delivery, envelopeId);
+        established = decryptInto(txn, delivery, envelopeId, contactByInbox.get(delivery.getMailboxId()));
       }
     }
     stream.onNext(ReceiveRequest.newBuilder()
@@ -219,12 +225,12 @@ public final class MessageReceiver {
    * Opens, decrypts and records one envelope, committing {@code txn}. Returns the label of a
    * contact this envelope completed the handshake of, if any.
    */
-  private String decryptInto(LocalStore.Txn txn, Delivery delivery, byte[] envelopeId) {
+  private String decryptInto(LocalStore.Txn txn, Delivery delivery, byte[] envelopeId, String contactId) {
     String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
     byte[] mailboxId = delivery.getMailboxId().toByteArray();
     Instant now = ctx.clock().instant();
     byte[] seenValue = java.nio.ByteBuffer.allocate(8).putLong(now.toEpochMilli()).array();
-    ContactRecord contact = ContactBook.byInbox(txn, mailboxId).orElse(null);
+    ContactRecord contact = contactId == null ? null : ContactBook.byId(txn, contactId).orElse(null);
     Content content = contact == null ? null : decrypt(txn, contact, mailboxId, delivery);
     if (content == null) {
       // Keep none of what a failed decryption may have touched; remember only the id.

@@ -38,6 +38,20 @@ public final class ProtocolStore implements SignalProtocolStore {
     this.registrationId = registrationId;
   }
 
+  /** A libsignal record constructor: bytes in, record out. */
+  @FunctionalInterface
+  private interface Parser<T> {
+    T parse(byte[] bytes) throws InvalidMessageException;
+  }
+
+  private static <T> T parse(byte[] bytes, Parser<T> parser, String what) {
+    try {
+      return parser.parse(bytes);
+    } catch (InvalidMessageException e) {
+      throw new IllegalStateException("stored " + what + " is unreadable", e);
+    }
+  }
+
   private static String addr(String kind, SignalProtocolAddress a) {
     return kind + "/" + a.getName() + "." + a.getDeviceId();
   }
@@ -86,11 +100,7 @@ public final class ProtocolStore implements SignalProtocolStore {
     if (v.isEmpty()) {
       return null;
     }
-    try {
-      return new SessionRecord(v.get());
-    } catch (InvalidMessageException e) {
-      throw new IllegalStateException("stored session is unreadable", e);
-    }
+    return parse(v.get(), SessionRecord::new, "session");
   }
 
   @Override
@@ -136,11 +146,7 @@ public final class ProtocolStore implements SignalProtocolStore {
   @Override
   public PreKeyRecord loadPreKey(int id) throws InvalidKeyIdException {
     byte[] v = txn.get("prekey/" + id).orElseThrow(() -> new InvalidKeyIdException("no prekey " + id));
-    try {
-      return new PreKeyRecord(v);
-    } catch (InvalidMessageException e) {
-      throw new IllegalStateException("stored prekey is unreadable", e);
-    }
+    return parse(v, PreKeyRecord::new, "prekey");
   }
 
   @Override
@@ -162,22 +168,14 @@ public final class ProtocolStore implements SignalProtocolStore {
   public SignedPreKeyRecord loadSignedPreKey(int id) throws InvalidKeyIdException {
     byte[] v = txn.get("signed-prekey/" + id)
         .orElseThrow(() -> new InvalidKeyIdException("no signed prekey " + id));
-    try {
-      return new SignedPreKeyRecord(v);
-    } catch (InvalidMessageException e) {
-      throw new IllegalStateException("stored signed prekey is unreadable", e);
-    }
+    return parse(v, SignedPreKeyRecord::new, "signed prekey");
   }
 
   @Override
   public List<SignedPreKeyRecord> loadSignedPreKeys() {
     List<SignedPreKeyRecord> out = new ArrayList<>();
     for (byte[] v : txn.scan("signed-prekey/").values()) {
-      try {
-        out.add(new SignedPreKeyRecord(v));
-      } catch (InvalidMessageException e) {
-        throw new IllegalStateException("stored signed prekey is unreadable", e);
-      }
+      out.add(parse(v, SignedPreKeyRecord::new, "signed prekey"));
     }
     return out;
   }
@@ -201,22 +199,14 @@ public final class ProtocolStore implements SignalProtocolStore {
   public KyberPreKeyRecord loadKyberPreKey(int id) throws InvalidKeyIdException {
     byte[] v = txn.get("kyber-prekey/" + id)
         .orElseThrow(() -> new InvalidKeyIdException("no kyber prekey " + id));
-    try {
-      return new KyberPreKeyRecord(v);
-    } catch (InvalidMessageException e) {
-      throw new IllegalStateException("stored kyber prekey is unreadable", e);
-    }
+    return parse(v, KyberPreKeyRecord::new, "kyber prekey");
   }
 
   @Override
   public List<KyberPreKeyRecord> loadKyberPreKeys() {
     List<KyberPreKeyRecord> out = new ArrayList<>();
     for (byte[] v : txn.scan("kyber-prekey/").values()) {
-      try {
-        out.add(new KyberPreKeyRecord(v));
-      } catch (InvalidMessageException e) {
-        throw new IllegalStateException("stored kyber prekey is unreadable", e);
-      }
+      out.add(parse(v, KyberPreKeyRecord::new, "kyber prekey"));
     }
     return out;
   }
@@ -248,10 +238,6 @@ public final class ProtocolStore implements SignalProtocolStore {
     if (v.isEmpty()) {
       return null;
     }
-    try {
-      return new SenderKeyRecord(v.get());
-    } catch (InvalidMessageException e) {
-      throw new IllegalStateException("stored sender key is unreadable", e);
-    }
+    return parse(v.get(), SenderKeyRecord::new, "sender key");
   }
 }

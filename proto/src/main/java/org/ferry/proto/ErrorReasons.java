@@ -2,10 +2,13 @@ package org.ferry.proto;
 
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
 import com.google.rpc.ErrorInfo;
+import com.google.rpc.RetryInfo;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
+import java.time.Duration;
 import java.util.Optional;
 
 /**
@@ -18,31 +21,64 @@ public final class ErrorReasons {
   public static final String INVITATION_USED = "INVITATION_USED";
   /** TakeInvitation, NOT_FOUND: the invitation ran out. */
   public static final String INVITATION_EXPIRED = "INVITATION_EXPIRED";
+  /** Send, RESOURCE_EXHAUSTED: the recipient's mailbox holds as much as its server allows. */
+  public static final String MAILBOX_FULL = "MAILBOX_FULL";
+  /** Send, RESOURCE_EXHAUSTED: the server's storage budget is used up. */
+  public static final String SERVER_FULL = "SERVER_FULL";
+  /** CreateMailbox, RESOURCE_EXHAUSTED: too many mailboxes made lately; RetryInfo says when. */
+  public static final String RATE_LIMITED = "RATE_LIMITED";
+  /** CreateMailbox, UNAUTHENTICATED: this server needs its operator's creation token. */
+  public static final String CREATION_TOKEN_REQUIRED = "CREATION_TOKEN_REQUIRED";
 
   private ErrorReasons() {}
 
   /** A status exception with {@code message} for people and {@code reason} for programs. */
   public static StatusRuntimeException withReason(Status.Code code, String reason, String message) {
-    return StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder()
+    return StatusProto.toStatusRuntimeException(status(code, reason, message).build());
+  }
+
+  /** As {@link #withReason(Status.Code, String, String)}, with a {@code RetryInfo} delay. */
+  public static StatusRuntimeException withRetry(
+      Status.Code code, String reason, String message, Duration retryAfter) {
+    RetryInfo retry = RetryInfo.newBuilder()
+        .setRetryDelay(com.google.protobuf.Duration.newBuilder()
+            .setSeconds(retryAfter.getSeconds())
+            .setNanos(retryAfter.getNano()))
+        .build();
+    return StatusProto.toStatusRuntimeException(
+        status(code, reason, message).addDetails(Any.pack(retry)).build());
+  }
+
+  private static com.google.rpc.Status.Builder status(Status.Code code, String reason, String message) {
+    return com.google.rpc.Status.newBuilder()
         .setCode(code.value())
         .setMessage(message)
-        .addDetails(Any.pack(ErrorInfo.newBuilder().setDomain(DOMAIN).setReason(reason).build()))
-        .build());
+        .addDetails(Any.pack(ErrorInfo.newBuilder().setDomain(DOMAIN).setReason(reason).build()));
   }
 
   /** The Ferry reason a failed call carries, if any. */
   public static Optional<String> of(Throwable failure) {
+    return detail(failure, ErrorInfo.class)
+        .filter(info -> DOMAIN.equals(info.getDomain()))
+        .map(ErrorInfo::getReason);
+  }
+
+  /** The retry delay a failed call carries, if any. */
+  public static Optional<Duration> retryAfter(Throwable failure) {
+    return detail(failure, RetryInfo.class)
+        .map(RetryInfo::getRetryDelay)
+        .map(d -> Duration.ofSeconds(d.getSeconds(), d.getNanos()));
+  }
+
+  private static <T extends Message> Optional<T> detail(Throwable failure, Class<T> type) {
     com.google.rpc.Status status = StatusProto.fromThrowable(failure);
     if (status == null) {
       return Optional.empty();
     }
     for (Any detail : status.getDetailsList()) {
-      if (detail.is(ErrorInfo.class)) {
+      if (detail.is(type)) {
         try {
-          ErrorInfo info = detail.unpack(ErrorInfo.class);
-          if (DOMAIN.equals(info.getDomain())) {
-            return Optional.of(info.getReason());
-          }
+          return Optional.of(detail.unpack(type));
         } catch (InvalidProtocolBufferException e) {
           return Optional.empty();
         }

@@ -24,6 +24,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.ferry.proto.ServerAddress;
@@ -32,8 +33,10 @@ import org.ferry.server.internal.grpc.InvitationGrpcService;
 import org.ferry.server.internal.grpc.MailboxGrpcService;
 import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.tls.ServerIdentity;
+import org.ferry.server.internal.util.Bytes;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,6 +66,7 @@ public final class FerryServer implements AutoCloseable {
   private final HealthStatusManager health;
   private final MailboxStore store;
   private final ExecutorService deliveryExecutor;
+  private final ScheduledExecutorService background;
   private final ServerAddress address;
   private boolean closed;
 
@@ -71,11 +75,13 @@ public final class FerryServer implements AutoCloseable {
       HealthStatusManager health,
       MailboxStore store,
       ExecutorService deliveryExecutor,
+      ScheduledExecutorService background,
       ServerAddress address) {
     this.grpcServer = grpcServer;
     this.health = health;
     this.store = store;
     this.deliveryExecutor = deliveryExecutor;
+    this.background = background;
     this.address = address;
   }
 
@@ -113,12 +119,15 @@ public final class FerryServer implements AutoCloseable {
       }
       quiet = grpcServer.awaitTermination(5, TimeUnit.SECONDS);
       deliveryExecutor.shutdown();
+      background.shutdown();
       quiet &= deliveryExecutor.awaitTermination(5, TimeUnit.SECONDS);
+      quiet &= background.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       grpcServer.shutdownNow();
       Thread.currentThread().interrupt();
     }
     deliveryExecutor.shutdownNow();
+    background.shutdownNow();
     if (quiet) {
       store.close();
       log.info("ferry server stopped");
@@ -135,6 +144,14 @@ public final class FerryServer implements AutoCloseable {
     private String advertisedHost;
     private Clock clock = Clock.systemUTC();
     private Duration defaultTtl = DEFAULT_TTL;
+    private long mailboxEnvelopes = ServerLimits.DEFAULTS.mailboxEnvelopes();
+    private long mailboxBytes = ServerLimits.DEFAULTS.mailboxBytes();
+    private long storageBudget = ServerLimits.DEFAULTS.queuedBytes();
+    private double createPerSecond = ServerLimits.DEFAULTS.createPerSecond();
+    private int createBurst = ServerLimits.DEFAULTS.createBurst();
+    private Optional<byte[]> creationTokenHash = Optional.empty();
+    private Duration sweepInterval = Duration.ofMinutes(1);
+    private Duration unsafeWriteDelay;
     private final List<ServerInterceptor> interceptors = new ArrayList<>();
 
     private Builder() {}
@@ -180,6 +197,78 @@ public final class FerryServer implements AutoCloseable {
     }
 
     /**
+     * Most envelopes, and most body bytes, that may wait in one mailbox; default 10,000 and
+     * 64 MiB. A send beyond either fails with RESOURCE_EXHAUSTED (MAILBOX_FULL).
+     */
+    public Builder mailboxQuota(long envelopes, long bytes) {
+      if (envelopes <= 0 || bytes <= 0) {
+        throw new IllegalArgumentException("mailbox quota must be positive: " + envelopes + ", " + bytes);
+      }
+      this.mailboxEnvelopes = envelopes;
+      this.mailboxBytes = bytes;
+      return this;
+    }
+
+    /**
+     * Most envelope body bytes waiting in all mailboxes together; default 4 GiB. A send beyond
+     * it fails with RESOURCE_EXHAUSTED (SERVER_FULL). Leave room on disk for RocksDB's own
+     * overhead: about twice this while compactions run.
+     */
+    public Builder storageBudget(long bytes) {
+      if (bytes <= 0) {
+        throw new IllegalArgumentException("storage budget must be positive: " + bytes);
+      }
+      this.storageBudget = bytes;
+      return this;
+    }
+
+    /**
+     * How fast mailboxes may be made, by anyone: {@code burst} at once, then
+     * {@code perSecond}; default 5 per second, burst 100. Beyond it CreateMailbox fails with
+     * RESOURCE_EXHAUSTED (RATE_LIMITED) and a retry delay.
+     */
+    public Builder mailboxCreationRate(double perSecond, int burst) {
+      if (!(perSecond > 0) || burst < 1) {
+        throw new IllegalArgumentException(
+            "creation rate must be positive: " + perSecond + "/s, burst " + burst);
+      }
+      this.createPerSecond = perSecond;
+      this.createBurst = burst;
+      return this;
+    }
+
+    /**
+     * Requires this token of anyone who makes a mailbox (a server for a closed community).
+     * Only its SHA-256 is kept. Default: no token needed.
+     */
+    public Builder creationToken(String token) {
+      if (token.isEmpty() || token.length() > 256) {
+        throw new IllegalArgumentException("creation token must be 1 to 256 characters");
+      }
+      this.creationTokenHash =
+          Optional.of(Bytes.sha256(token.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+      return this;
+    }
+
+    /** How often expired envelopes and invitations are removed; default one minute. */
+    public Builder sweepInterval(Duration interval) {
+      if (interval.isNegative() || interval.isZero()) {
+        throw new IllegalArgumentException("sweep interval must be positive: " + interval);
+      }
+      this.sweepInterval = interval;
+      return this;
+    }
+
+    /**
+     * For the crash harness only: acknowledge each send at once and write it {@code delay}
+     * later, so that a kill loses acknowledged messages and the harness can show it notices.
+     */
+    public Builder unsafeAcknowledgeBeforeWriting(Duration delay) {
+      this.unsafeWriteDelay = Objects.requireNonNull(delay, "delay");
+      return this;
+    }
+
+    /**
      * Adds an interceptor around Ferry's services (metrics, tracing, fault injection in tests).
      * It sees ids and sizes but no plaintext; it must not log client addresses.
      */
@@ -205,9 +294,22 @@ public final class FerryServer implements AutoCloseable {
       MailboxStore store = MailboxStore.open(dataDirectory.resolve("store"));
       ExecutorService deliveryExecutor = Executors.newFixedThreadPool(
           Math.max(2, Runtime.getRuntime().availableProcessors()), daemonThreads("ferry-delivery"));
+      ScheduledExecutorService background =
+          Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
       try {
+        ServerLimits limits = new ServerLimits(
+            mailboxEnvelopes, mailboxBytes, storageBudget, createPerSecond, createBurst,
+            creationTokenHash);
         MailboxManager mailboxes =
-            new MailboxManager(store, new DeliveryNotifier(), clock, random, defaultTtl);
+            new MailboxManager(store, new DeliveryNotifier(), clock, random, defaultTtl, limits);
+        if (unsafeWriteDelay != null) {
+          log.warn("UNSAFE: sends are acknowledged before they are written; for crash tests only");
+          mailboxes.acknowledgeBeforeWriting(
+              write -> background.schedule(write, unsafeWriteDelay.toNanos(), TimeUnit.NANOSECONDS));
+        }
+        background.scheduleWithFixedDelay(
+            () -> sweep(mailboxes),
+            sweepInterval.toNanos(), sweepInterval.toNanos(), TimeUnit.NANOSECONDS);
         HealthStatusManager health = new HealthStatusManager();
         ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
         Server grpc =
@@ -226,11 +328,24 @@ public final class FerryServer implements AutoCloseable {
         ServerAddress address =
             new ServerAddress(
                 shownHost, boundPort, ServerAddress.fingerprintOf(identity.certificate().getPublicKey()));
-        return new FerryServer(grpc, health, store, deliveryExecutor, address);
+        return new FerryServer(grpc, health, store, deliveryExecutor, background, address);
       } catch (IOException | RuntimeException e) {
         deliveryExecutor.shutdownNow();
+        background.shutdownNow();
         store.close();
         throw e;
+      }
+    }
+
+    /** A failed sweep is logged and tried again at the next interval. */
+    private static void sweep(MailboxManager mailboxes) {
+      try {
+        int removed = mailboxes.sweepExpired();
+        if (removed > 0) {
+          log.debug("removed {} expired envelopes", removed);
+        }
+      } catch (RuntimeException e) {
+        log.error("expiry sweep failed", e);
       }
     }
 

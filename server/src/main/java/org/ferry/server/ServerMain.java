@@ -5,8 +5,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -28,6 +31,41 @@ public final class ServerMain implements Callable<Integer> {
   @Option(names = "--advertise",
       description = "Host that clients should dial, when it is not the listen host.")
   String advertise;
+
+  @Option(names = "--default-ttl", defaultValue = "21d", converter = DurationConverter.class,
+      description = "Longest an envelope waits for delivery (senders may ask for less), "
+          + "such as 21d, 36h or 90m; default ${DEFAULT-VALUE}.")
+  Duration defaultTtl;
+
+  @Option(names = "--mailbox-max-envelopes", defaultValue = "10000",
+      description = "Most envelopes waiting in one mailbox; default ${DEFAULT-VALUE}.")
+  long mailboxEnvelopes;
+
+  @Option(names = "--mailbox-max-bytes", defaultValue = "64M", converter = SizeConverter.class,
+      description = "Most bytes waiting in one mailbox (K, M, G: binary units); default ${DEFAULT-VALUE}.")
+  long mailboxBytes;
+
+  @Option(names = "--storage-budget", defaultValue = "4G", converter = SizeConverter.class,
+      description = "Most bytes waiting in all mailboxes together; default ${DEFAULT-VALUE}. "
+          + "Leave about as much again free on disk for RocksDB.")
+  long storageBudget;
+
+  @Option(names = "--create-rate", defaultValue = "5",
+      description = "Mailboxes made per second, sustained; default ${DEFAULT-VALUE}.")
+  double createRate;
+
+  @Option(names = "--create-burst", defaultValue = "100",
+      description = "Mailboxes made at once after a quiet spell; default ${DEFAULT-VALUE}.")
+  int createBurst;
+
+  @Option(names = "--creation-token-file",
+      description = "File whose first line is the token that anyone making a mailbox must give "
+          + "(for a closed community). Default: no token needed.")
+  Path creationTokenFile;
+
+  /** Crash harness only: see FerryServer.Builder#unsafeAcknowledgeBeforeWriting. */
+  @Option(names = "--unsafe-ack-before-write", hidden = true)
+  boolean unsafeAckBeforeWrite;
 
   /**
    * gRPC logs through java.util.logging, and its lower levels report transport failures with
@@ -57,13 +95,28 @@ public final class ServerMain implements Callable<Integer> {
       return 2;
     }
     String host = listen.substring(0, colon).replaceAll("^\\[|\\]$", "");
-    FerryServer.Builder builder = FerryServer.builder().dataDirectory(data).listen(host, port);
-    if (advertise != null) {
-      builder.advertisedHost(advertise);
-    }
     FerryServer server;
     try {
+      FerryServer.Builder builder = FerryServer.builder()
+          .dataDirectory(data)
+          .listen(host, port)
+          .defaultTtl(defaultTtl)
+          .mailboxQuota(mailboxEnvelopes, mailboxBytes)
+          .storageBudget(storageBudget)
+          .mailboxCreationRate(createRate, createBurst);
+      if (advertise != null) {
+        builder.advertisedHost(advertise);
+      }
+      if (creationTokenFile != null) {
+        builder.creationToken(readToken(creationTokenFile));
+      }
+      if (unsafeAckBeforeWrite) {
+        builder.unsafeAcknowledgeBeforeWriting(Duration.ofMillis(200));
+      }
       server = builder.start();
+    } catch (IllegalArgumentException e) {
+      System.err.println("ferry server: " + e.getMessage());
+      return 2;
     } catch (IOException e) {
       System.err.println("ferry server: " + rootMessage(e));
       return 1;
@@ -79,6 +132,66 @@ public final class ServerMain implements Callable<Integer> {
     server.awaitTermination();
     stopped.await();
     return 0;
+  }
+
+  private static String readToken(Path file) throws IOException {
+    String token;
+    try {
+      token = Files.readAllLines(file, StandardCharsets.UTF_8).stream().findFirst().orElse("").strip();
+    } catch (IOException e) {
+      throw new IOException("cannot read creation token file " + file + ": " + rootMessage(e), e);
+    }
+    if (token.isEmpty()) {
+      throw new IllegalArgumentException("creation token file " + file + " is empty");
+    }
+    return token;
+  }
+
+  /** Durations as people write them: 21d, 36h, 90m, 45s. */
+  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+    @Override
+    public Duration convert(String value) {
+      Matcher m = Pattern.compile("(\\d{1,9})([dhms])").matcher(value.strip());
+      if (!m.matches()) {
+        throw new CommandLine.TypeConversionException(
+            "expected a number and a unit (d, h, m, s), such as 21d; got '" + value + "'");
+      }
+      long n = Long.parseLong(m.group(1));
+      Duration d = switch (m.group(2)) {
+        case "d" -> Duration.ofDays(n);
+        case "h" -> Duration.ofHours(n);
+        case "m" -> Duration.ofMinutes(n);
+        default -> Duration.ofSeconds(n);
+      };
+      if (d.isZero()) {
+        throw new CommandLine.TypeConversionException("must be positive: '" + value + "'");
+      }
+      return d;
+    }
+  }
+
+  /** Sizes in bytes, with optional binary suffixes K, M, G, T. */
+  static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
+    @Override
+    public Long convert(String value) {
+      Matcher m = Pattern.compile("(\\d{1,12})([KMGT]?)i?B?", Pattern.CASE_INSENSITIVE).matcher(value.strip());
+      if (!m.matches()) {
+        throw new CommandLine.TypeConversionException(
+            "expected a size such as 64M or 4G; got '" + value + "'");
+      }
+      int shift = switch (m.group(2).toUpperCase(java.util.Locale.ROOT)) {
+        case "K" -> 10;
+        case "M" -> 20;
+        case "G" -> 30;
+        case "T" -> 40;
+        default -> 0;
+      };
+      long n = Long.parseLong(m.group(1));
+      if (n <= 0 || n > (Long.MAX_VALUE >> shift)) {
+        throw new CommandLine.TypeConversionException("size out of range: '" + value + "'");
+      }
+      return n << shift;
+    }
   }
 
   private static String rootMessage(Throwable e) {

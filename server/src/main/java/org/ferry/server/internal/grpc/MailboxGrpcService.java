@@ -40,9 +40,14 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
       throw GrpcErrors.invalidArgument(
           "send_capability_hash must be 32 bytes, got %d", request.getSendCapabilityHash().size());
     }
+    if (request.getCreationToken().length() > 256) {
+      throw GrpcErrors.invalidArgument("creation_token is longer than 256 characters");
+    }
     MailboxId id =
         mailboxes.create(
-            request.getOwnerKey().toByteArray(), request.getSendCapabilityHash().toByteArray());
+            request.getOwnerKey().toByteArray(),
+            request.getSendCapabilityHash().toByteArray(),
+            request.getCreationToken());
     response.onNext(CreateMailboxResponse.newBuilder().setMailboxId(id.toWire()).build());
     response.onCompleted();
   }

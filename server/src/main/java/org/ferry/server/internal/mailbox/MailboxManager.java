@@ -1,6 +1,7 @@
 package org.ferry.server.internal.mailbox;
 
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -12,6 +13,7 @@ import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.server.internal.grpc.GrpcErrors;
 import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.internal.store.MailboxUsage;
 import org.ferry.server.internal.util.Bytes;
 
 /** Mailboxes, sends, deliveries and invitations: the rules, independent of gRPC. */
@@ -24,10 +26,19 @@ public final class MailboxManager {
   private final Clock clock;
   private final SecureRandom random;
   private final Duration defaultTtl;
+  private final ServerLimits limits;
+  private final QuotaGuard quotas;
+  private final TokenBucket creations;
   private final Object invitationLock = new Object();
+  private volatile UnsafeWriter unsafeWriter;
 
   public MailboxManager(
-      MailboxStore store, DeliveryNotifier notifier, Clock clock, SecureRandom random, Duration defaultTtl) {
+      MailboxStore store,
+      DeliveryNotifier notifier,
+      Clock clock,
+      SecureRandom random,
+      Duration defaultTtl,
+      ServerLimits limits) {
     if (defaultTtl.isNegative() || defaultTtl.isZero()) {
       throw new IllegalArgumentException("default ttl must be positive: " + defaultTtl);
     }
@@ -36,10 +47,47 @@ public final class MailboxManager {
     this.clock = clock;
     this.random = random;
     this.defaultTtl = defaultTtl;
+    this.limits = limits;
+    this.quotas = new QuotaGuard(store, limits);
+    this.creations = new TokenBucket(clock, limits.createPerSecond(), limits.createBurst());
   }
 
-  /** Creates a mailbox; the caller has checked the key and hash are well-formed. */
-  public MailboxId create(byte[] ownerKey, byte[] sendCapabilityHash) {
+  /**
+   * For the crash harness only: acknowledge sends at once and write them later, so that the
+   * harness can show that it notices lost messages. Never set in a real server.
+   */
+  public interface UnsafeWriter {
+    void later(Runnable write);
+  }
+
+  public void acknowledgeBeforeWriting(UnsafeWriter writer) {
+    this.unsafeWriter = writer;
+  }
+
+  /**
+   * Creates a mailbox, if the creation token (empty when none was given) is the operator's and
+   * the creation rate allows; the caller has checked the key and hash are well-formed.
+   */
+  public MailboxId create(byte[] ownerKey, byte[] sendCapabilityHash, String creationToken) {
+    if (limits.creationTokenHash().isPresent()
+        && !MessageDigest.isEqual(
+            Bytes.sha256(creationToken.getBytes(StandardCharsets.UTF_8)),
+            limits.creationTokenHash().get())) {
+      throw ErrorReasons.withReason(
+          Status.Code.UNAUTHENTICATED,
+          ErrorReasons.CREATION_TOKEN_REQUIRED,
+          creationToken.isEmpty()
+              ? "this server makes mailboxes only with its operator's creation token"
+              : "wrong creation token");
+    }
+    Duration wait = creations.tryTake();
+    if (!wait.isZero()) {
+      throw ErrorReasons.withRetry(
+          Status.Code.RESOURCE_EXHAUSTED,
+          ErrorReasons.RATE_LIMITED,
+          "too many mailboxes made lately; try again later",
+          wait);
+    }
     MailboxId id = MailboxId.random(random);
     store.createMailbox(new MailboxRecord(id, ownerKey, sendCapabilityHash, clock.instant()));
     return id;
@@ -50,8 +98,9 @@ public final class MailboxManager {
   }
 
   /**
-   * Appends an envelope once the capability checks out; returns after it is durable. A ttl of
-   * zero means the default; longer ones are cut to the default, which is also the maximum.
+   * Appends an envelope once the capability and the quotas check out; returns after it is
+   * durable. A ttl of zero means the default; longer ones are cut to the default, which is
+   * also the maximum. Over quota it fails with RESOURCE_EXHAUSTED and writes nothing.
    */
   public void send(MailboxId id, byte[] capability, byte[] envelopeId, byte[] body, Duration ttl) {
     MailboxRecord mailbox = require(id);
@@ -59,8 +108,40 @@ public final class MailboxManager {
       throw GrpcErrors.permissionDenied("wrong send capability for this mailbox");
     }
     Duration effective = ttl.isZero() || ttl.compareTo(defaultTtl) > 0 ? defaultTtl : ttl;
-    store.append(id, envelopeId, body, clock.instant().plus(effective));
+    Instant expiresAt = clock.instant().plus(effective);
+    QuotaGuard.Reservation reservation = quotas.reserve(id, body.length);
+    UnsafeWriter unsafe = unsafeWriter;
+    if (unsafe != null) {
+      unsafe.later(() -> {
+        try (reservation) {
+          store.append(id, envelopeId, body, expiresAt);
+        }
+        notifier.notifyNew(id);
+      });
+      return;
+    }
+    try (reservation) {
+      store.append(id, envelopeId, body, expiresAt);
+    }
     notifier.notifyNew(id);
+  }
+
+  /** What waits in a mailbox now. */
+  public MailboxUsage usage(MailboxId id) {
+    return store.usage(id);
+  }
+
+  /**
+   * Removes every envelope and invitation whose time has run out by the clock's now, and
+   * returns how many envelopes went. Reads only the expired part of the expiry index.
+   */
+  public int sweepExpired() {
+    Instant now = clock.instant();
+    int removed = store.deleteExpiredEnvelopes(now);
+    synchronized (invitationLock) {
+      store.deleteExpiredInvitations(now);
+    }
+    return removed;
   }
 
   /** Checks an owner's signature over a receive challenge; UNAUTHENTICATED if it is not. */

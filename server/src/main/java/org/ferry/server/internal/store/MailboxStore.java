@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.US_ASCII;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -11,6 +12,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
+import org.ferry.proto.PaddingBuckets;
 import org.ferry.server.internal.mailbox.InvitationBlob;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxRecord;
@@ -24,6 +27,7 @@ import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.Slice;
+import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
 
 /**
@@ -31,16 +35,34 @@ import org.rocksdb.WriteOptions;
  *
  * <p>Column families: {@code mailboxes} (id -> owner key, capability hash, created),
  * {@code queue} (id | seq, big-endian -> envelope, so iteration order is delivery order),
- * {@code blobs} (id -> encrypted invitation bundle), {@code meta} (sequence ceiling).
+ * {@code blobs} (id -> encrypted invitation bundle), {@code meta} (sequence ceiling),
+ * {@code usage} (per-mailbox envelope count and bytes, and the total bytes queued: counters
+ * kept by RocksDB's uint64 add merge operator, so concurrent writers never overwrite each
+ * other's counts) and {@code expiry} (kind | expires-at | id | seq, big-endian: a time-ordered
+ * index, so the sweeper reads only what has expired).
+ *
+ * <p>An envelope, its index entry and its counters change in one atomic write batch, so they
+ * agree after any crash, and start-up reads one counter instead of scanning the queue.
  *
  * <p>Writes that a client is told about (mailbox creation, envelopes, invitations, taking an
- * invitation) are synced to the WAL before they return; RocksDB shares one fsync among
- * concurrent writers. Deleting an acknowledged delivery is not synced: if it is lost in a
- * crash, the envelope is delivered again and the client drops the duplicate.
+ * invitation) are synced to the WAL before they return; RocksDB's write path makes concurrent
+ * synced writers share one fsync (group commit). Deleting an acknowledged or expired envelope
+ * is not synced: if a crash loses it, the envelope is delivered again (or swept again) and the
+ * client drops the duplicate.
  */
 public final class MailboxStore implements AutoCloseable {
   private static final byte FORMAT = 1;
   private static final byte[] SEQ_CEILING = "seq-ceiling".getBytes(US_ASCII);
+  private static final byte[] TOTAL_BYTES = "total-bytes".getBytes(US_ASCII);
+  private static final byte COUNT = 'c';
+  private static final byte BYTES = 'b';
+  private static final byte QUEUE_KIND = 'q';
+  private static final byte INVITATION_KIND = 'i';
+  /** Queue value: format, expires-at millis, envelope id, body. */
+  private static final int QUEUE_VALUE_OVERHEAD = 1 + 8 + QueuedEnvelope.ENVELOPE_ID_LENGTH;
+  private static final int STRIPES = 64;
+  private static final byte[] EMPTY = new byte[0];
+  private static final int SWEEP_BATCH = 1024;
 
   static {
     RocksDB.loadLibrary();
@@ -48,32 +70,50 @@ public final class MailboxStore implements AutoCloseable {
 
   private final DBOptions dbOptions;
   private final ColumnFamilyOptions cfOptions;
+  private final ColumnFamilyOptions counterOptions;
   private final RocksDB db;
   private final List<ColumnFamilyHandle> handles;
   private final ColumnFamilyHandle mailboxes;
   private final ColumnFamilyHandle queue;
   private final ColumnFamilyHandle blobs;
   private final ColumnFamilyHandle meta;
+  private final ColumnFamilyHandle usage;
+  private final ColumnFamilyHandle expiry;
   private final WriteOptions syncWrite;
   private final WriteOptions asyncWrite;
   private final SequenceAllocator sequences;
+  /** Deletes of one mailbox's envelopes (ack, expiry) read then remove under its stripe. */
+  private final Object[] stripes = new Object[STRIPES];
+  /** Mirrors the persisted total so that budget checks need no read. */
+  private final AtomicLong queuedBytes;
 
   private MailboxStore(
-      DBOptions dbOptions, ColumnFamilyOptions cfOptions, RocksDB db, List<ColumnFamilyHandle> h)
+      DBOptions dbOptions,
+      ColumnFamilyOptions cfOptions,
+      ColumnFamilyOptions counterOptions,
+      RocksDB db,
+      List<ColumnFamilyHandle> h)
       throws RocksDBException {
     this.dbOptions = dbOptions;
     this.cfOptions = cfOptions;
+    this.counterOptions = counterOptions;
     this.db = db;
     this.handles = h;
     this.mailboxes = h.get(1);
     this.queue = h.get(2);
     this.blobs = h.get(3);
     this.meta = h.get(4);
+    this.usage = h.get(5);
+    this.expiry = h.get(6);
     this.syncWrite = new WriteOptions().setSync(true);
     this.asyncWrite = new WriteOptions();
     byte[] ceiling = db.get(meta, SEQ_CEILING);
     this.sequences =
         new SequenceAllocator(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
+    this.queuedBytes = new AtomicLong(counter(TOTAL_BYTES));
+    for (int i = 0; i < STRIPES; i++) {
+      stripes[i] = new Object();
+    }
   }
 
   /** Opens (or creates) the store in {@code directory}. */
@@ -82,17 +122,23 @@ public final class MailboxStore implements AutoCloseable {
     DBOptions dbOptions =
         new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
     ColumnFamilyOptions cfOptions = new ColumnFamilyOptions();
+    // Counters collapse in the memtable every few merges, so reading one stays cheap.
+    ColumnFamilyOptions counterOptions =
+        new ColumnFamilyOptions().setMergeOperatorName("uint64add").setMaxSuccessiveMerges(16);
     List<ColumnFamilyDescriptor> descriptors = new ArrayList<>();
     descriptors.add(new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, cfOptions));
     for (String name : List.of("mailboxes", "queue", "blobs", "meta")) {
       descriptors.add(new ColumnFamilyDescriptor(name.getBytes(US_ASCII), cfOptions));
     }
+    descriptors.add(new ColumnFamilyDescriptor("usage".getBytes(US_ASCII), counterOptions));
+    descriptors.add(new ColumnFamilyDescriptor("expiry".getBytes(US_ASCII), cfOptions));
     List<ColumnFamilyHandle> handles = new ArrayList<>();
     try {
       RocksDB db = RocksDB.open(dbOptions, directory.toString(), descriptors, handles);
-      return new MailboxStore(dbOptions, cfOptions, db, handles);
+      return new MailboxStore(dbOptions, cfOptions, counterOptions, db, handles);
     } catch (RocksDBException e) {
       handles.forEach(ColumnFamilyHandle::close);
+      counterOptions.close();
       cfOptions.close();
       dbOptions.close();
       throw new IOException("cannot open store in " + directory + ": " + e.getMessage(), e);
@@ -127,17 +173,45 @@ public final class MailboxStore implements AutoCloseable {
     return Optional.of(new MailboxRecord(id, owner, capHash, Instant.ofEpochMilli(b.getLong())));
   }
 
-  /** Appends durably and returns the envelope's position in its mailbox. */
+  /**
+   * Appends durably (synced) and returns the envelope's position in its mailbox. The body must
+   * be one of the padding-bucket sizes: the store holds nothing else.
+   */
   public long append(MailboxId mailbox, byte[] envelopeId, byte[] body, Instant expiresAt) {
+    if (!PaddingBuckets.isBucketSize(body.length)) {
+      throw new IllegalArgumentException("body is not a bucket size: " + body.length);
+    }
+    if (envelopeId.length != QueuedEnvelope.ENVELOPE_ID_LENGTH) {
+      throw new IllegalArgumentException("envelope id must be 16 bytes: " + envelopeId.length);
+    }
     long seq = sequences.begin();
-    try {
-      ByteBuffer v = ByteBuffer.allocate(1 + 8 + envelopeId.length + body.length);
+    try (WriteBatch batch = new WriteBatch()) {
+      ByteBuffer v = ByteBuffer.allocate(QUEUE_VALUE_OVERHEAD + body.length);
       v.put(FORMAT).putLong(expiresAt.toEpochMilli()).put(envelopeId).put(body);
-      put(queue, queueKey(mailbox, seq), v.array());
+      batch.put(queue, queueKey(mailbox, seq), v.array());
+      batch.put(expiry, expiryKey(QUEUE_KIND, expiresAt.toEpochMilli(), mailbox, seq), EMPTY);
+      batch.merge(usage, usageKey(mailbox, COUNT), delta(1));
+      batch.merge(usage, usageKey(mailbox, BYTES), delta(body.length));
+      batch.merge(usage, TOTAL_BYTES, delta(body.length));
+      db.write(syncWrite, batch);
+      queuedBytes.addAndGet(body.length);
       return seq;
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot append to queue", e);
     } finally {
       sequences.complete(seq);
     }
+  }
+
+  /** How many envelopes, and how many body bytes, wait in {@code mailbox}. */
+  public MailboxUsage usage(MailboxId mailbox) {
+    return new MailboxUsage(
+        counter(usageKey(mailbox, COUNT)), counter(usageKey(mailbox, BYTES)));
+  }
+
+  /** Body bytes queued across all mailboxes. */
+  public long queuedBytes() {
+    return queuedBytes.get();
   }
 
   /**
@@ -176,20 +250,124 @@ public final class MailboxStore implements AutoCloseable {
     return out;
   }
 
-  /** Removes a delivered (or expired) envelope. Not synced: see the class comment. */
-  public void delete(MailboxId mailbox, long seq) {
-    try {
-      db.delete(queue, asyncWrite, queueKey(mailbox, seq));
-    } catch (RocksDBException e) {
-      throw new StoreException("cannot delete from queue", e);
+  /**
+   * Removes a delivered (or expired) envelope with its index entry and counts; false if it was
+   * gone already. Not synced: see the class comment.
+   */
+  public boolean delete(MailboxId mailbox, long seq) {
+    byte[] key = queueKey(mailbox, seq);
+    synchronized (stripes[Math.floorMod(mailbox.hashCode(), STRIPES)]) {
+      try (WriteBatch batch = new WriteBatch()) {
+        byte[] value = db.get(queue, key);
+        if (value == null) {
+          return false;
+        }
+        ByteBuffer v = ByteBuffer.wrap(value);
+        checkFormat(v.get());
+        long expiresAt = v.getLong();
+        int bodyLength = value.length - QUEUE_VALUE_OVERHEAD;
+        batch.delete(queue, key);
+        batch.delete(expiry, expiryKey(QUEUE_KIND, expiresAt, mailbox, seq));
+        batch.merge(usage, usageKey(mailbox, COUNT), delta(-1));
+        batch.merge(usage, usageKey(mailbox, BYTES), delta(-bodyLength));
+        batch.merge(usage, TOTAL_BYTES, delta(-bodyLength));
+        db.write(asyncWrite, batch);
+        queuedBytes.addAndGet(-bodyLength);
+        return true;
+      } catch (RocksDBException e) {
+        throw new StoreException("cannot delete from queue", e);
+      }
     }
+  }
+
+  /**
+   * Removes every envelope that expired at or before {@code now}, oldest expiry first, reading
+   * only the expired part of the index, a batch at a time. Returns how many it removed.
+   */
+  public int deleteExpiredEnvelopes(Instant now) {
+    int removed = 0;
+    List<byte[]> keys;
+    do {
+      keys = expiredKeys(QUEUE_KIND, now);
+      for (byte[] key : keys) {
+        ByteBuffer k = ByteBuffer.wrap(key, 9, MailboxId.LENGTH + 8);
+        byte[] id = new byte[MailboxId.LENGTH];
+        k.get(id);
+        if (delete(new MailboxId(id), k.getLong())) {
+          removed++;
+        } else {
+          // Its envelope went with an ack since the index was read; delete removed the entry.
+          deleteQuietly(key);
+        }
+      }
+    } while (keys.size() == SWEEP_BATCH);
+    return removed;
+  }
+
+  /**
+   * Removes every invitation (bundle or "taken" marker) that expired at or before {@code now}.
+   * The caller serializes this with other invitation changes. Returns how many it removed.
+   */
+  public int deleteExpiredInvitations(Instant now) {
+    int removed = 0;
+    List<byte[]> keys;
+    do {
+      keys = expiredKeys(INVITATION_KIND, now);
+      for (byte[] key : keys) {
+        MailboxId mailbox = new MailboxId(Arrays.copyOfRange(key, 9, 9 + MailboxId.LENGTH));
+        Optional<InvitationBlob> blob = invitation(mailbox);
+        try (WriteBatch batch = new WriteBatch()) {
+          batch.delete(expiry, key);
+          // An entry for a time before the invitation's expiry was left by a replaced one.
+          if (blob.isPresent() && blob.get().isExpired(now)) {
+            batch.delete(blobs, mailbox.bytes());
+            removed++;
+          }
+          db.write(asyncWrite, batch);
+        } catch (RocksDBException e) {
+          throw new StoreException("cannot delete expired invitation", e);
+        }
+      }
+    } while (keys.size() == SWEEP_BATCH);
+    return removed;
+  }
+
+  private void deleteQuietly(byte[] expiryKey) {
+    try {
+      db.delete(expiry, asyncWrite, expiryKey);
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot delete from expiry index", e);
+    }
+  }
+
+  private List<byte[]> expiredKeys(byte kind, Instant now) {
+    List<byte[]> keys = new ArrayList<>();
+    byte[] upper = ByteBuffer.allocate(9).put(kind).putLong(now.toEpochMilli() + 1).array();
+    try (Slice bound = new Slice(upper);
+        ReadOptions ro = new ReadOptions().setIterateUpperBound(bound);
+        RocksIterator it = db.newIterator(expiry, ro)) {
+      for (it.seek(new byte[] {kind}); it.isValid() && keys.size() < SWEEP_BATCH; it.next()) {
+        keys.add(it.key());
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot read expiry index", e);
+    }
+    return keys;
   }
 
   public void putInvitation(InvitationBlob blob) {
     ByteBuffer v = ByteBuffer.allocate(1 + 1 + 8 + 32 + blob.blob().length);
-    v.put(FORMAT).put((byte) (blob.taken() ? 1 : 0)).putLong(blob.expiresAt().toEpochMilli());
+    long expiresAt = blob.expiresAt().toEpochMilli();
+    v.put(FORMAT).put((byte) (blob.taken() ? 1 : 0)).putLong(expiresAt);
     v.put(blob.fetchTokenHash()).put(blob.blob());
-    put(blobs, blob.mailbox().bytes(), v.array());
+    try (WriteBatch batch = new WriteBatch()) {
+      batch.put(blobs, blob.mailbox().bytes(), v.array());
+      batch.put(expiry, expiryKey(INVITATION_KIND, expiresAt, blob.mailbox(), 0), EMPTY);
+      db.write(syncWrite, batch);
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot write invitation", e);
+    }
   }
 
   public Optional<InvitationBlob> invitation(MailboxId mailbox) {
@@ -220,6 +398,25 @@ public final class MailboxStore implements AutoCloseable {
     return ByteBuffer.allocate(40).put(mailbox.bytes()).putLong(seq).array();
   }
 
+  private static byte[] expiryKey(byte kind, long expiresAtMillis, MailboxId mailbox, long seq) {
+    return ByteBuffer.allocate(1 + 8 + 32 + 8)
+        .put(kind).putLong(expiresAtMillis).put(mailbox.bytes()).putLong(seq).array();
+  }
+
+  private static byte[] usageKey(MailboxId mailbox, byte which) {
+    return ByteBuffer.allocate(33).put(mailbox.bytes()).put(which).array();
+  }
+
+  /** The uint64add operator reads little-endian; a negative delta wraps, which subtracts. */
+  private static byte[] delta(long n) {
+    return ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(n).array();
+  }
+
+  private long counter(byte[] key) {
+    byte[] v = get(usage, key);
+    return v == null ? 0 : ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).getLong();
+  }
+
   private void put(ColumnFamilyHandle cf, byte[] key, byte[] value) {
     try {
       db.put(cf, syncWrite, key, value);
@@ -248,6 +445,7 @@ public final class MailboxStore implements AutoCloseable {
     asyncWrite.close();
     handles.forEach(ColumnFamilyHandle::close);
     db.close();
+    counterOptions.close();
     cfOptions.close();
     dbOptions.close();
   }

@@ -94,6 +94,20 @@ class InvitationGrpcServiceTest {
   }
 
   @Test
+  void sweptInvitationsAndUsedMarkersReadAsNeverStored() {
+    server.invitations().putInvitation(put(60, box.owner().getPrivate()));
+    assertArrayEquals(blob, take(token));
+    server.clock.advance(Duration.ofSeconds(59));
+    server.manager.sweepExpired();
+    assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(failure(() -> take(token))).orElseThrow());
+    server.clock.advance(Duration.ofSeconds(1));
+    server.manager.sweepExpired();
+    StatusRuntimeException e = failure(() -> take(token));
+    assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+    assertTrue(ErrorReasons.of(e).isEmpty(), "swept: not known at all any more");
+  }
+
+  @Test
   void onlyTheMailboxOwnerCanStoreItsInvitation() {
     TestServer.Box stranger = server.createMailbox();
     assertEquals(Status.Code.UNAUTHENTICATED,

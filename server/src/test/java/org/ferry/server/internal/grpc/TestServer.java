@@ -22,6 +22,7 @@ import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.proto.v1.SendRequest;
 import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.testing.MutableClock;
 
@@ -32,13 +33,18 @@ final class TestServer implements AutoCloseable {
 
   final MutableClock clock = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
   final MailboxStore store;
+  final MailboxManager manager;
   private final ExecutorService executor = Executors.newFixedThreadPool(2);
   private final Server server;
   final ManagedChannel channel;
 
   TestServer(Path dir) throws Exception {
+    this(dir, ServerLimits.DEFAULTS);
+  }
+
+  TestServer(Path dir, ServerLimits limits) throws Exception {
     store = MailboxStore.open(dir);
-    MailboxManager manager = new MailboxManager(store, new DeliveryNotifier(), clock, RANDOM, DEFAULT_TTL);
+    manager = new MailboxManager(store, new DeliveryNotifier(), clock, RANDOM, DEFAULT_TTL, limits);
     ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name)

@@ -2,6 +2,7 @@ package org.ferry.server.internal.store;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
@@ -86,6 +87,59 @@ class MailboxStoreTest {
       assertArrayEquals(new byte[] {1, 2, 3}, blob.blob());
       assertEquals(false, blob.taken());
       assertTrue(store.mailbox(MailboxId.random(RANDOM)).isEmpty());
+    }
+  }
+
+  @Test
+  void usageCountsFollowAppendsAndDeletesAndSurviveReopen() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    MailboxId b = MailboxId.random(RANDOM);
+    long first;
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      first = store.append(a, id16(0), new byte[1024], LATER);
+      store.append(a, id16(1), new byte[4096], LATER);
+      store.append(b, id16(2), new byte[16384], LATER);
+      assertEquals(new MailboxUsage(2, 5120), store.usage(a));
+      assertTrue(store.delete(a, first));
+      assertEquals(false, store.delete(a, first), "a second delete finds nothing");
+      assertEquals(new MailboxUsage(1, 4096), store.usage(a));
+    }
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      assertEquals(new MailboxUsage(1, 4096), store.usage(a));
+      assertEquals(new MailboxUsage(1, 16384), store.usage(b));
+      assertEquals(4096 + 16384, store.queuedBytes());
+      assertEquals(new MailboxUsage(0, 0), store.usage(MailboxId.random(RANDOM)));
+    }
+  }
+
+  @Test
+  void anEnvelopeThatIsNotABucketSizeIsNeverStored() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      for (int size : new int[] {0, 1023, 1025, 2048, 65537}) {
+        assertThrows(IllegalArgumentException.class, () -> store.append(a, id16(0), new byte[size], LATER));
+      }
+      assertEquals(new MailboxUsage(0, 0), store.usage(a));
+      assertEquals(0, store.read(a, 0, 10).size());
+    }
+  }
+
+  @Test
+  void expiredEnvelopesAreDeletedOldestFirstAndOnlyThoseDue() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    Instant t0 = Instant.parse("2030-01-01T00:00:00Z");
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      store.append(a, id16(0), new byte[1024], t0.plusSeconds(20));
+      long acked = store.append(a, id16(1), new byte[1024], t0.plusSeconds(5));
+      store.append(a, id16(2), new byte[1024], t0.plusSeconds(10));
+      store.delete(a, acked);
+      assertEquals(0, store.deleteExpiredEnvelopes(t0.plusSeconds(9)));
+      assertEquals(1, store.deleteExpiredEnvelopes(t0.plusSeconds(10)));
+      List<QueuedEnvelope> left = store.read(a, 0, 10);
+      assertEquals(1, left.size());
+      assertArrayEquals(id16(0), left.get(0).envelopeId());
+      assertEquals(1, store.deleteExpiredEnvelopes(t0.plusSeconds(60)));
+      assertEquals(new MailboxUsage(0, 0), store.usage(a));
     }
   }
 }

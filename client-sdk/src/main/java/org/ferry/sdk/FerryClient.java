@@ -92,7 +92,21 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException ALREADY_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
    */
   public synchronized void initialize(ServerAddress homeServer) {
+    initialize(homeServer, "");
+  }
+
+  /**
+   * As {@link #initialize(ServerAddress)}, for a home server whose operator requires a creation
+   * token to make mailboxes. The token is kept (encrypted) in the local store and given with
+   * every mailbox this client makes; a wrong one shows up as CREATION_TOKEN_REQUIRED then.
+   *
+   * @param creationToken up to 256 characters; empty for a server that needs none
+   */
+  public synchronized void initialize(ServerAddress homeServer, String creationToken) {
     Objects.requireNonNull(homeServer, "homeServer");
+    if (creationToken.length() > 256) {
+      throw new IllegalArgumentException("creation token is longer than 256 characters");
+    }
     if (isInitialized()) {
       throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
           "already initialised with server " + ctx.homeServer().hostPort());
@@ -106,6 +120,7 @@ public final class FerryClient implements AutoCloseable {
           .setRegistrationId(registrationId)
           .setHomeServer(homeServer.toString())
           .setNextPreKeyId(1)
+          .setCreationToken(creationToken)
           .build());
       txn.commit();
     }

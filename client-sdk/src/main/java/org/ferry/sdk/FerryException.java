@@ -43,6 +43,18 @@ public final class FerryException extends RuntimeException {
     STORAGE,
     /** The message is too large for one envelope. */
     TOO_LARGE,
+    /**
+     * The contact's mailbox (or their server's storage) is full: they have not collected their
+     * messages for a while. Nothing was sent; try again later.
+     */
+    RECIPIENT_FULL,
+    /** The home server is making mailboxes for too many people right now; try again later. */
+    RATE_LIMITED,
+    /**
+     * The home server makes mailboxes only for holders of its operator's creation token, and
+     * none (or a wrong one) was given at {@code initialize}.
+     */
+    CREATION_TOKEN_REQUIRED,
   }
 
   private final Reason reason;

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 import org.ferry.proto.ServerAddress;
 import org.ferry.server.FerryServer;
 
@@ -14,6 +15,7 @@ final class RunningServer implements AutoCloseable {
   private final Path data;
   private final Clock clock;
   private final List<ServerInterceptor> interceptors = new ArrayList<>();
+  private UnaryOperator<FerryServer.Builder> config = UnaryOperator.identity();
   private FerryServer server;
   private int port;
 
@@ -37,10 +39,23 @@ final class RunningServer implements AutoCloseable {
     return new RunningServer(data, port, Clock.systemUTC());
   }
 
+  /** A server with settings of the test's (quotas, tokens...). */
+  static RunningServer configured(Path data, UnaryOperator<FerryServer.Builder> config) throws IOException {
+    return new RunningServer(data, 0, Clock.systemUTC(), config);
+  }
+
+  private RunningServer(Path data, int port, Clock clock, UnaryOperator<FerryServer.Builder> config)
+      throws IOException {
+    this.data = data;
+    this.clock = clock;
+    this.config = config;
+    start(port);
+  }
+
   private void start(int onPort) throws IOException {
     FerryServer.Builder b = FerryServer.builder().dataDirectory(data).listen("127.0.0.1", onPort).clock(clock);
     interceptors.forEach(b::interceptor);
-    server = b.start();
+    server = config.apply(b).start();
     port = server.address().port();
   }
 

@@ -108,9 +108,15 @@ public final class ClientMain {
     @Option(names = "--server", required = true, description = "Home server address, HOST:PORT#FINGERPRINT.")
     String server;
 
+    @Option(names = "--creation-token-file",
+        description = "File whose first line is the home server operator's creation token, "
+            + "for a server that requires one.")
+    Path creationTokenFile;
+
     @Override
     public Integer call() throws Exception {
       ServerAddress address = ServerAddress.parse(server);
+      String creationToken = creationTokenFile == null ? "" : readToken(creationTokenFile);
       if (CliStorageKey.exists(parent.data)) {
         throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
             "a Ferry client already lives in " + parent.data);
@@ -120,7 +126,7 @@ public final class ClientMain {
       boolean storeExisted = java.nio.file.Files.exists(store);
       byte[] key = CliStorageKey.create(parent.data, passphrase());
       try (FerryClient client = FerryClient.builder().dataDirectory(parent.data).storageKey(key).build()) {
-        client.initialize(address);
+        client.initialize(address, creationToken);
       } catch (FerryException e) {
         // Undo exactly what init made, so that it can simply be run again.
         CliStorageKey.delete(parent.data);
@@ -135,6 +141,21 @@ public final class ClientMain {
       spec.commandLine().getErr().println(CliStorageKey.protectionNote(parent.data));
       spec.commandLine().getOut().println("initialised with server " + address.hostPort());
       return 0;
+    }
+
+    /** The first line of the file; IllegalArgumentException (one line, exit 2) if unusable. */
+    private static String readToken(Path file) {
+      String token;
+      try {
+        token = java.nio.file.Files.readAllLines(file, java.nio.charset.StandardCharsets.UTF_8)
+            .stream().findFirst().orElse("").strip();
+      } catch (java.io.IOException e) {
+        throw new IllegalArgumentException("cannot read creation token file " + file, e);
+      }
+      if (token.isEmpty()) {
+        throw new IllegalArgumentException("creation token file " + file + " is empty");
+      }
+      return token;
     }
 
     private static void deleteRecursively(Path dir) throws java.io.IOException {

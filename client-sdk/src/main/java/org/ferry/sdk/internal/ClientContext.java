@@ -83,6 +83,7 @@ public record ClientContext(
    */
   public OwnedMailbox createMailbox(byte[] sendCapability) {
     ServerAddress home = homeServer();
+    String creationToken = identity().getCreationToken();
     KeyPair owner = OwnerKeys.generate();
     ECKeyPair seal = ECKeyPair.generate();
     try {
@@ -90,6 +91,7 @@ public record ClientContext(
           .createMailbox(CreateMailboxRequest.newBuilder()
               .setOwnerKey(ByteString.copyFrom(OwnerKeys.encode(owner.getPublic())))
               .setSendCapabilityHash(ByteString.copyFrom(Kdf.sha256(sendCapability)))
+              .setCreationToken(creationToken)
               .build())
           .getMailboxId()
           .toByteArray();

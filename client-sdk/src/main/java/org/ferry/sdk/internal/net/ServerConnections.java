@@ -13,6 +13,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
+import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.FerryException;
 
@@ -70,6 +71,28 @@ public final class ServerConnections implements AutoCloseable {
     }
     Status status = e.getStatus();
     String desc = status.getDescription() == null ? status.getCode().toString() : status.getDescription();
+    String reason = ErrorReasons.of(e).orElse("");
+    switch (reason) {
+      case ErrorReasons.MAILBOX_FULL, ErrorReasons.SERVER_FULL -> {
+        return new FerryException(FerryException.Reason.RECIPIENT_FULL,
+            "server " + server.hostPort() + " holds no more for this contact now: " + desc, e);
+      }
+      case ErrorReasons.RATE_LIMITED -> {
+        String after = ErrorReasons.retryAfter(e)
+            .map(d -> "; try again in " + Math.max(1, (d.toMillis() + 999) / 1000) + " s")
+            .orElse("");
+        return new FerryException(FerryException.Reason.RATE_LIMITED,
+            "server " + server.hostPort() + " is making too many mailboxes right now" + after, e);
+      }
+      case ErrorReasons.CREATION_TOKEN_REQUIRED -> {
+        return new FerryException(FerryException.Reason.CREATION_TOKEN_REQUIRED,
+            "server " + server.hostPort() + " refused: " + desc
+                + " (give the operator's creation token at init)", e);
+      }
+      default -> {
+        // Handled by status code below.
+      }
+    }
     return switch (status.getCode()) {
       case UNAVAILABLE -> new FerryException(
           FerryException.Reason.UNREACHABLE,

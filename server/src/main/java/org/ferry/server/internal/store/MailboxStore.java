@@ -22,6 +22,7 @@ import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.DBOptions;
+import org.rocksdb.FlushOptions;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
@@ -439,8 +440,17 @@ public final class MailboxStore implements AutoCloseable {
     }
   }
 
+  /**
+   * Closes the store. Memtables are flushed first, so that the next start replays no log; if
+   * the flush fails the log still holds everything and the next start replays it.
+   */
   @Override
   public void close() {
+    try (FlushOptions flush = new FlushOptions().setWaitForFlush(true)) {
+      db.flush(flush, handles);
+    } catch (RocksDBException e) {
+      // Nothing is lost: the WAL is replayed at the next open.
+    }
     syncWrite.close();
     asyncWrite.close();
     handles.forEach(ColumnFamilyHandle::close);

@@ -87,6 +87,13 @@ public final class LoadClient {
     return b;
   }
 
+  /** Cheap incompressible bytes for bodies and envelope ids (not for secrets). */
+  public static byte[] noise(int n) {
+    byte[] b = new byte[n];
+    java.util.concurrent.ThreadLocalRandom.current().nextBytes(b);
+    return b;
+  }
+
   static byte[] sha256(byte[] b) {
     try {
       return MessageDigest.getInstance("SHA-256").digest(b);

@@ -8,7 +8,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,9 +40,7 @@ class FloodTest {
   @TempDir Path dir;
 
   private FerryClient client(String name) {
-    byte[] key = new byte[32];
-    new SecureRandom().nextBytes(key);
-    return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).build();
+    return TestClients.open(dir, name);
   }
 
   @Test

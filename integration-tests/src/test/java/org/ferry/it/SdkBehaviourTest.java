@@ -10,7 +10,6 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -30,9 +29,7 @@ class SdkBehaviourTest {
   @TempDir Path dir;
 
   private FerryClient client(String name, Clock clock) {
-    byte[] key = new byte[32];
-    new SecureRandom().nextBytes(key);
-    return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).clock(clock).build();
+    return TestClients.open(dir, name, clock);
   }
 
   /** A server and two initialised users on it. */

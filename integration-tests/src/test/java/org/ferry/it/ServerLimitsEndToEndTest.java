@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,9 +20,7 @@ class ServerLimitsEndToEndTest {
   @TempDir Path dir;
 
   private FerryClient client(String name) {
-    byte[] key = new byte[32];
-    new SecureRandom().nextBytes(key);
-    return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).build();
+    return TestClients.open(dir, name);
   }
 
   @Test

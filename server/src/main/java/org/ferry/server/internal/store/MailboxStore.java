@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Predicate;
 import org.ferry.proto.PaddingBuckets;
 import org.ferry.server.internal.mailbox.InvitationBlob;
 import org.ferry.server.internal.mailbox.MailboxId;
@@ -283,26 +284,17 @@ public final class MailboxStore implements AutoCloseable {
 
   /**
    * Removes every envelope that expired at or before {@code now}, oldest expiry first, reading
-   * only the expired part of the index, a batch at a time. Returns how many it removed.
+   * only the expired part of the index. Returns how many it removed.
    */
   public int deleteExpiredEnvelopes(Instant now) {
-    int removed = 0;
-    List<byte[]> keys;
-    do {
-      keys = expiredKeys(QUEUE_KIND, now);
-      for (byte[] key : keys) {
-        ByteBuffer k = ByteBuffer.wrap(key, 9, MailboxId.LENGTH + 8);
-        byte[] id = new byte[MailboxId.LENGTH];
-        k.get(id);
-        if (delete(new MailboxId(id), k.getLong())) {
-          removed++;
-        } else {
-          // Its envelope went with an ack since the index was read; delete removed the entry.
-          deleteQuietly(key);
-        }
+    return sweep(QUEUE_KIND, now, key -> {
+      if (delete(mailboxOf(key), ByteBuffer.wrap(key, 9 + MailboxId.LENGTH, 8).getLong())) {
+        return true;
       }
-    } while (keys.size() == SWEEP_BATCH);
-    return removed;
+      // An ack removed the envelope, and its index entry with it, after the index was read.
+      deleteQuietly(key);
+      return false;
+    });
   }
 
   /**
@@ -310,27 +302,41 @@ public final class MailboxStore implements AutoCloseable {
    * The caller serializes this with other invitation changes. Returns how many it removed.
    */
   public int deleteExpiredInvitations(Instant now) {
+    return sweep(INVITATION_KIND, now, key -> {
+      MailboxId mailbox = mailboxOf(key);
+      Optional<InvitationBlob> blob = invitation(mailbox);
+      // An entry for a time before the invitation's expiry was left by a replaced one.
+      boolean expired = blob.isPresent() && blob.get().isExpired(now);
+      try (WriteBatch batch = new WriteBatch()) {
+        batch.delete(expiry, key);
+        if (expired) {
+          batch.delete(blobs, mailbox.bytes());
+        }
+        db.write(asyncWrite, batch);
+      } catch (RocksDBException e) {
+        throw new StoreException("cannot delete expired invitation", e);
+      }
+      return expired;
+    });
+  }
+
+  /** Hands each due index entry of {@code kind} to {@code remove}, a batch at a time; counts the trues. */
+  private int sweep(byte kind, Instant now, Predicate<byte[]> remove) {
     int removed = 0;
     List<byte[]> keys;
     do {
-      keys = expiredKeys(INVITATION_KIND, now);
+      keys = expiredKeys(kind, now);
       for (byte[] key : keys) {
-        MailboxId mailbox = new MailboxId(Arrays.copyOfRange(key, 9, 9 + MailboxId.LENGTH));
-        Optional<InvitationBlob> blob = invitation(mailbox);
-        try (WriteBatch batch = new WriteBatch()) {
-          batch.delete(expiry, key);
-          // An entry for a time before the invitation's expiry was left by a replaced one.
-          if (blob.isPresent() && blob.get().isExpired(now)) {
-            batch.delete(blobs, mailbox.bytes());
-            removed++;
-          }
-          db.write(asyncWrite, batch);
-        } catch (RocksDBException e) {
-          throw new StoreException("cannot delete expired invitation", e);
+        if (remove.test(key)) {
+          removed++;
         }
       }
     } while (keys.size() == SWEEP_BATCH);
     return removed;
+  }
+
+  private static MailboxId mailboxOf(byte[] expiryKey) {
+    return new MailboxId(Arrays.copyOfRange(expiryKey, 9, 9 + MailboxId.LENGTH));
   }
 
   private void deleteQuietly(byte[] expiryKey) {

@@ -8,8 +8,6 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import java.security.KeyPair;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.security.SecureRandom;
 import javax.net.ssl.SSLException;
 import org.ferry.proto.OwnerKeys;
@@ -17,6 +15,7 @@ import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.CreateMailboxRequest;
 import org.ferry.proto.v1.Envelope;
 import org.ferry.proto.v1.MailboxesGrpc;
+import org.ferry.server.internal.util.Bytes;
 import org.ferry.proto.v1.SendRequest;
 
 /**
@@ -75,7 +74,7 @@ public final class LoadClient {
     ByteString id = MailboxesGrpc.newBlockingStub(channel)
         .createMailbox(CreateMailboxRequest.newBuilder()
             .setOwnerKey(ByteString.copyFrom(OwnerKeys.encode(owner.getPublic())))
-            .setSendCapabilityHash(ByteString.copyFrom(sha256(capability)))
+            .setSendCapabilityHash(ByteString.copyFrom(Bytes.sha256(capability)))
             .build())
         .getMailboxId();
     return new Mailbox(id, owner, capability);
@@ -94,11 +93,4 @@ public final class LoadClient {
     return b;
   }
 
-  static byte[] sha256(byte[] b) {
-    try {
-      return MessageDigest.getInstance("SHA-256").digest(b);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
-  }
 }

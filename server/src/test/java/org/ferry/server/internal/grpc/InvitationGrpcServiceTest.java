@@ -18,6 +18,7 @@ import org.ferry.proto.v1.TakeInvitationRequest;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.ferry.server.internal.util.Bytes;
 import org.junit.jupiter.api.io.TempDir;
 
 class InvitationGrpcServiceTest {
@@ -41,9 +42,9 @@ class InvitationGrpcServiceTest {
   }
 
   private PutInvitationRequest put(int ttl, java.security.PrivateKey signer) {
-    byte[] tokenHash = TestServer.sha256(token);
+    byte[] tokenHash = Bytes.sha256(token);
     byte[] sig = OwnerKeys.sign(signer, OwnerKeys.PUT_INVITATION_CONTEXT,
-        box.id().toByteArray(), tokenHash, TestServer.sha256(blob), ByteBuffer.allocate(4).putInt(ttl).array());
+        box.id().toByteArray(), tokenHash, Bytes.sha256(blob), ByteBuffer.allocate(4).putInt(ttl).array());
     return PutInvitationRequest.newBuilder()
         .setMailboxId(box.id())
         .setFetchTokenHash(ByteString.copyFrom(tokenHash))

@@ -25,6 +25,7 @@ import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxUsage;
 import org.junit.jupiter.api.Test;
+import org.ferry.server.internal.util.Bytes;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Quotas, the storage budget, the creation rate and the creation token, through the service. */
@@ -168,7 +169,7 @@ class LimitsTest {
 
   @Test
   void aServerWithACreationTokenMakesMailboxesOnlyForThoseWhoGiveIt() throws Exception {
-    byte[] tokenHash = TestServer.sha256("open sesame".getBytes(StandardCharsets.UTF_8));
+    byte[] tokenHash = Bytes.sha256("open sesame".getBytes(StandardCharsets.UTF_8));
     try (TestServer server =
         new TestServer(dir, new ServerLimits(10, 1 << 20, 1 << 30, 5, 100, Optional.of(tokenHash)))) {
       for (String wrong : List.of("", "open sesame ", "Open sesame")) {

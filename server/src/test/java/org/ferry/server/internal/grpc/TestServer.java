@@ -8,7 +8,6 @@ import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import java.nio.file.Path;
 import java.security.KeyPair;
-import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
@@ -24,6 +23,7 @@ import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.internal.util.Bytes;
 import org.ferry.server.testing.MutableClock;
 
 /** The real services over a real store, in-process, with a clock the test moves. */
@@ -71,7 +71,7 @@ final class TestServer implements AutoCloseable {
     byte[] cap = bytes(32);
     ByteString id = mailboxes().createMailbox(CreateMailboxRequest.newBuilder()
             .setOwnerKey(ByteString.copyFrom(OwnerKeys.encode(owner.getPublic())))
-            .setSendCapabilityHash(ByteString.copyFrom(sha256(cap)))
+            .setSendCapabilityHash(ByteString.copyFrom(Bytes.sha256(cap)))
             .build())
         .getMailboxId();
     return new Box(id, owner, cap);
@@ -92,13 +92,6 @@ final class TestServer implements AutoCloseable {
     return b;
   }
 
-  static byte[] sha256(byte[] b) {
-    try {
-      return MessageDigest.getInstance("SHA-256").digest(b);
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
-  }
 
   @Override
   public void close() {

@@ -7,7 +7,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
@@ -24,6 +23,7 @@ import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.MailboxUsage;
 import org.ferry.server.testing.MutableClock;
 import org.junit.jupiter.api.Test;
+import org.ferry.server.internal.util.Bytes;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -118,7 +118,7 @@ class QueueModelTest {
         byte[] cap = new byte[32];
         random.nextBytes(cap);
         capabilities.add(cap);
-        ids.add(manager.create(OwnerKeys.encode(OwnerKeys.generate().getPublic()), sha256(cap), ""));
+        ids.add(manager.create(OwnerKeys.encode(OwnerKeys.generate().getPublic()), Bytes.sha256(cap), ""));
       }
     }
 
@@ -280,11 +280,4 @@ class QueueModelTest {
     return HexFormat.of().formatHex(b);
   }
 
-  private static byte[] sha256(byte[] b) {
-    try {
-      return MessageDigest.getInstance("SHA-256").digest(b);
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
-  }
 }

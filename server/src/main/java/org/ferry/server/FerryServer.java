@@ -14,6 +14,7 @@ import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -144,12 +145,7 @@ public final class FerryServer implements AutoCloseable {
     private String advertisedHost;
     private Clock clock = Clock.systemUTC();
     private Duration defaultTtl = DEFAULT_TTL;
-    private long mailboxEnvelopes = ServerLimits.DEFAULTS.mailboxEnvelopes();
-    private long mailboxBytes = ServerLimits.DEFAULTS.mailboxBytes();
-    private long storageBudget = ServerLimits.DEFAULTS.queuedBytes();
-    private double createPerSecond = ServerLimits.DEFAULTS.createPerSecond();
-    private int createBurst = ServerLimits.DEFAULTS.createBurst();
-    private Optional<byte[]> creationTokenHash = Optional.empty();
+    private ServerLimits limits = ServerLimits.DEFAULTS;
     private Duration sweepInterval = Duration.ofMinutes(1);
     private Duration unsafeWriteDelay;
     private final List<ServerInterceptor> interceptors = new ArrayList<>();
@@ -201,11 +197,8 @@ public final class FerryServer implements AutoCloseable {
      * 64 MiB. A send beyond either fails with RESOURCE_EXHAUSTED (MAILBOX_FULL).
      */
     public Builder mailboxQuota(long envelopes, long bytes) {
-      if (envelopes <= 0 || bytes <= 0) {
-        throw new IllegalArgumentException("mailbox quota must be positive: " + envelopes + ", " + bytes);
-      }
-      this.mailboxEnvelopes = envelopes;
-      this.mailboxBytes = bytes;
+      limits = new ServerLimits(envelopes, bytes, limits.queuedBytes(), limits.createPerSecond(),
+          limits.createBurst(), limits.creationTokenHash());
       return this;
     }
 
@@ -215,10 +208,8 @@ public final class FerryServer implements AutoCloseable {
      * overhead: about twice this while compactions run.
      */
     public Builder storageBudget(long bytes) {
-      if (bytes <= 0) {
-        throw new IllegalArgumentException("storage budget must be positive: " + bytes);
-      }
-      this.storageBudget = bytes;
+      limits = new ServerLimits(limits.mailboxEnvelopes(), limits.mailboxBytes(), bytes,
+          limits.createPerSecond(), limits.createBurst(), limits.creationTokenHash());
       return this;
     }
 
@@ -228,12 +219,8 @@ public final class FerryServer implements AutoCloseable {
      * RESOURCE_EXHAUSTED (RATE_LIMITED) and a retry delay.
      */
     public Builder mailboxCreationRate(double perSecond, int burst) {
-      if (!(perSecond > 0) || burst < 1) {
-        throw new IllegalArgumentException(
-            "creation rate must be positive: " + perSecond + "/s, burst " + burst);
-      }
-      this.createPerSecond = perSecond;
-      this.createBurst = burst;
+      limits = new ServerLimits(limits.mailboxEnvelopes(), limits.mailboxBytes(),
+          limits.queuedBytes(), perSecond, burst, limits.creationTokenHash());
       return this;
     }
 
@@ -245,8 +232,9 @@ public final class FerryServer implements AutoCloseable {
       if (token.isEmpty() || token.length() > 256) {
         throw new IllegalArgumentException("creation token must be 1 to 256 characters");
       }
-      this.creationTokenHash =
-          Optional.of(Bytes.sha256(token.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+      limits = new ServerLimits(limits.mailboxEnvelopes(), limits.mailboxBytes(),
+          limits.queuedBytes(), limits.createPerSecond(), limits.createBurst(),
+          Optional.of(Bytes.sha256(token.getBytes(StandardCharsets.UTF_8))));
       return this;
     }
 
@@ -297,9 +285,6 @@ public final class FerryServer implements AutoCloseable {
       ScheduledExecutorService background =
           Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
       try {
-        ServerLimits limits = new ServerLimits(
-            mailboxEnvelopes, mailboxBytes, storageBudget, createPerSecond, createBurst,
-            creationTokenHash);
         MailboxManager mailboxes =
             new MailboxManager(store, new DeliveryNotifier(), clock, random, defaultTtl, limits);
         if (unsafeWriteDelay != null) {

@@ -1,4 +1,4 @@
-package org.ferry.server.internal.tls;
+package org.ferry.relay.internal.tls;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -29,28 +29,29 @@ import org.bouncycastle.operator.OperatorCreationException;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 
 /**
- * The server's long-term key (EC P-256) and a self-signed certificate for it. Clients pin the
- * key's fingerprint, so the certificate's names and dates carry no trust; it exists because
- * TLS needs one.
+ * A long-term TLS key (EC P-256) and a self-signed certificate for it, kept in a directory as
+ * {@code NAME-key.pem} and {@code NAME-cert.pem}. Clients pin the key's fingerprint, so the
+ * certificate's names and dates carry no trust; it exists because TLS needs one. Servers use
+ * it for their gRPC port ("server"), relays for their HTTPS port ("relay").
  */
-public record ServerIdentity(PrivateKey privateKey, X509Certificate certificate) {
-  private static final String KEY_FILE = "server-key.pem";
-  private static final String CERT_FILE = "server-cert.pem";
+public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
 
-  /** Loads the identity from {@code dir}, or makes and saves one if there is none yet. */
-  public static ServerIdentity loadOrCreate(Path dir, SecureRandom random) throws IOException {
-    Path keyFile = dir.resolve(KEY_FILE);
-    Path certFile = dir.resolve(CERT_FILE);
+  /** Loads the identity {@code name} from {@code dir}, or makes and saves one if there is none yet. */
+  public static TlsIdentity loadOrCreate(Path dir, String name, SecureRandom random) throws IOException {
+    String keyName = name + "-key.pem";
+    String certName = name + "-cert.pem";
+    Path keyFile = dir.resolve(keyName);
+    Path certFile = dir.resolve(certName);
     if (Files.exists(keyFile) && Files.exists(certFile)) {
       return load(keyFile, certFile);
     }
     if (Files.exists(keyFile) != Files.exists(certFile)) {
       throw new IOException(
-          "server identity in " + dir + " is incomplete: one of " + KEY_FILE + " and "
-              + CERT_FILE + " is missing; restore it from backup (a new key would break every client's pin)");
+          name + " identity in " + dir + " is incomplete: one of " + keyName + " and "
+              + certName + " is missing; restore it from backup (a new key would break every client's pin)");
     }
     Files.createDirectories(dir);
-    ServerIdentity created = create(random);
+    TlsIdentity created = create(name, random);
     writePrivate(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
     try {
       writePrivate(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
@@ -60,33 +61,33 @@ public record ServerIdentity(PrivateKey privateKey, X509Certificate certificate)
     return created;
   }
 
-  static ServerIdentity create(SecureRandom random) {
+  static TlsIdentity create(String name, SecureRandom random) {
     try {
       KeyPairGenerator gen = KeyPairGenerator.getInstance("EC");
       gen.initialize(new ECGenParameterSpec("secp256r1"), random);
       KeyPair pair = gen.generateKeyPair();
       Instant now = Instant.now();
-      X500Name name = new X500Name("CN=ferry-server");
+      X500Name subject = new X500Name("CN=ferry-" + name);
       X509v3CertificateBuilder builder =
           new JcaX509v3CertificateBuilder(
-              name,
+              subject,
               new BigInteger(128, random),
               Date.from(now.minus(Duration.ofDays(1))),
               Date.from(now.plus(Duration.ofDays(365 * 100))),
-              name,
+              subject,
               pair.getPublic());
       byte[] der =
           builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(pair.getPrivate())).getEncoded();
       X509Certificate cert =
           (X509Certificate)
               CertificateFactory.getInstance("X.509").generateCertificate(new ByteArrayInputStream(der));
-      return new ServerIdentity(pair.getPrivate(), cert);
+      return new TlsIdentity(pair.getPrivate(), cert);
     } catch (GeneralSecurityException | OperatorCreationException | IOException e) {
-      throw new IllegalStateException("cannot create server identity", e);
+      throw new IllegalStateException("cannot create a TLS identity", e);
     }
   }
 
-  private static ServerIdentity load(Path keyFile, Path certFile) throws IOException {
+  private static TlsIdentity load(Path keyFile, Path certFile) throws IOException {
     try {
       byte[] keyDer = unpem(Files.readString(keyFile, StandardCharsets.US_ASCII), "PRIVATE KEY");
       PrivateKey key = KeyFactory.getInstance("EC").generatePrivate(new PKCS8EncodedKeySpec(keyDer));
@@ -94,9 +95,9 @@ public record ServerIdentity(PrivateKey privateKey, X509Certificate certificate)
       try (var in = Files.newInputStream(certFile)) {
         cert = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);
       }
-      return new ServerIdentity(key, cert);
+      return new TlsIdentity(key, cert);
     } catch (GeneralSecurityException | IllegalArgumentException e) {
-      throw new IOException("cannot read server identity from " + keyFile.getParent() + ": " + e.getMessage(), e);
+      throw new IOException("cannot read TLS identity from " + keyFile.getParent() + ": " + e.getMessage(), e);
     }
   }
 

@@ -1,4 +1,4 @@
-package org.ferry.server.internal.tls;
+package org.ferry.relay.internal.tls;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -13,13 +13,13 @@ import org.ferry.proto.ServerAddress;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class ServerIdentityTest {
+class TlsIdentityTest {
   @TempDir Path dir;
 
   @Test
   void theKeyIsMadeOnceAndLoadedAfterwardsSoThePinnedFingerprintHolds() throws Exception {
-    ServerIdentity first = ServerIdentity.loadOrCreate(dir, new SecureRandom());
-    ServerIdentity again = ServerIdentity.loadOrCreate(dir, new SecureRandom());
+    TlsIdentity first = TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
+    TlsIdentity again = TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
     assertArrayEquals(
         ServerAddress.fingerprintOf(first.certificate().getPublicKey()),
         ServerAddress.fingerprintOf(again.certificate().getPublicKey()));
@@ -28,16 +28,16 @@ class ServerIdentityTest {
 
   @Test
   void theKeyFileIsReadableByItsOwnerOnly() throws Exception {
-    ServerIdentity.loadOrCreate(dir, new SecureRandom());
+    TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
     assertEquals("rw-------",
         PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("server-key.pem"))));
   }
 
   @Test
   void aHalfMissingIdentityIsAnErrorNotASilentNewKey() throws Exception {
-    ServerIdentity.loadOrCreate(dir, new SecureRandom());
+    TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
     Files.delete(dir.resolve("server-cert.pem"));
-    IOException e = assertThrows(IOException.class, () -> ServerIdentity.loadOrCreate(dir, new SecureRandom()));
+    IOException e = assertThrows(IOException.class, () -> TlsIdentity.loadOrCreate(dir, "server", new SecureRandom()));
     assertEquals(true, e.getMessage().contains("incomplete"));
   }
 }

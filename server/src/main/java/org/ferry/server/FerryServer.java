@@ -23,6 +23,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -36,7 +37,10 @@ import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
-import org.ferry.server.internal.tls.ServerIdentity;
+import org.ferry.proto.BridgeLine;
+import org.ferry.relay.Carrier;
+import org.ferry.relay.Relay;
+import org.ferry.relay.internal.tls.TlsIdentity;
 import org.ferry.server.internal.util.Bytes;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -69,6 +73,7 @@ public final class FerryServer implements AutoCloseable {
   private final ExecutorService deliveryExecutor;
   private final ScheduledExecutorService background;
   private final ServerAddress address;
+  private final Relay carriers;
   private boolean closed;
 
   private FerryServer(
@@ -77,7 +82,9 @@ public final class FerryServer implements AutoCloseable {
       MailboxStore store,
       ExecutorService deliveryExecutor,
       ScheduledExecutorService background,
-      ServerAddress address) {
+      ServerAddress address,
+      Relay carriers) {
+    this.carriers = carriers;
     this.grpcServer = grpcServer;
     this.health = health;
     this.store = store;
@@ -93,6 +100,11 @@ public final class FerryServer implements AutoCloseable {
   /** The address clients use: advertised host, bound port, and the key's fingerprint. */
   public ServerAddress address() {
     return address;
+  }
+
+  /** Bridge lines of the carriers this server accepts itself; empty unless configured. */
+  public List<BridgeLine> bridgeLines() {
+    return carriers == null ? List.of() : carriers.bridgeLines();
   }
 
   /** Blocks until the server has shut down. */
@@ -111,6 +123,9 @@ public final class FerryServer implements AutoCloseable {
       return;
     }
     closed = true;
+    if (carriers != null) {
+      carriers.close();
+    }
     health.enterTerminalState();
     grpcServer.shutdown();
     boolean quiet = false;
@@ -143,6 +158,8 @@ public final class FerryServer implements AutoCloseable {
     private String host = "127.0.0.1";
     private int port = 7443;
     private String advertisedHost;
+    private InetSocketAddress carrierListen;
+    private Set<Carrier> carrierKinds = Set.of();
     private Clock clock = Clock.systemUTC();
     private Duration defaultTtl = DEFAULT_TTL;
     private ServerLimits limits = ServerLimits.DEFAULTS;
@@ -172,6 +189,15 @@ public final class FerryServer implements AutoCloseable {
      * The host clients should dial, if not the listen host (for example the public IP when
      * listening on 0.0.0.0).
      */
+    public Builder carriers(Set<Carrier> kinds, InetSocketAddress listen) {
+      if (kinds.isEmpty()) {
+        throw new IllegalArgumentException("at least one carrier is needed");
+      }
+      this.carrierKinds = Set.copyOf(kinds);
+      this.carrierListen = Objects.requireNonNull(listen, "listen");
+      return this;
+    }
+
     public Builder advertisedHost(String advertisedHost) {
       this.advertisedHost = Objects.requireNonNull(advertisedHost, "advertisedHost");
       return this;
@@ -271,8 +297,8 @@ public final class FerryServer implements AutoCloseable {
         throw new IllegalStateException("dataDirectory is required");
       }
       SecureRandom random = new SecureRandom();
-      ServerIdentity identity =
-          ServerIdentity.loadOrCreate(dataDirectory.resolve("identity"), random);
+      TlsIdentity identity =
+          TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", random);
       SslContext ssl =
           GrpcSslContexts.configure(
                   SslContextBuilder.forServer(identity.privateKey(), identity.certificate()),
@@ -313,7 +339,23 @@ public final class FerryServer implements AutoCloseable {
         ServerAddress address =
             new ServerAddress(
                 shownHost, boundPort, ServerAddress.fingerprintOf(identity.certificate().getPublicKey()));
-        return new FerryServer(grpc, health, store, deliveryExecutor, background, address);
+        Relay relay = null;
+        if (carrierListen != null) {
+          try {
+            relay = Relay.builder()
+                .dataDirectory(dataDirectory.resolve("relay"))
+                .listen(carrierListen)
+                .upstream(new InetSocketAddress(
+                    host.equals("0.0.0.0") || host.equals("::") ? "127.0.0.1" : host, boundPort))
+                .carriers(carrierKinds)
+                .publicHost(shownHost)
+                .start();
+          } catch (IOException | RuntimeException e) {
+            grpc.shutdownNow();
+            throw e;
+          }
+        }
+        return new FerryServer(grpc, health, store, deliveryExecutor, background, address, relay);
       } catch (IOException | RuntimeException e) {
         deliveryExecutor.shutdownNow();
         background.shutdownNow();

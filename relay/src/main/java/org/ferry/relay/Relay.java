@@ -1,0 +1,340 @@
+package org.ferry.relay;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.ssl.ApplicationProtocolConfig;
+import io.netty.handler.ssl.ApplicationProtocolNames;
+import io.netty.handler.ssl.OptionalSslHandler;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.handler.timeout.IdleStateHandler;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import org.ferry.proto.BridgeLine;
+import org.ferry.proto.PollFrames;
+import org.ferry.proto.ServerAddress;
+import org.ferry.relay.internal.http.Decoy;
+import org.ferry.relay.internal.http.PollSessions;
+import org.ferry.relay.internal.http.RelayHttpHandler;
+import org.ferry.relay.internal.obfs4.Obfs4ServerTransport;
+import org.ferry.relay.internal.pipe.Splice;
+import org.ferry.relay.internal.pipe.Upstream;
+import org.ferry.relay.internal.tls.TlsIdentity;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A stateless bridge: accepts carriers (WebSocket, HTTP polling, obfs4) and pipes their bytes to
+ * one upstream server, whose TLS runs end to end inside them. It keeps nothing about clients and
+ * logs nothing about them. Without the bridge secret its web port behaves like a fresh nginx and
+ * its obfs4 port (obfs4proxy) answers nothing.
+ *
+ * <p>Its data directory holds only its own keys: the HTTPS key, the secret path, obfs4proxy's
+ * state, and the bridge lines it printed ({@code bridges}).
+ */
+public final class Relay implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Relay.class);
+  private static final int IDLE_SECONDS = 300;
+
+  private final EventLoopGroup boss;
+  private final EventLoopGroup workers;
+  private final List<Channel> listeners;
+  private final PollSessions poll;
+  private final Obfs4ServerTransport obfs4;
+  private final List<BridgeLine> bridges;
+  private final InetSocketAddress webAddress;
+
+  private Relay(EventLoopGroup boss, EventLoopGroup workers, List<Channel> listeners,
+      PollSessions poll, Obfs4ServerTransport obfs4, List<BridgeLine> bridges, InetSocketAddress webAddress) {
+    this.boss = boss;
+    this.workers = workers;
+    this.listeners = listeners;
+    this.poll = poll;
+    this.obfs4 = obfs4;
+    this.bridges = List.copyOf(bridges);
+    this.webAddress = webAddress;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** One line per carrier, in the order ws, poll, obfs4, for handing to clients. */
+  public List<BridgeLine> bridgeLines() {
+    return bridges;
+  }
+
+  /** Where the web port (WebSocket, polling, decoy) listens. */
+  public InetSocketAddress webAddress() {
+    return webAddress;
+  }
+
+  /** Where obfs4proxy listens, if obfs4 is on. */
+  public java.util.Optional<InetSocketAddress> obfs4Address() {
+    return java.util.Optional.ofNullable(obfs4).map(Obfs4ServerTransport::address);
+  }
+
+  /** Polling sessions open now. */
+  public int pollSessions() {
+    return poll == null ? 0 : poll.size();
+  }
+
+  @Override
+  public void close() {
+    for (Channel ch : listeners) {
+      ch.close().syncUninterruptibly();
+    }
+    if (poll != null) {
+      poll.closeAll();
+    }
+    if (obfs4 != null) {
+      obfs4.close();
+    }
+    workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+  }
+
+  /** Configures a relay; {@link #start} makes it. */
+  public static final class Builder {
+    private Path dataDirectory;
+    private InetSocketAddress listen;
+    private InetSocketAddress upstream;
+    private String publicHost;
+    private Set<Carrier> carriers = EnumSet.allOf(Carrier.class);
+    private InetSocketAddress obfs4Listen;
+    private String obfs4proxy = "obfs4proxy";
+    private int maxPollSessions = 10_000;
+    private Clock clock = Clock.systemUTC();
+
+    private Builder() {}
+
+    /** Where its keys and bridge lines live. Required. */
+    public Builder dataDirectory(Path dir) {
+      this.dataDirectory = Objects.requireNonNull(dir, "dir");
+      return this;
+    }
+
+    /** The web port (HTTPS, or plain HTTP behind a TLS-terminating proxy). Required. */
+    public Builder listen(InetSocketAddress address) {
+      this.listen = Objects.requireNonNull(address, "address");
+      return this;
+    }
+
+    /** The server to forward to: its gRPC host and port. Required. */
+    public Builder upstream(InetSocketAddress address) {
+      this.upstream = Objects.requireNonNull(address, "address");
+      return this;
+    }
+
+    /** The host clients dial, written into bridge lines; default: the listen host. */
+    public Builder publicHost(String host) {
+      this.publicHost = Objects.requireNonNull(host, "host");
+      return this;
+    }
+
+    /** Which carriers to accept; default all three. */
+    public Builder carriers(Set<Carrier> carriers) {
+      if (carriers.isEmpty()) {
+        throw new IllegalArgumentException("at least one carrier is needed");
+      }
+      this.carriers = EnumSet.copyOf(carriers);
+      return this;
+    }
+
+    /** Where obfs4proxy listens; default: the listen host, the web port + 1 (or any port, for 0). */
+    public Builder obfs4Listen(InetSocketAddress address) {
+      this.obfs4Listen = Objects.requireNonNull(address, "address");
+      return this;
+    }
+
+    /** The obfs4proxy executable; default {@code obfs4proxy} on the PATH. */
+    public Builder obfs4proxy(String executable) {
+      this.obfs4proxy = Objects.requireNonNull(executable, "executable");
+      return this;
+    }
+
+    /** Most polling sessions at once; default 10,000. */
+    public Builder maxPollSessions(int max) {
+      if (max < 1) {
+        throw new IllegalArgumentException("maxPollSessions must be positive: " + max);
+      }
+      this.maxPollSessions = max;
+      return this;
+    }
+
+    public Builder clock(Clock clock) {
+      this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /** Starts listening and, for obfs4, starts obfs4proxy; writes DIR/bridges. */
+    public Relay start() throws IOException {
+      if (dataDirectory == null || listen == null || upstream == null) {
+        throw new IllegalStateException("dataDirectory, listen and upstream are required");
+      }
+      SecureRandom random = new SecureRandom();
+      Files.createDirectories(dataDirectory);
+      TlsIdentity identity = TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "relay", random);
+      String secret = loadOrCreateSecret(dataDirectory.resolve("bridge-secret"), random);
+      SslContext tls = SslContextBuilder.forServer(identity.privateKey(), identity.certificate())
+          .sslProvider(SslProvider.JDK)
+          .applicationProtocolConfig(new ApplicationProtocolConfig(
+              ApplicationProtocolConfig.Protocol.ALPN,
+              ApplicationProtocolConfig.SelectorFailureBehavior.NO_ADVERTISE,
+              ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT,
+              ApplicationProtocolNames.HTTP_1_1))
+          .build();
+      Upstream up = new Upstream(upstream);
+      Decoy decoy = new Decoy(clock);
+      PollSessions poll = carriers.contains(Carrier.POLL) ? new PollSessions(up, decoy, maxPollSessions) : null;
+      RelayHttpHandler.Routes routes = new RelayHttpHandler.Routes(
+          ("/" + secret).getBytes(StandardCharsets.UTF_8), carriers.contains(Carrier.WS), poll, up, decoy);
+
+      EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+      EventLoopGroup workers = new MultiThreadIoEventLoopGroup(NioIoHandler.newFactory());
+      List<Channel> listeners = new ArrayList<>();
+      Obfs4ServerTransport obfs4 = null;
+      try {
+        Channel web = new ServerBootstrap()
+            .group(boss, workers)
+            .channel(NioServerSocketChannel.class)
+            .childOption(ChannelOption.TCP_NODELAY, true)
+            .childHandler(new ChannelInitializer<SocketChannel>() {
+              @Override
+              protected void initChannel(SocketChannel ch) {
+                ch.pipeline().addLast(
+                    new IdleStateHandler(0, 0, IDLE_SECONDS) {
+                      @Override
+                      protected void channelIdle(io.netty.channel.ChannelHandlerContext ctx,
+                          io.netty.handler.timeout.IdleStateEvent evt) {
+                        ctx.close();
+                      }
+                    },
+                    new OptionalSslHandler(tls),
+                    new HttpServerCodec(),
+                    new HttpObjectAggregator(PollFrames.REQUEST_HEADER + PollFrames.MAX_PAYLOAD),
+                    new RelayHttpHandler(routes));
+              }
+            })
+            .bind(listen).syncUninterruptibly().channel();
+        listeners.add(web);
+        InetSocketAddress webAt = (InetSocketAddress) web.localAddress();
+        String host = publicHost != null ? publicHost : webAt.getHostString();
+        byte[] pin = ServerAddress.fingerprintOf(identity.certificate().getPublicKey());
+        String pinText = Base64.getUrlEncoder().withoutPadding().encodeToString(pin);
+        String hostPort = (host.contains(":") ? "[" + host + "]" : host) + ":" + webAt.getPort();
+        List<BridgeLine> lines = new ArrayList<>();
+        if (carriers.contains(Carrier.WS)) {
+          lines.add(BridgeLine.parse("ws wss://" + hostPort + "/" + secret + " pin=" + pinText));
+        }
+        if (carriers.contains(Carrier.POLL)) {
+          lines.add(BridgeLine.parse("poll https://" + hostPort + "/" + secret + " pin=" + pinText));
+        }
+        if (carriers.contains(Carrier.OBFS4)) {
+          Channel orPort = new ServerBootstrap()
+              .group(boss, workers)
+              .channel(NioServerSocketChannel.class)
+              .childOption(ChannelOption.AUTO_READ, false)
+              .childOption(ChannelOption.TCP_NODELAY, true)
+              .childHandler(new ChannelInitializer<SocketChannel>() {
+                @Override
+                protected void initChannel(SocketChannel ch) {
+                  up.connect(ch.eventLoop()).addListener((ChannelFutureListener) f -> {
+                    if (f.isSuccess()) {
+                      Splice.bothWays(ch, f.channel());
+                    } else {
+                      ch.close();
+                    }
+                  });
+                }
+              })
+              .bind(new InetSocketAddress("127.0.0.1", 0)).syncUninterruptibly().channel();
+          listeners.add(orPort);
+          InetSocketAddress bind = obfs4Listen != null ? obfs4Listen
+              : new InetSocketAddress(webAt.getAddress(), webAt.getPort() == 0 || listen.getPort() == 0 ? 0 : webAt.getPort() + 1);
+          obfs4 = Obfs4ServerTransport.start(
+              obfs4proxy, dataDirectory.resolve("obfs4"), bind, (InetSocketAddress) orPort.localAddress());
+          String obfsHost = (host.contains(":") ? "[" + host + "]" : host) + ":" + obfs4.address().getPort();
+          lines.add(BridgeLine.parse("obfs4 " + obfsHost + " " + obfs4.arguments()));
+        }
+        if (poll != null) {
+          workers.next().scheduleAtFixedRate(
+              () -> poll.closeIdle(System.nanoTime()), 10, 10, TimeUnit.SECONDS);
+        }
+        writeBridges(dataDirectory.resolve("bridges"), lines);
+        log.info("relay listening on {} for {}", webAt.getPort(), carriers);
+        return new Relay(boss, workers, listeners, poll, obfs4, lines, webAt);
+      } catch (IOException | RuntimeException e) {
+        listeners.forEach(Channel::close);
+        if (obfs4 != null) {
+          obfs4.close();
+        }
+        workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        throw e;
+      }
+    }
+  }
+
+  private static String loadOrCreateSecret(Path file, SecureRandom random) throws IOException {
+    if (Files.exists(file)) {
+      String s = Files.readString(file, StandardCharsets.US_ASCII).strip();
+      if (s.length() < 16 || !s.matches("[A-Za-z0-9_-]+")) {
+        throw new IOException(file + " is damaged; delete it to make a new secret (old bridge lines stop working)");
+      }
+      return s;
+    }
+    byte[] b = new byte[16];
+    random.nextBytes(b);
+    String s = Base64.getUrlEncoder().withoutPadding().encodeToString(b);
+    writeOwnerOnly(file, s + "\n");
+    return s;
+  }
+
+  private static void writeBridges(Path file, List<BridgeLine> lines) throws IOException {
+    StringBuilder b = new StringBuilder();
+    lines.forEach(l -> b.append(l).append('\n'));
+    writeOwnerOnly(file, b.toString());
+  }
+
+  /** Owner-only, via a temporary file and an atomic rename: never half a file. */
+  private static void writeOwnerOnly(Path file, String content) throws IOException {
+    Path tmp = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
+    try {
+      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
+      Files.writeString(tmp, content, StandardCharsets.US_ASCII, StandardOpenOption.WRITE);
+      try (var ch = java.nio.channels.FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+        ch.force(true);
+      }
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+}

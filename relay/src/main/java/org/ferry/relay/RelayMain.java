@@ -1,0 +1,107 @@
+package org.ferry.relay;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import org.ferry.proto.BridgeLine;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code ferry relay}: runs a stateless bridge in the foreground until SIGTERM or Ctrl-C. */
+@Command(
+    name = "ferry relay",
+    mixinStandardHelpOptions = true,
+    description = "Runs a Ferry relay: a stateless bridge that censored clients reach over "
+        + "obfuscated carriers, forwarding to one server.")
+public final class RelayMain implements Callable<Integer> {
+  @Option(names = "--data", defaultValue = "./ferry-data/relay",
+      description = "Data directory (the relay's own keys and bridge lines); default ${DEFAULT-VALUE}.")
+  Path data;
+
+  @Option(names = "--listen", required = true,
+      description = "HOST:PORT of the web port (HTTPS, WebSocket and polling).")
+  String listen;
+
+  @Option(names = "--upstream", required = true,
+      description = "The server to forward to, as its address (HOST:PORT#FINGERPRINT or HOST:PORT).")
+  String upstream;
+
+  @Option(names = "--carriers", defaultValue = "ws,poll,obfs4",
+      description = "Carriers to accept, from ws, poll, obfs4; default ${DEFAULT-VALUE}.")
+  String carriers;
+
+  @Option(names = "--public-host",
+      description = "Host that clients dial, written into bridge lines; default: the listen host.")
+  String publicHost;
+
+  @Option(names = "--obfs4-listen",
+      description = "HOST:PORT for obfs4; default: the listen host, the web port + 1.")
+  String obfs4Listen;
+
+  @Option(names = "--obfs4proxy", defaultValue = "obfs4proxy",
+      description = "The obfs4proxy executable; default ${DEFAULT-VALUE}.")
+  String obfs4proxy;
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new RelayMain()).execute(args));
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    Relay relay;
+    try {
+      Set<Carrier> chosen = Carrier.parseList(carriers);
+      Relay.Builder b = Relay.builder()
+          .dataDirectory(data)
+          .listen(parseHostPort("--listen", listen))
+          .upstream(parseHostPort("--upstream", upstream.contains("#") ? upstream.substring(0, upstream.indexOf('#')) : upstream))
+          .carriers(chosen)
+          .obfs4proxy(obfs4proxy);
+      if (publicHost != null) {
+        b.publicHost(publicHost);
+      }
+      if (obfs4Listen != null) {
+        b.obfs4Listen(parseHostPort("--obfs4-listen", obfs4Listen));
+      }
+      relay = b.start();
+    } catch (IllegalArgumentException e) {
+      System.err.println("ferry relay: " + e.getMessage());
+      return 2;
+    } catch (IOException e) {
+      System.err.println("ferry relay: " + e.getMessage());
+      return 1;
+    }
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      relay.close();
+      stopped.countDown();
+    }, "ferry-relay-shutdown"));
+    for (BridgeLine line : relay.bridgeLines()) {
+      System.out.println("bridge: " + line);
+    }
+    System.out.println("ferry relay ready: forwarding to " + upstream.split("#")[0]
+        + "; bridge lines also in " + data.resolve("bridges"));
+    System.out.flush();
+    stopped.await();
+    return 0;
+  }
+
+  /** Parses {@code HOST:PORT} (IPv6 in brackets); throws naming the option. */
+  public static InetSocketAddress parseHostPort(String option, String text) {
+    int colon = text.lastIndexOf(':');
+    int port;
+    try {
+      port = Integer.parseInt(text.substring(colon + 1));
+    } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
+      throw new IllegalArgumentException(option + " must be HOST:PORT, got '" + text + "'");
+    }
+    if (colon <= 0 || port < 0 || port > 65535) {
+      throw new IllegalArgumentException(option + " must be HOST:PORT, got '" + text + "'");
+    }
+    return new InetSocketAddress(text.substring(0, colon).replaceAll("^\\[|\\]$", ""), port);
+  }
+}

@@ -1,0 +1,91 @@
+package org.ferry.relay.internal.http;
+
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import org.ferry.relay.internal.pipe.Upstream;
+
+/**
+ * Routes each HTTP request on a relay's web port: the secret path with a WebSocket upgrade goes
+ * to {@link WebSocketBridge}, a POST to the secret path to {@link PollSessions}, and everything
+ * else gets the {@link Decoy}. A request to the secret path that fits neither carrier (or one
+ * that is switched off) gets the same 404 as any unknown path.
+ */
+public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
+  /** What the routing needs, shared by all connections of one relay. */
+  public record Routes(
+      byte[] secretPath, boolean webSocket, PollSessions poll, Upstream upstream, Decoy decoy) {}
+
+  private final Routes routes;
+
+  public RelayHttpHandler(Routes routes) {
+    this.routes = routes;
+  }
+
+  @Override
+  protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+    boolean head = req.method().equals(HttpMethod.HEAD);
+    if (!req.decoderResult().isSuccess()) {
+      respond(ctx, routes.decoy().error(HttpResponseStatus.BAD_REQUEST, false), false);
+      return;
+    }
+    boolean keepAlive = HttpUtil.isKeepAlive(req);
+    String path = req.uri();
+    int query = path.indexOf('?');
+    if (query >= 0) {
+      path = path.substring(0, query);
+    }
+    if (isSecret(path)) {
+      if (routes.webSocket() && req.method().equals(HttpMethod.GET) && isUpgrade(req)) {
+        WebSocketBridge.accept(ctx, req, routes.upstream());
+        return;
+      }
+      if (routes.poll() != null && req.method().equals(HttpMethod.POST)) {
+        routes.poll().handle(ctx, req, keepAlive);
+        return;
+      }
+    }
+    if (req.method().equals(HttpMethod.GET) || head) {
+      FullHttpResponse page = path.equals("/") || path.equals("/index.html")
+          ? routes.decoy().welcome(head)
+          : routes.decoy().error(HttpResponseStatus.NOT_FOUND, head);
+      respond(ctx, page, keepAlive);
+    } else {
+      respond(ctx, routes.decoy().error(new HttpResponseStatus(405, "Not Allowed"), false), keepAlive);
+    }
+  }
+
+  private boolean isSecret(String path) {
+    return MessageDigest.isEqual(routes.secretPath(), path.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static boolean isUpgrade(FullHttpRequest req) {
+    return req.headers().containsValue(HttpHeaderNames.CONNECTION, HttpHeaderValues.UPGRADE, true)
+        && req.headers().contains(HttpHeaderNames.UPGRADE, HttpHeaderValues.WEBSOCKET, true);
+  }
+
+  static void respond(ChannelHandlerContext ctx, FullHttpResponse response, boolean keepAlive) {
+    if (keepAlive) {
+      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+      ctx.writeAndFlush(response);
+    } else {
+      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+      ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    // Malformed TLS or HTTP from a prober: close quietly, log nothing about who it was.
+    ctx.close();
+  }
+}

@@ -16,6 +16,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.LocalIdentity;
@@ -23,7 +24,11 @@ import org.ferry.proto.v1.Content;
 import org.ferry.proto.v1.Text;
 import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.LocalIdentityStore;
+import org.ferry.sdk.internal.carrier.CarrierConnector;
+import org.ferry.sdk.internal.carrier.ProxySettings;
 import org.ferry.sdk.internal.contacts.ContactBook;
+import org.ferry.sdk.internal.dial.Dialer;
+import org.ferry.sdk.internal.dial.RouteBook;
 import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
@@ -63,12 +68,14 @@ public final class FerryClient implements AutoCloseable {
   public static final Duration MAX_INVITATION_VALIDITY = Duration.ofDays(30);
 
   private final ClientContext ctx;
+  private final CarrierConnector connector;
   private final InvitationManager invitations;
   private final MessageSender sender;
   private final MessageReceiver receiver;
 
-  private FerryClient(ClientContext ctx) {
+  private FerryClient(ClientContext ctx, CarrierConnector connector) {
     this.ctx = ctx;
+    this.connector = connector;
     this.invitations = new InvitationManager(ctx);
     this.sender = new MessageSender(ctx);
     this.receiver = new MessageReceiver(ctx);
@@ -103,7 +110,19 @@ public final class FerryClient implements AutoCloseable {
    * @param creationToken up to 256 characters; empty for a server that needs none
    */
   public synchronized void initialize(ServerAddress homeServer, String creationToken) {
+    initialize(homeServer, creationToken, List.of());
+  }
+
+  /**
+   * As {@link #initialize(ServerAddress, String)}, with bridge lines for the home server: ways to
+   * reach it when its own address is blocked. The client tries them by itself (see
+   * {@link #addBridge}); they are checked here like the address itself.
+   *
+   * @throws FerryException INVALID_BRIDGE if a line is malformed, and as the other initialize
+   */
+  public synchronized void initialize(ServerAddress homeServer, String creationToken, List<String> bridges) {
     Objects.requireNonNull(homeServer, "homeServer");
+    List<BridgeLine> lines = parseBridges(bridges);
     if (creationToken.length() > 256) {
       throw new IllegalArgumentException("creation token is longer than 256 characters");
     }
@@ -111,6 +130,7 @@ public final class FerryClient implements AutoCloseable {
       throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
           "already initialised with server " + ctx.homeServer().hostPort());
     }
+    ctx.routes().addBridges(homeServer, lines, false);
     checkServing(homeServer);
     IdentityKeyPair identity = IdentityKeyPair.generate();
     int registrationId = 1 + ctx.random().nextInt(16380);
@@ -123,6 +143,69 @@ public final class FerryClient implements AutoCloseable {
           .setCreationToken(creationToken)
           .build());
       txn.commit();
+    }
+    ctx.routes().persist(homeServer);
+  }
+
+  /**
+   * Adds a bridge line for the home server: another way to reach it (WebSocket, HTTP polling,
+   * obfs4) when its address is blocked, as {@code ferry relay} or {@code ferry server --carriers}
+   * print them. Every connection tries the server's address and all its lines by itself,
+   * staggered, and keeps to what works on the current network. Invitations made from now on
+   * carry the lines, so invitees can reach this server too.
+   *
+   * @throws FerryException INVALID_BRIDGE, NOT_INITIALIZED
+   */
+  public synchronized void addBridge(String line) {
+    requireInitialized();
+    ctx.routes().addBridges(ctx.homeServer(), parseBridges(List.of(line)), true);
+  }
+
+  /** The home server's bridge lines, in the order they were added. */
+  public synchronized List<String> bridges() {
+    requireInitialized();
+    return ctx.routes().bridges(ctx.homeServer()).stream().map(BridgeLine::toString).toList();
+  }
+
+  /**
+   * How the home server and every contact's server are reached: the carrier in use, and each
+   * line's successes, failures and back-off. Makes no connection; call after some traffic (or
+   * {@link #checkConnection}) to see the carrier in use.
+   */
+  public synchronized List<NetworkStatus> networkStatus() {
+    requireInitialized();
+    java.util.Set<ServerAddress> servers = new java.util.LinkedHashSet<>();
+    servers.add(ctx.homeServer());
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      for (ContactRecord c : ContactBook.all(txn)) {
+        if (c.hasOutbox()) {
+          servers.add(ServerAddress.parse(c.getOutbox().getServer()));
+        }
+      }
+    }
+    return servers.stream().map(server -> new NetworkStatus(
+        server.hostPort(),
+        ctx.routes().inUse(server).map(BridgeLine::toString),
+        ctx.routes().health(server).stream().map(h -> new NetworkStatus.Line(
+            h.line().toString(), h.successes(), h.failures(), h.lastSuccess(), h.lastFailure(),
+            h.backingOffUntil())).toList())).toList();
+  }
+
+  /**
+   * Connects to the home server (over whichever carrier gets through) and checks that it serves.
+   *
+   * @throws FerryException NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
+   */
+  public synchronized void checkConnection() {
+    requireInitialized();
+    checkServing(ctx.homeServer());
+  }
+
+  private static List<BridgeLine> parseBridges(List<String> lines) {
+    try {
+      return lines.stream().map(BridgeLine::parse).toList();
+    } catch (IllegalArgumentException e) {
+      throw new FerryException(FerryException.Reason.INVALID_BRIDGE, e.getMessage(), e);
     }
   }
 
@@ -305,6 +388,9 @@ public final class FerryClient implements AutoCloseable {
   @Override
   public synchronized void close() {
     ctx.net().close();
+    ctx.net().dialer().close();
+    connector.close();
+    ctx.routes().close();
     ctx.store().close();
   }
 
@@ -314,8 +400,41 @@ public final class FerryClient implements AutoCloseable {
     private byte[] storageKey;
     private Clock clock = Clock.systemUTC();
     private Duration callTimeout = Duration.ofSeconds(20);
+    private Duration dialStagger = Duration.ofMillis(250);
+    private Optional<ProxySettings> proxy = Optional.empty();
+    private String obfs4proxy = "obfs4proxy";
 
     private Builder() {}
+
+    /**
+     * A proxy that every connection goes through: {@code socks5://HOST:PORT} (Tor's SOCKS port,
+     * say, or with {@code USER:PASS@}) or {@code http://HOST:PORT}. Host names are resolved by
+     * the proxy. Default: none.
+     *
+     * @throws IllegalArgumentException if the URI is not one of those forms
+     */
+    public Builder proxy(String uri) {
+      this.proxy = Optional.of(ProxySettings.parse(uri));
+      return this;
+    }
+
+    /** The obfs4proxy executable used for obfs4 bridge lines; default {@code obfs4proxy}. */
+    public Builder obfs4proxy(String executable) {
+      this.obfs4proxy = Objects.requireNonNull(executable, "executable");
+      return this;
+    }
+
+    /**
+     * How long the dialer waits for one carrier before starting the next in parallel; default
+     * 250 ms. A carrier that fails outright starts the next at once.
+     */
+    public Builder dialStagger(Duration stagger) {
+      if (stagger.isNegative()) {
+        throw new IllegalArgumentException("stagger must not be negative: " + stagger);
+      }
+      this.dialStagger = stagger;
+      return this;
+    }
 
     /** Required: where the local store lives. Created if missing. */
     public Builder dataDirectory(Path dataDirectory) {
@@ -360,7 +479,12 @@ public final class FerryClient implements AutoCloseable {
         throw new IllegalStateException("dataDirectory and storageKey are required");
       }
       LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
-      return new FerryClient(new ClientContext(store, new ServerConnections(callTimeout), clock, new SecureRandom()));
+      SecureRandom random = new SecureRandom();
+      CarrierConnector connector =
+          new CarrierConnector(proxy, obfs4proxy, dataDirectory.resolve("obfs4"), callTimeout);
+      Dialer dialer = new Dialer(connector, new RouteBook(store, clock, random), dialStagger, callTimeout);
+      return new FerryClient(
+          new ClientContext(store, new ServerConnections(callTimeout, dialer), clock, random), connector);
     }
   }
 }

@@ -55,6 +55,8 @@ public final class FerryException extends RuntimeException {
      * none (or a wrong one) was given at {@code initialize}.
      */
     CREATION_TOKEN_REQUIRED,
+    /** A bridge line is malformed; the message says how. Nothing was stored. */
+    INVALID_BRIDGE,
   }
 
   private final Reason reason;

@@ -11,6 +11,7 @@ import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.Invitation;
 import org.ferry.sdk.MessageListener;
+import org.ferry.sdk.NetworkStatus;
 import org.ferry.sdk.ReceivedMessage;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -33,11 +34,18 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Send.class,
       ClientMain.Receive.class,
       ClientMain.Contacts.class,
+      ClientMain.Bridges.class,
+      ClientMain.Status.class,
     })
 public final class ClientMain {
   @Option(names = "--data", defaultValue = "./ferry-data/client", scope = CommandLine.ScopeType.INHERIT,
       description = "Data directory; default ${DEFAULT-VALUE}.")
   Path data;
+
+  @Option(names = "--proxy", scope = CommandLine.ScopeType.INHERIT,
+      description = "Proxy for every connection: socks5://HOST:PORT (Tor) or http://HOST:PORT. "
+          + "Default: the FERRY_PROXY environment variable, else none.")
+  String proxy;
 
   public static void main(String[] args) {
     // The command line's own logging: warnings and errors only, on stderr, no names.
@@ -79,8 +87,16 @@ public final class ClientMain {
   }
 
   FerryClient open() throws Exception {
-    byte[] key = CliStorageKey.load(data, passphrase());
-    return FerryClient.builder().dataDirectory(data).storageKey(key).build();
+    return builder(CliStorageKey.load(data, passphrase())).build();
+  }
+
+  FerryClient.Builder builder(byte[] key) {
+    FerryClient.Builder b = FerryClient.builder().dataDirectory(data).storageKey(key);
+    String p = proxy != null ? proxy : System.getenv("FERRY_PROXY");
+    if (p != null && !p.isBlank()) {
+      b.proxy(p);
+    }
+    return b;
   }
 
   /** Makes a string from the network safe for one terminal line. */
@@ -113,25 +129,37 @@ public final class ClientMain {
             + "for a server that requires one.")
     Path creationTokenFile;
 
+    @Option(names = "--bridge", paramLabel = "LINE",
+        description = "A bridge line for the home server (repeatable), as a relay prints it.")
+    java.util.List<String> bridges = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
       ServerAddress address = ServerAddress.parse(server);
+      for (String line : bridges) {
+        org.ferry.proto.BridgeLine.parse(line);
+      }
       String creationToken = creationTokenFile == null ? "" : readToken(creationTokenFile);
       if (CliStorageKey.exists(parent.data)) {
         throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
             "a Ferry client already lives in " + parent.data);
       }
       Path store = parent.data.resolve("store");
+      Path obfs4 = parent.data.resolve("obfs4");
       boolean dataExisted = java.nio.file.Files.exists(parent.data);
       boolean storeExisted = java.nio.file.Files.exists(store);
+      boolean obfs4Existed = java.nio.file.Files.exists(obfs4);
       byte[] key = CliStorageKey.create(parent.data, passphrase());
-      try (FerryClient client = FerryClient.builder().dataDirectory(parent.data).storageKey(key).build()) {
-        client.initialize(address, creationToken);
-      } catch (FerryException e) {
+      try (FerryClient client = parent.builder(key).build()) {
+        client.initialize(address, creationToken, bridges);
+      } catch (FerryException | IllegalArgumentException e) {
         // Undo exactly what init made, so that it can simply be run again.
         CliStorageKey.delete(parent.data);
         if (!storeExisted) {
           deleteRecursively(store);
+        }
+        if (!obfs4Existed) {
+          deleteRecursively(obfs4);
         }
         if (!dataExisted) {
           java.nio.file.Files.deleteIfExists(parent.data);
@@ -282,6 +310,88 @@ public final class ClientMain {
         }
       }
       return 0;
+    }
+  }
+
+  @Command(name = "bridges", description = "Lists or adds the home server's bridge lines.",
+      subcommands = {Bridges.Add.class, Bridges.ListLines.class})
+  static final class Bridges {
+    @ParentCommand ClientMain parent;
+
+    @Command(name = "add", description = "Adds a bridge line for the home server, as a relay prints it.")
+    static final class Add implements Callable<Integer> {
+      @ParentCommand Bridges bridges;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", arity = "1..*", paramLabel = "LINE",
+          description = "The bridge line (quote it, or give its words as they are).")
+      java.util.List<String> words;
+
+      @Override
+      public Integer call() throws Exception {
+        String line = String.join(" ", words);
+        try (FerryClient client = bridges.parent.open()) {
+          client.addBridge(line);
+        }
+        spec.commandLine().getErr().println("bridge added");
+        return 0;
+      }
+    }
+
+    @Command(name = "list", description = "Prints the home server's bridge lines, one per line.")
+    static final class ListLines implements Callable<Integer> {
+      @ParentCommand Bridges bridges;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        try (FerryClient client = bridges.parent.open()) {
+          client.bridges().forEach(spec.commandLine().getOut()::println);
+        }
+        return 0;
+      }
+    }
+  }
+
+  @Command(name = "status", description = "Connects to the home server and prints the carrier in "
+      + "use and the health of each way to reach each server.")
+  static final class Status implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      try (FerryClient client = parent.open()) {
+        String problem = null;
+        try {
+          client.checkConnection();
+        } catch (FerryException e) {
+          problem = e.getMessage();
+        }
+        for (NetworkStatus s : client.networkStatus()) {
+          out.println("server " + s.server() + ": "
+              + s.inUse().map(l -> "connected via " + shortLine(l)).orElse("not connected"));
+          for (NetworkStatus.Line l : s.lines()) {
+            String health = l.backingOffUntil().map(t -> "failing, next try after " + t)
+                .orElse(l.successes() == 0 && l.failures() == 0 ? "untried" : "ok");
+            out.println("  " + shortLine(l.line()) + "\t" + health + "\t" + l.successes() + " ok, "
+                + l.failures() + " failed" + l.lastSuccess().map(t -> ", last ok " + t).orElse(""));
+          }
+        }
+        if (problem != null) {
+          spec.commandLine().getErr().println("ferry client: " + problem);
+          return 1;
+        }
+      }
+      return 0;
+    }
+
+    /** A line without its secret path or cert, for screens that others may see. */
+    static String shortLine(String line) {
+      String[] w = line.split(" ");
+      String where = w.length > 1 ? w[1].replaceAll("(://[^/]+)/.*", "$1/…") : "";
+      return w[0] + " " + where;
     }
   }
 }

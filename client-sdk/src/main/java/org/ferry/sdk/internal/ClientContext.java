@@ -15,6 +15,7 @@ import org.ferry.proto.v1.InvitationsGrpc;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.proto.OwnerKeys;
+import org.ferry.sdk.internal.dial.RouteBook;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -45,6 +46,11 @@ public record ClientContext(
     } catch (org.signal.libsignal.protocol.InvalidKeyException e) {
       throw new IllegalStateException("stored identity key is unreadable", e);
     }
+  }
+
+  /** How each server is reached: bridge lines and their health. */
+  public RouteBook routes() {
+    return net.dialer().routes();
   }
 
   public ServerAddress homeServer() {

@@ -4,6 +4,8 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import java.time.Instant;
 import java.util.Base64;
+import java.util.List;
+import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.InvitationCode;
 import org.ferry.sdk.FerryException;
@@ -17,11 +19,14 @@ import org.ferry.sdk.internal.crypto.Kdf;
 public final class InvitationCodec {
   public static final String PREFIX = "ferry:invite/";
   static final int VERSION = 1;
+  /** Most bridge lines an invitation carries: it has to fit a QR code. */
+  public static final int MAX_BRIDGES = 4;
 
   private InvitationCodec() {}
 
   /** A parsed, well-formed invitation. */
-  public record Parsed(ServerAddress server, byte[] mailboxId, byte[] secret, Instant expiresAt) {
+  public record Parsed(ServerAddress server, byte[] mailboxId, byte[] secret, Instant expiresAt,
+      List<BridgeLine> bridges) {
     public byte[] bundleKey() {
       return Kdf.derive(secret, "ferry.v1.invite.bundle-key", 32);
     }
@@ -48,6 +53,7 @@ public final class InvitationCodec {
             .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
             .setSecret(ByteString.copyFrom(invitation.secret()))
             .setExpiresAt(invitation.expiresAt().getEpochSecond())
+            .addAllBridges(invitation.bridges().stream().limit(MAX_BRIDGES).map(BridgeLine::toString).toList())
             .build();
     return PREFIX + Base64.getUrlEncoder().withoutPadding().encodeToString(code.toByteArray());
   }
@@ -76,11 +82,21 @@ public final class InvitationCodec {
     } catch (IllegalArgumentException e) {
       throw invalid("its server address is malformed");
     }
+    if (code.getBridgesCount() > MAX_BRIDGES) {
+      throw invalid("it has more than " + MAX_BRIDGES + " bridge lines");
+    }
+    List<BridgeLine> bridges;
+    try {
+      bridges = code.getBridgesList().stream().map(BridgeLine::parse).toList();
+    } catch (IllegalArgumentException e) {
+      throw invalid("one of its bridge lines is malformed");
+    }
     return new Parsed(
         server,
         code.getMailboxId().toByteArray(),
         code.getSecret().toByteArray(),
-        Instant.ofEpochSecond(code.getExpiresAt()));
+        Instant.ofEpochSecond(code.getExpiresAt()),
+        bridges);
   }
 
   private static FerryException invalid(String why) {

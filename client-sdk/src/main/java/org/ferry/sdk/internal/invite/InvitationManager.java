@@ -75,7 +75,8 @@ public final class InvitationManager {
     byte[] secret = ctx.randomBytes(32);
     OwnedMailbox inbox = ctx.createMailbox(InvitationCodec.sendCapabilityOf(secret));
     byte[] mailboxId = inbox.getMailboxId().toByteArray();
-    InvitationCodec.Parsed invitation = new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt);
+    InvitationCodec.Parsed invitation =
+        new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt, ctx.routes().bridges(home));
 
     IdentityKeyPair identity = ClientContext.keyPair(local);
     // Three ids per invitation, cycling within libsignal's 24-bit range.
@@ -166,6 +167,9 @@ public final class InvitationManager {
             FerryException.Reason.INVALID_INVITATION, "this is one of your own invitations");
       }
     }
+    // The inviter's bridge lines are kept even if what follows fails: they are how to reach
+    // that server from here, whatever becomes of this invitation.
+    ctx.routes().addBridges(invitation.server(), invitation.bridges(), true);
     // Our mailbox first: if our server is unreachable, the invitation stays unused.
     byte[] ourCapability = ctx.randomBytes(32);
     OwnedMailbox inbox = ctx.createMailbox(ourCapability);

@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.InboxMessage;
@@ -29,6 +30,7 @@ import org.ferry.sdk.FerryException;
 import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.ReceivedMessage;
 import org.ferry.sdk.internal.ClientContext;
+import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.proto.OwnerKeys;
@@ -80,15 +82,35 @@ public final class MessageReceiver {
     this.ctx = ctx;
   }
 
-  private sealed interface Event permits Challenge, Arrived, Failed, Subscribed {}
+  /** Reconnects of the receive streams allowed in one receive call. */
+  static final int MAX_RECONNECTS = 5;
 
-  private record Challenge(ServerAddress server, byte[] nonce) implements Event {}
+  /** One receive stream: what we write to it. Events name the stream they came from. */
+  private static final class Stream {
+    StreamObserver<ReceiveRequest> requests;
 
-  private record Arrived(ServerAddress server, Delivery delivery) implements Event {}
+    StreamObserver<ReceiveRequest> requests() {
+      return requests;
+    }
+  }
 
-  private record Failed(ServerAddress server, Throwable error) implements Event {}
+  private sealed interface Event permits Challenge, Arrived, Failed, Subscribed {
+    ServerAddress server();
 
-  private record Subscribed(ServerAddress server) implements Event {}
+    Stream stream();
+  }
+
+  private record Challenge(ServerAddress server, Stream stream, byte[] nonce) implements Event {}
+
+  private record Arrived(ServerAddress server, Stream stream, Delivery delivery) implements Event {}
+
+  private record Failed(ServerAddress server, Stream stream, Throwable error) implements Event {}
+
+  private record Subscribed(ServerAddress server, Stream stream) implements Event {}
+
+  private static boolean isTransient(Throwable t) {
+    return t instanceof StatusRuntimeException s && s.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE;
+  }
 
   /**
    * Receives until {@code idle} passes with nothing new. Returns the number of messages handed
@@ -109,17 +131,20 @@ public final class MessageReceiver {
       return handed;
     }
     BlockingQueue<Event> events = new LinkedBlockingQueue<>();
-    Map<ServerAddress, StreamObserver<ReceiveRequest>> streams = new HashMap<>();
+    Map<ServerAddress, Stream> streams = new HashMap<>();
     try {
       for (ServerAddress server : byServer.keySet()) {
         streams.put(server, open(server, events));
       }
       // Until every mailbox is subscribed, wait as long as any call may take; only then does
       // the idle clock start, so a slow link is never mistaken for an empty mailbox.
-      int unsubscribed = byServer.values().stream().mapToInt(List::size).sum();
+      Map<ServerAddress, Integer> unsubscribed = new HashMap<>();
+      byServer.forEach((server, contacts) -> unsubscribed.put(server, contacts.size()));
       long subscribeDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+      int reconnects = 0;
       while (true) {
-        long waitMillis = unsubscribed > 0
+        boolean subscribing = unsubscribed.values().stream().anyMatch(n -> n > 0);
+        long waitMillis = subscribing
             ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(subscribeDeadline - System.nanoTime()))
             : idle.toMillis();
         Event event;
@@ -129,20 +154,33 @@ public final class MessageReceiver {
           Thread.currentThread().interrupt();
           return handed;
         }
-        if (event == null && unsubscribed > 0) {
+        if (event == null && subscribing) {
           throw new FerryException(FerryException.Reason.UNREACHABLE,
               "server " + byServer.keySet().iterator().next().hostPort() + " did not answer in time");
         }
         if (event == null) {
           return handed;
         }
+        if (event.stream() != streams.get(event.server())) {
+          continue; // From a stream that has been replaced.
+        }
         if (event instanceof Challenge c) {
-          subscribe(streams.get(c.server()), byServer.get(c.server()), c.nonce());
-        } else if (event instanceof Subscribed) {
-          unsubscribed--;
+          subscribe(streams.get(c.server()).requests(), byServer.get(c.server()), c.nonce());
+        } else if (event instanceof Subscribed sub) {
+          unsubscribed.merge(sub.server(), -1, Integer::sum);
         } else if (event instanceof Arrived a) {
-          handed += process(streams.get(a.server()), a.delivery(), contactByInbox, listener);
+          handed += process(streams.get(a.server()).requests(), a.delivery(), contactByInbox, listener);
         } else if (event instanceof Failed f) {
+          if (isTransient(f.error()) && reconnects < MAX_RECONNECTS) {
+            // The carrier died under the stream: open it again (the dialer finds a carrier that
+            // works). Deliveries not yet acknowledged come again and are recognised as seen.
+            reconnects++;
+            log.debug("receive stream lost; reconnecting");
+            streams.put(f.server(), open(f.server(), events));
+            unsubscribed.put(f.server(), byServer.get(f.server()).size());
+            subscribeDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+            continue;
+          }
           throw f.error() instanceof StatusRuntimeException s
               ? ServerConnections.failure(f.server(), s)
               : new FerryException(FerryException.Reason.UNREACHABLE,
@@ -152,7 +190,7 @@ public final class MessageReceiver {
     } finally {
       streams.values().forEach(s -> {
         try {
-          s.onCompleted();
+          s.requests().onCompleted();
         } catch (RuntimeException ignored) {
           // The stream is already gone.
         }
@@ -160,28 +198,30 @@ public final class MessageReceiver {
     }
   }
 
-  private StreamObserver<ReceiveRequest> open(ServerAddress server, BlockingQueue<Event> events) {
-    return MailboxesGrpc.newStub(ctx.net().channel(server)).receive(new StreamObserver<>() {
+  private Stream open(ServerAddress server, BlockingQueue<Event> events) {
+    Stream stream = new Stream();
+    stream.requests = MailboxesGrpc.newStub(ctx.net().channel(server)).receive(new StreamObserver<>() {
       @Override
       public void onNext(ReceiveResponse r) {
         switch (r.getKindCase()) {
-          case CHALLENGE -> events.add(new Challenge(server, r.getChallenge().getNonce().toByteArray()));
-          case DELIVERY -> events.add(new Arrived(server, r.getDelivery()));
-          case SUBSCRIBED -> events.add(new Subscribed(server));
+          case CHALLENGE -> events.add(new Challenge(server, stream, r.getChallenge().getNonce().toByteArray()));
+          case DELIVERY -> events.add(new Arrived(server, stream, r.getDelivery()));
+          case SUBSCRIBED -> events.add(new Subscribed(server, stream));
           default -> { }
         }
       }
 
       @Override
       public void onError(Throwable t) {
-        events.add(new Failed(server, t));
+        events.add(new Failed(server, stream, t));
       }
 
       @Override
       public void onCompleted() {
-        events.add(new Failed(server, new IllegalStateException("server ended the stream")));
+        events.add(new Failed(server, stream, new IllegalStateException("server ended the stream")));
       }
     });
+    return stream;
   }
 
   private static void subscribe(
@@ -258,6 +298,7 @@ public final class MessageReceiver {
         if (contact.getState() == ContactRecord.State.INVITED && isValid(replyTo)) {
           updated.setState(ContactRecord.State.ESTABLISHED).setOutbox(replyTo);
           established = contact.getLabel();
+          rememberBridges(replyTo);
         } else {
           log.warn("ignored a contact card that does not fit the contact's state");
         }
@@ -292,6 +333,19 @@ public final class MessageReceiver {
       log.warn("dropped an envelope that did not decrypt: {}", e.getClass().getSimpleName());
     }
     return null;
+  }
+
+  /** Keeps the well-formed bridge lines a contact gave for its server. */
+  private void rememberBridges(MailboxAddress a) {
+    List<BridgeLine> lines = new ArrayList<>();
+    for (String text : a.getBridgesList().subList(0, Math.min(a.getBridgesCount(), InvitationCodec.MAX_BRIDGES))) {
+      try {
+        lines.add(BridgeLine.parse(text));
+      } catch (IllegalArgumentException e) {
+        log.warn("ignored a malformed bridge line in a contact card");
+      }
+    }
+    ctx.routes().addBridges(ServerAddress.parse(a.getServer()), lines, true);
   }
 
   private static boolean isValid(MailboxAddress a) {

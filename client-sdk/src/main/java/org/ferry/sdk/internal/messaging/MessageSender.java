@@ -2,6 +2,7 @@ package org.ferry.sdk.internal.messaging;
 
 import com.google.protobuf.ByteString;
 import io.grpc.StatusRuntimeException;
+import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.v1.ContactCard;
@@ -11,6 +12,7 @@ import org.ferry.proto.v1.MailboxAddress;
 import org.ferry.proto.v1.SendRequest;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.internal.ClientContext;
+import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.net.ServerConnections;
@@ -32,6 +34,9 @@ import org.signal.libsignal.protocol.message.CiphertextMessage;
  * the user can never produce a second copy.
  */
 public final class MessageSender {
+  /** Tries of one envelope when the connection drops under it. */
+  static final int SEND_ATTEMPTS = 3;
+
   private final ClientContext ctx;
 
   public MessageSender(ClientContext ctx) {
@@ -80,18 +85,26 @@ public final class MessageSender {
       txn.commit();
     }
     ServerAddress server = ServerAddress.parse(to.getServer());
-    try {
-      ctx.mailboxes(server).send(SendRequest.newBuilder()
-          .setMailboxId(to.getMailboxId())
-          .setSendCapability(to.getSendCapability())
-          .setEnvelope(Envelope.newBuilder()
-              .setId(ByteString.copyFrom(envelopeId))
-              .setBody(ByteString.copyFrom(body)))
-          .build());
-    } catch (StatusRuntimeException e) {
-      throw ServerConnections.failure(server, e);
+    SendRequest request = SendRequest.newBuilder()
+        .setMailboxId(to.getMailboxId())
+        .setSendCapability(to.getSendCapability())
+        .setEnvelope(Envelope.newBuilder()
+            .setId(ByteString.copyFrom(envelopeId))
+            .setBody(ByteString.copyFrom(body)))
+        .build();
+    for (int attempt = 1; ; attempt++) {
+      try {
+        ctx.mailboxes(server).send(request);
+        return envelopeId;
+      } catch (StatusRuntimeException e) {
+        // A carrier that dies mid-call leaves us not knowing whether the server kept the
+        // envelope. Sending the very same envelope again is safe: the recipient keeps one copy
+        // per envelope id. Anything else is final.
+        if (e.getStatus().getCode() != io.grpc.Status.Code.UNAVAILABLE || attempt >= SEND_ATTEMPTS) {
+          throw ServerConnections.failure(server, e);
+        }
+      }
     }
-    return envelopeId;
   }
 
   /** Sends our reply address to an inviter, then marks the handshake done. */
@@ -112,6 +125,8 @@ public final class MessageSender {
         .setMailboxId(contact.getInbox().getMailboxId())
         .setSendCapability(contact.getInboxSendCapability())
         .setSealKey(ByteString.copyFrom(sealPublic.serialize()))
+        .addAllBridges(ctx.routes().bridges(ServerAddress.parse(contact.getInbox().getServer())).stream()
+            .limit(InvitationCodec.MAX_BRIDGES).map(BridgeLine::toString).toList())
         .build();
     send(contactId, Content.newBuilder()
         .setSentAt(ctx.clock().millis())

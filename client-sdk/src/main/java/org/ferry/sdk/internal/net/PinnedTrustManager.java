@@ -13,10 +13,10 @@ import org.ferry.proto.ServerAddress;
  * server holds the private key. Extending {@link X509ExtendedTrustManager} keeps the JDK from
  * adding hostname checks, which would be meaningless for a pinned key.
  */
-final class PinnedTrustManager extends X509ExtendedTrustManager {
+public final class PinnedTrustManager extends X509ExtendedTrustManager {
   private final ServerAddress pinned;
 
-  PinnedTrustManager(ServerAddress pinned) {
+  public PinnedTrustManager(ServerAddress pinned) {
     this.pinned = pinned;
   }
 

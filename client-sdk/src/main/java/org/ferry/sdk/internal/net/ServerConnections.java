@@ -5,6 +5,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
+import io.netty.channel.local.LocalChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
@@ -16,16 +17,26 @@ import javax.net.ssl.SSLException;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.FerryException;
+import org.ferry.sdk.internal.dial.Dialer;
 
-/** One gRPC channel per server, TLS 1.3 pinned to the server's key. */
+/**
+ * One gRPC channel per server, TLS 1.3 pinned to the server's key, over whichever carrier the
+ * {@link Dialer} finds.
+ */
 public final class ServerConnections implements AutoCloseable {
   static final int MAX_INBOUND_MESSAGE = 128 * 1024;
 
   private final Map<ServerAddress, ManagedChannel> channels = new HashMap<>();
   private final Duration callTimeout;
+  private final Dialer dialer;
 
-  public ServerConnections(Duration callTimeout) {
+  public ServerConnections(Duration callTimeout, Dialer dialer) {
     this.callTimeout = callTimeout;
+    this.dialer = dialer;
+  }
+
+  public Dialer dialer() {
+    return dialer;
   }
 
   /** Deadline for unary calls. */
@@ -34,10 +45,10 @@ public final class ServerConnections implements AutoCloseable {
   }
 
   public synchronized ManagedChannel channel(ServerAddress server) {
-    return channels.computeIfAbsent(server, ServerConnections::open);
+    return channels.computeIfAbsent(server, this::open);
   }
 
-  private static ManagedChannel open(ServerAddress server) {
+  private ManagedChannel open(ServerAddress server) {
     SslContext ssl;
     try {
       ssl = GrpcSslContexts.configure(SslContextBuilder.forClient(), SslProvider.JDK)
@@ -47,7 +58,10 @@ public final class ServerConnections implements AutoCloseable {
     } catch (SSLException e) {
       throw new IllegalStateException("TLS 1.3 is unavailable in this JVM", e);
     }
-    return NettyChannelBuilder.forAddress(server.host(), server.port())
+    return NettyChannelBuilder.forAddress(dialer.address(server))
+        .channelType(LocalChannel.class)
+        .eventLoopGroup(dialer.localGroup())
+        .overrideAuthority(server.hostPort())
         .sslContext(ssl)
         .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
         .keepAliveTime(60, TimeUnit.SECONDS)

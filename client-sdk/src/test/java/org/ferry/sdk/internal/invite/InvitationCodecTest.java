@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.security.SecureRandom;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.List;
+import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.FerryException;
 import org.junit.jupiter.api.Test;
@@ -24,7 +26,8 @@ class InvitationCodecTest {
 
   private static InvitationCodec.Parsed sample(String host) {
     return new InvitationCodec.Parsed(
-        new ServerAddress(host, 7443, random(32)), random(32), random(32), Instant.parse("2026-12-01T10:00:00Z"));
+        new ServerAddress(host, 7443, random(32)), random(32), random(32), Instant.parse("2026-12-01T10:00:00Z"),
+        List.of());
   }
 
   @Test
@@ -37,6 +40,20 @@ class InvitationCodecTest {
     assertArrayEquals(inv.mailboxId(), back.mailboxId());
     assertArrayEquals(inv.secret(), back.secret());
     assertEquals(inv.expiresAt(), back.expiresAt());
+  }
+
+  @Test
+  void bridgeLinesTravelInTheUriAndAWebSocketAndAnObfs4LineStillFitAQrCode() {
+    InvitationCodec.Parsed base = sample("203.0.113.7");
+    List<BridgeLine> lines = List.of(
+        BridgeLine.parse("ws wss://198.51.100.4:443/" + "k".repeat(22) + " pin=" + "A".repeat(43)),
+        BridgeLine.parse("obfs4 198.51.100.4:8444 cert=" + "c".repeat(70) + " iat-mode=0"));
+    InvitationCodec.Parsed inv = new InvitationCodec.Parsed(
+        base.server(), base.mailboxId(), base.secret(), base.expiresAt(), lines);
+    String uri = InvitationCodec.encode(inv);
+    assertEquals(lines, InvitationCodec.parse(uri).bridges());
+    // A version-40 QR code in byte mode at error correction level L holds 2,953 bytes.
+    assertTrue(uri.length() < 700, uri.length() + " characters");
   }
 
   @Test

@@ -1,0 +1,261 @@
+package org.ferry.sdk.internal.carrier;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPipeline;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.websocketx.WebSocketClientHandshakerFactory;
+import io.netty.handler.codec.http.websocketx.WebSocketClientProtocolHandler;
+import io.netty.handler.codec.http.websocketx.WebSocketVersion;
+import io.netty.handler.proxy.HttpProxyHandler;
+import io.netty.handler.proxy.ProxyHandler;
+import io.netty.handler.proxy.Socks5ProxyHandler;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.resolver.NoopAddressResolverGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
+import org.ferry.proto.BridgeLine;
+import org.ferry.proto.PollFrames;
+import org.ferry.proto.ServerAddress;
+import org.ferry.sdk.internal.net.PinnedTrustManager;
+
+/**
+ * Opens carriers named by bridge lines, each through the client's proxy if it has one. One
+ * event loop group and at most one obfs4proxy process serve every carrier of a client.
+ */
+public final class CarrierConnector implements AutoCloseable {
+  private final EventLoopGroup group =
+      new MultiThreadIoEventLoopGroup(2, new DefaultThreadFactory("ferry-carrier", true), NioIoHandler.newFactory());
+  private final Optional<ProxySettings> proxy;
+  private final String obfs4proxy;
+  private final Path obfs4State;
+  private final Duration connectTimeout;
+  private final ConcurrentHashMap<String, SslContext> tlsContexts = new ConcurrentHashMap<>();
+  private Obfs4ClientTransport obfs4;
+  private boolean closed;
+
+  /**
+   * @param obfs4proxy the executable for obfs4 bridges
+   * @param obfs4State obfs4proxy's state directory
+   */
+  public CarrierConnector(Optional<ProxySettings> proxy, String obfs4proxy, Path obfs4State, Duration connectTimeout) {
+    this.proxy = proxy;
+    this.obfs4proxy = obfs4proxy;
+    this.obfs4State = obfs4State;
+    this.connectTimeout = connectTimeout;
+  }
+
+  public EventLoopGroup group() {
+    return group;
+  }
+
+  /** Opens the carrier {@code line} names; the future fails if it cannot be opened. */
+  public CompletableFuture<Pipe> open(BridgeLine line, Pipe.Listener listener) {
+    try {
+      return switch (line.kind()) {
+        case DIRECT -> stream(line, listener, false, proxy, null);
+        case WS -> stream(line, listener, true, proxy, null);
+        case POLL -> PollPipe.open(this, line, listener);
+        case OBFS4 -> CompletableFuture.supplyAsync(this::obfs4, group)
+            .thenCompose(socks -> stream(line, listener, false, Optional.empty(), socks));
+      };
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  private synchronized InetSocketAddress obfs4() {
+    if (closed) {
+      throw new IllegalStateException("closed");
+    }
+    if (obfs4 == null || !obfs4.isAlive()) {
+      try {
+        obfs4 = Obfs4ClientTransport.start(obfs4proxy, obfs4State, proxy);
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+    return obfs4.socksAddress();
+  }
+
+  /** A TCP stream carrier: direct, WebSocket, or obfs4 via obfs4proxy's SOCKS5 port. */
+  private CompletableFuture<Pipe> stream(BridgeLine line, Pipe.Listener listener, boolean webSocket,
+      Optional<ProxySettings> via, InetSocketAddress obfs4Socks) {
+    PipeHandler end = new PipeHandler(listener, webSocket);
+    SslContext tls = webSocket && line.tls() ? tls(line) : null;
+    Bootstrap b = bootstrap(via.isPresent() || obfs4Socks != null, group).handler(new ChannelInitializer<Channel>() {
+      @Override
+      protected void initChannel(Channel ch) {
+        ChannelPipeline p = ch.pipeline();
+        ProxyHandler proxyHandler = null;
+        if (obfs4Socks != null) {
+          proxyHandler = new Socks5ProxyHandler(obfs4Socks, obfs4Username(line), "\0");
+        } else if (via.isPresent()) {
+          proxyHandler = proxyHandler(via.get());
+        }
+        if (proxyHandler != null) {
+          proxyHandler.setConnectTimeoutMillis(connectTimeout.toMillis());
+          p.addLast(proxyHandler);
+        }
+        if (tls != null) {
+          p.addLast(tls.newHandler(ch.alloc(), line.host(), line.port()));
+        }
+        if (webSocket) {
+          URI uri = URI.create((line.tls() ? "wss://" : "ws://") + line.hostPort() + line.path());
+          p.addLast(new HttpClientCodec(), new HttpObjectAggregator(8192),
+              new WebSocketClientProtocolHandler(WebSocketClientHandshakerFactory.newHandshaker(
+                  uri, WebSocketVersion.V13, null, false, browserHeaders(), PipeHandler.MAX_FRAME),
+                  true));
+          p.addLast(new ChannelInboundHandlerAdapter() {
+            @Override
+            public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+              if (evt == WebSocketClientProtocolHandler.ClientHandshakeStateEvent.HANDSHAKE_COMPLETE) {
+                ctx.pipeline().remove(this);
+                end.ready(ctx.channel());
+              } else if (evt == WebSocketClientProtocolHandler.ClientHandshakeStateEvent.HANDSHAKE_TIMEOUT) {
+                end.fail(new IOException("WebSocket upgrade timed out"), ctx.channel());
+              } else {
+                ctx.fireUserEventTriggered(evt);
+              }
+            }
+          });
+        }
+        p.addLast(end);
+        ProxyHandler ph = proxyHandler;
+        if (!webSocket) {
+          ch.pipeline().addFirst(new ChannelInboundHandlerAdapter() {
+            @Override
+            public void channelActive(ChannelHandlerContext ctx) {
+              ctx.pipeline().remove(this);
+              ctx.fireChannelActive();
+              if (ph == null) {
+                end.ready(ctx.channel());
+              } else {
+                ph.connectFuture().addListener(f -> {
+                  if (f.isSuccess()) {
+                    end.ready(ctx.channel());
+                  } else {
+                    end.fail(f.cause(), ctx.channel());
+                  }
+                });
+              }
+            }
+          });
+        }
+      }
+    });
+    b.connect(target(line, via.isPresent() || obfs4Socks != null)).addListener((ChannelFutureListener) f -> {
+      if (!f.isSuccess()) {
+        end.fail(f.cause(), f.channel());
+      }
+    });
+    return end.opened;
+  }
+
+  Bootstrap bootstrap(boolean proxied, EventLoopGroup on) {
+    Bootstrap b = new Bootstrap()
+        .group(on)
+        .channel(NioSocketChannel.class)
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeout.toMillis());
+    if (proxied) {
+      // The proxy resolves names: a Tor user's DNS must not leak.
+      b.resolver(NoopAddressResolverGroup.INSTANCE);
+    }
+    return b;
+  }
+
+  static InetSocketAddress target(BridgeLine line, boolean proxied) {
+    return proxied
+        ? InetSocketAddress.createUnresolved(line.host(), line.port())
+        : new InetSocketAddress(line.host(), line.port());
+  }
+
+  Optional<ProxySettings> proxy() {
+    return proxy;
+  }
+
+  Duration connectTimeout() {
+    return connectTimeout;
+  }
+
+  static ProxyHandler proxyHandler(ProxySettings p) {
+    return switch (p.type()) {
+      case SOCKS5 -> p.user().isPresent()
+          ? new Socks5ProxyHandler(p.address(), p.user().get(), p.password().orElse(""))
+          : new Socks5ProxyHandler(p.address());
+      case HTTP -> p.user().isPresent()
+          ? new HttpProxyHandler(p.address(), p.user().get(), p.password().orElse(""))
+          : new HttpProxyHandler(p.address());
+    };
+  }
+
+  /** The pluggable-transport spec's way of passing bridge arguments through SOCKS5. */
+  static String obfs4Username(BridgeLine line) {
+    return "cert=" + line.params().get("cert") + ";iat-mode=" + line.params().get("iat-mode");
+  }
+
+  /** TLS for an HTTPS carrier: pinned to the line's key if it has a pin, else the system's CAs. */
+  SslContext tls(BridgeLine line) {
+    String key = line.pin().map(p -> java.util.HexFormat.of().formatHex(p)).orElse("ca");
+    return tlsContexts.computeIfAbsent(key, k -> {
+      try {
+        SslContextBuilder b = SslContextBuilder.forClient().sslProvider(SslProvider.JDK);
+        if (line.pin().isPresent()) {
+          b.trustManager(new PinnedTrustManager(new ServerAddress(line.host(), line.port(), line.pin().get())))
+              .endpointIdentificationAlgorithm(null);
+        } else {
+          b.endpointIdentificationAlgorithm("HTTPS");
+        }
+        return b.build();
+      } catch (SSLException e) {
+        throw new IllegalStateException("TLS is unavailable in this JVM", e);
+      }
+    });
+  }
+
+  /** Headers a browser would send with a WebSocket upgrade. */
+  static DefaultHttpHeaders browserHeaders() {
+    DefaultHttpHeaders h = new DefaultHttpHeaders();
+    h.set("User-Agent", PollPipe.USER_AGENT);
+    h.set("Cache-Control", "no-cache");
+    return h;
+  }
+
+  @Override
+  public void close() {
+    synchronized (this) {
+      closed = true;
+      if (obfs4 != null) {
+        obfs4.close();
+      }
+    }
+    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+  }
+
+  static int maxPollBody() {
+    return PollFrames.RESPONSE_HEADER + PollFrames.MAX_PAYLOAD;
+  }
+}

@@ -1,0 +1,54 @@
+package org.ferry.sdk.internal.carrier;
+
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * A proxy in front of every carrier: SOCKS5 (Tor, {@code ssh -D}) or an HTTP proxy (CONNECT for
+ * TLS carriers and direct TCP; plain forwarding for {@code http://} polling lines). Host names
+ * are resolved by the proxy, never locally, so a Tor user leaks no DNS.
+ */
+public record ProxySettings(Type type, String host, int port, Optional<String> user, Optional<String> password) {
+  public enum Type { SOCKS5, HTTP }
+
+  /** Parses {@code socks5://[USER:PASS@]HOST:PORT} or {@code http://HOST:PORT}. */
+  public static ProxySettings parse(String text) {
+    URI uri;
+    try {
+      uri = new URI(text.strip());
+    } catch (URISyntaxException e) {
+      throw new IllegalArgumentException("proxy must be socks5://HOST:PORT or http://HOST:PORT, got '" + text + "'");
+    }
+    String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+    Type type = switch (scheme) {
+      case "socks5", "socks5h" -> Type.SOCKS5;
+      case "http" -> Type.HTTP;
+      default -> throw new IllegalArgumentException(
+          "proxy must be socks5://HOST:PORT or http://HOST:PORT, got '" + text + "'");
+    };
+    if (uri.getHost() == null || uri.getPort() < 1) {
+      throw new IllegalArgumentException("proxy needs HOST:PORT: '" + text + "'");
+    }
+    Optional<String> user = Optional.empty();
+    Optional<String> pass = Optional.empty();
+    if (uri.getUserInfo() != null) {
+      String[] up = uri.getUserInfo().split(":", 2);
+      user = Optional.of(up[0]);
+      pass = Optional.of(up.length > 1 ? up[1] : "");
+    }
+    return new ProxySettings(type, uri.getHost().replaceAll("^\\[|\\]$", ""), uri.getPort(), user, pass);
+  }
+
+  public InetSocketAddress address() {
+    return new InetSocketAddress(host, port);
+  }
+
+  /** As obfs4proxy's TOR_PT_PROXY wants it. */
+  public String uri() {
+    String auth = user.map(u -> u + ":" + password.orElse("") + "@").orElse("");
+    return type.name().toLowerCase(Locale.ROOT) + "://" + auth + (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+  }
+}

@@ -63,6 +63,16 @@ public final class ServerMain implements Callable<Integer> {
           + "(for a closed community). Default: no token needed.")
   Path creationTokenFile;
 
+  @Option(names = "--carriers",
+      description = "Also accept these carriers (from ws, poll, obfs4) for censored clients, "
+          + "as a relay would, and print their bridge lines. Default: none.")
+  String carriers;
+
+  @Option(names = "--carrier-listen",
+      description = "HOST:PORT of the carriers' web port (obfs4 takes the next port); "
+          + "default: the listen host, the listen port + 1.")
+  String carrierListen;
+
   /** Crash harness only: see FerryServer.Builder#unsafeAcknowledgeBeforeWriting. */
   @Option(names = "--unsafe-ack-before-write", hidden = true)
   boolean unsafeAckBeforeWrite;
@@ -110,6 +120,12 @@ public final class ServerMain implements Callable<Integer> {
       if (creationTokenFile != null) {
         builder.creationToken(readToken(creationTokenFile));
       }
+      if (carriers != null) {
+        java.net.InetSocketAddress at = carrierListen != null
+            ? org.ferry.relay.RelayMain.parseHostPort("--carrier-listen", carrierListen)
+            : new java.net.InetSocketAddress(host, port == 0 ? 0 : port + 1);
+        builder.carriers(org.ferry.relay.Carrier.parseList(carriers), at);
+      }
       if (unsafeAckBeforeWrite) {
         builder.unsafeAcknowledgeBeforeWriting(Duration.ofMillis(200));
       }
@@ -127,6 +143,9 @@ public final class ServerMain implements Callable<Integer> {
       stopped.countDown();
     }, "ferry-shutdown"));
     writeAtomically(data.resolve("server-address"), server.address() + "\n");
+    for (var line : server.bridgeLines()) {
+      System.out.println("bridge: " + line);
+    }
     System.out.println("ferry server ready: " + server.address());
     System.out.flush();
     server.awaitTermination();

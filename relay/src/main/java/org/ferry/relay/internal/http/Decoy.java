@@ -56,6 +56,15 @@ public final class Decoy {
         + "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
   }
 
+  /** Every page body a decoy can show, for tests that check a prober saw nothing else. */
+  public static java.util.Set<String> bodies() {
+    return java.util.Set.of(WELCOME,
+        errorPage(HttpResponseStatus.BAD_REQUEST),
+        errorPage(HttpResponseStatus.NOT_FOUND),
+        errorPage(new HttpResponseStatus(405, "Not Allowed")),
+        "");
+  }
+
   /** The home page. */
   public FullHttpResponse welcome(boolean head) {
     return page(HttpResponseStatus.OK, WELCOME, head);
@@ -71,10 +80,10 @@ public final class Decoy {
     FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status,
         head ? Unpooled.EMPTY_BUFFER : Unpooled.wrappedBuffer(body));
     r.headers()
-        .set(HttpHeaderNames.SERVER, "nginx")
-        .set(HttpHeaderNames.DATE, DateTimeFormatter.RFC_1123_DATE_TIME.format(clock.instant().atZone(ZoneOffset.UTC)))
-        .set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.TEXT_HTML)
-        .setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+        .set("Server", "nginx")
+        .set("Date", DateTimeFormatter.RFC_1123_DATE_TIME.format(clock.instant().atZone(ZoneOffset.UTC)))
+        .set("Content-Type", HttpHeaderValues.TEXT_HTML)
+        .setInt("Content-Length", body.length);
     return r;
   }
 }

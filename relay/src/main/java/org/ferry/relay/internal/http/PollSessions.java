@@ -230,10 +230,10 @@ public final class PollSessions {
       FullHttpResponse response = new DefaultFullHttpResponse(
           HttpVersion.HTTP_1_1, HttpResponseStatus.OK, Unpooled.wrappedBuffer(body));
       response.headers()
-          .set(HttpHeaderNames.SERVER, "nginx")
-          .set(HttpHeaderNames.CONTENT_TYPE, PollFrames.CONTENT_TYPE)
-          .set(HttpHeaderNames.CACHE_CONTROL, "no-store")
-          .setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+          .set("Server", "nginx")
+          .set("Content-Type", PollFrames.CONTENT_TYPE)
+          .set("Cache-Control", "no-store")
+          .setInt("Content-Length", body.length);
       RelayHttpHandler.respond(r.ctx, response, r.keepAlive);
     }
 

@@ -10,6 +10,7 @@ import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import org.ferry.relay.internal.pipe.Upstream;
@@ -34,7 +35,9 @@ public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttp
   @Override
   protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
     boolean head = req.method().equals(HttpMethod.HEAD);
-    if (!req.decoderResult().isSuccess()) {
+    if (!req.decoderResult().isSuccess()
+        || (!req.protocolVersion().equals(HttpVersion.HTTP_1_1) && !req.protocolVersion().equals(HttpVersion.HTTP_1_0))) {
+      // Garbage, or another protocol's opening (HTTP/2's "PRI * HTTP/2.0"): nginx says 400 and hangs up.
       respond(ctx, routes.decoy().error(HttpResponseStatus.BAD_REQUEST, false), false);
       return;
     }
@@ -75,10 +78,10 @@ public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttp
 
   static void respond(ChannelHandlerContext ctx, FullHttpResponse response, boolean keepAlive) {
     if (keepAlive) {
-      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+      response.headers().set("Connection", HttpHeaderValues.KEEP_ALIVE);
       ctx.writeAndFlush(response);
     } else {
-      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+      response.headers().set("Connection", HttpHeaderValues.CLOSE);
       ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
     }
   }

@@ -2,8 +2,9 @@
 # Store-and-forward benchmarks (docs/BENCHMARKS.md). Each figure is printed next to a baseline
 # measured in the same run, as a ratio:
 #
-#   integration-tests/bench.sh [accept|e2e|restart|idle|all]
+#   integration-tests/bench.sh [accept|e2e|restart|idle|carriers|firstmessage|all]
 #
+# carriers and firstmessage (docs/BENCHMARKS.md, "Carriers") need obfs4proxy installed.
 # restart fills a store with 1,000,000 envelopes (about 1.2 GiB of disk; -Dferry.bench.queued=N
 # through BENCH_OPTS to change); idle opens 10,000 receive streams over 1,000 connections.
 # Copyright the Ferry developers. AGPL-3.0-or-later.
@@ -12,8 +13,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHICH="${1:-all}"
 case "$WHICH" in
-  accept|e2e|restart|idle|all) ;;
-  *) echo "usage: integration-tests/bench.sh [accept|e2e|restart|idle|all]" >&2; exit 2 ;;
+  accept|e2e|restart|idle|carriers|firstmessage|all) ;;
+  *) echo "usage: integration-tests/bench.sh [accept|e2e|restart|idle|carriers|firstmessage|all]" >&2; exit 2 ;;
 esac
 
 echo "bench: building..." >&2
@@ -22,6 +23,16 @@ echo "bench: building..." >&2
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 JAR="$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT.jar"
-# shellcheck disable=SC2086
-java -Xmx3g ${BENCH_OPTS:-} -cp "$ROOT/integration-tests/target/test-classes:$JAR" \
-  org.ferry.it.load.Benchmarks "$JAR" "$WORK" "$WHICH"
+SDK="$ROOT/client-sdk/target/ferry-client-sdk-0.1.0-SNAPSHOT.jar"
+CP="$ROOT/integration-tests/target/test-classes:$JAR:$SDK"
+run() {
+  # shellcheck disable=SC2086
+  java -Xmx3g ${BENCH_OPTS:-} -cp "$CP" "$@"
+}
+case "$WHICH" in
+  carriers|firstmessage) run org.ferry.it.load.CarrierBench "$JAR" "$WORK" "$WHICH" ;;
+  all)
+    run org.ferry.it.load.Benchmarks "$JAR" "$WORK/store" all
+    run org.ferry.it.load.CarrierBench "$JAR" "$WORK/carriers" all ;;
+  *) run org.ferry.it.load.Benchmarks "$JAR" "$WORK" "$WHICH" ;;
+esac

@@ -7,6 +7,7 @@ ROOT="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 FERRY="$ROOT/ferry"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferry-demo.XXXXXX")"
 SERVER_PID=""
+RELAY_PID=""
 
 bold() { if [[ -t 1 ]]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
 step() { echo; bold "== $*"; }
@@ -24,6 +25,10 @@ show() {
 }
 
 cleanup() {
+  if [[ -n "$RELAY_PID" ]] && kill -0 "$RELAY_PID" 2>/dev/null; then
+    kill -TERM "$RELAY_PID" 2>/dev/null || true
+    wait "$RELAY_PID" 2>/dev/null || true
+  fi
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -128,5 +133,41 @@ if grep -rqF "hi Alice" "$WORK/server"; then
 fi
 echo "   grep -r 'hi Alice' server/  ->  nothing"
 
+step "11. Carol's network blocks the server's address. Someone runs a relay in front of the server"
+show ferry relay --data relay --listen 127.0.0.1:0 --upstream "$ADDRESS" --carriers ws,poll
+"$FERRY" relay --data "$WORK/relay" --listen 127.0.0.1:0 --upstream "$ADDRESS" --carriers ws,poll \
+  >"$WORK/relay.out" 2>"$WORK/relay.err" &
+RELAY_PID=$!
+for _ in $(seq 1 120); do
+  grep -q "ferry relay ready" "$WORK/relay.out" 2>/dev/null && break
+  kill -0 "$RELAY_PID" 2>/dev/null || break
+  sleep 0.25
+done
+if ! grep -q "ferry relay ready" "$WORK/relay.out"; then
+  echo "demo: the relay did not start:" >&2
+  cat "$WORK/relay.err" >&2
+  exit 1
+fi
+sed 's/^/   /' "$WORK/relay.out"
+WS_LINE="$(sed -n 1p "$WORK/relay/bridges")"
+# Port 1 is closed here: it stands for the server's address as Carol's censor blocks it.
+BLOCKED="127.0.0.1:1#${ADDRESS#*#}"
+
+step "12. Carol starts with the blocked address and the relay's bridge line; her client finds the way"
+client carol init --server "$BLOCKED" --bridge "$WS_LINE"
+client carol status
+if ! grep -q "connected via ws" <<<"$OUT"; then
+  echo "demo: FAILED: Carol is not connected over the WebSocket bridge" >&2
+  exit 1
+fi
+
+step "13. Carol invites Alice: the invitation carries the bridge line, so Alice reaches Carol the same way"
+client carol invite --name alice
+URI="$OUT"
+client alice accept "$URI" --name carol
+client alice send carol "hello Carol, through the relay"
+client carol receive --timeout 2
+expect_line "$OUT" "alice: hello Carol, through the relay"
+
 echo
-bold "demo: OK: all messages arrived, end to end encrypted, across a server restart"
+bold "demo: OK: all messages arrived, end to end encrypted, across a server restart and through a relay"

@@ -380,7 +380,7 @@ public final class FerryClient implements AutoCloseable {
             "server " + server.hostPort() + " is not serving (" + r.getStatus() + ")");
       }
     } catch (StatusRuntimeException e) {
-      throw ServerConnections.failure(server, e);
+      throw ctx.net().failure(server, e);
     }
   }
 

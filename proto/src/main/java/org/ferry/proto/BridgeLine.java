@@ -145,6 +145,11 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
     return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
   }
 
+  /** Carrier and address only, without secret path, pin or cert: for messages and screens. */
+  public String shortForm() {
+    return kind.word() + " " + hostPort();
+  }
+
   @Override
   public Optional<byte[]> pin() {
     return pin.map(byte[]::clone);

@@ -389,9 +389,7 @@ public final class ClientMain {
 
     /** A line without its secret path or cert, for screens that others may see. */
     static String shortLine(String line) {
-      String[] w = line.split(" ");
-      String where = w.length > 1 ? w[1].replaceAll("(://[^/]+)/.*", "$1/…") : "";
-      return w[0] + " " + where;
+      return org.ferry.proto.BridgeLine.parse(line).shortForm();
     }
   }
 }

@@ -108,7 +108,7 @@ public record ClientContext(
           .setSealPrivateKey(ByteString.copyFrom(seal.getPrivateKey().serialize()))
           .build();
     } catch (StatusRuntimeException e) {
-      throw ServerConnections.failure(home, e);
+      throw net.failure(home, e);
     }
   }
 }

@@ -49,6 +49,7 @@ public final class Dialer implements AutoCloseable {
   private final EventLoopGroup localGroup =
       new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("ferry-dial", true), LocalIoHandler.newFactory());
   private final Map<ServerAddress, Channel> listeners = new HashMap<>();
+  private final Map<ServerAddress, String> lastFailures = new java.util.concurrent.ConcurrentHashMap<>();
 
   public Dialer(CarrierConnector connector, RouteBook routes, Duration stagger, Duration timeout) {
     this.connector = connector;
@@ -81,6 +82,14 @@ public final class Dialer implements AutoCloseable {
     return (LocalAddress) ch.localAddress();
   }
 
+  /**
+   * Why the last dial to {@code server} found no way through, one clause per line tried (no
+   * secrets in it), if the last dial failed.
+   */
+  public java.util.Optional<String> lastFailure(ServerAddress server) {
+    return java.util.Optional.ofNullable(lastFailures.get(server));
+  }
+
   @Override
   public void close() {
     synchronized (this) {
@@ -88,6 +97,21 @@ public final class Dialer implements AutoCloseable {
       listeners.clear();
     }
     localGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+  }
+
+  private static String describe(Throwable error) {
+    Throwable t = error;
+    while ((t instanceof java.util.concurrent.CompletionException || t instanceof java.io.UncheckedIOException)
+        && t.getCause() != null) {
+      t = t.getCause();
+    }
+    String m = t.getMessage();
+    if (m == null || m.isBlank()) {
+      return t.getClass().getSimpleName();
+    }
+    // Netty names the address it failed to reach; the clause already says which line it was.
+    int colon = m.indexOf(": /");
+    return colon > 0 ? m.substring(0, colon) : m.lines().findFirst().orElse(m);
   }
 
   /** One gRPC connection's carrier race; all state on the local channel's loop. */
@@ -154,6 +178,15 @@ public final class Dialer implements AutoCloseable {
     private void giveUp() {
       if (winner == null && !over) {
         over = true;
+        StringBuilder why = new StringBuilder();
+        for (Attempt a : attempts) {
+          why.append(why.length() == 0 ? "" : "; ").append(a.line.shortForm()).append(": ")
+              .append(a.failure != null ? a.failure : "no answer in time");
+        }
+        if (next < plan.size()) {
+          why.append("; not tried in time: ").append(plan.size() - next).append(" more");
+        }
+        lastFailures.put(server, why.toString());
         attempts.forEach(Attempt::close);
         local.close();
       }
@@ -204,6 +237,7 @@ public final class Dialer implements AutoCloseable {
       final BridgeLine line;
       Pipe pipe;
       boolean dead;
+      String failure;
 
       Attempt(BridgeLine line) {
         this.line = line;
@@ -211,6 +245,7 @@ public final class Dialer implements AutoCloseable {
 
       void opened(Pipe p, Throwable error) {
         if (error != null) {
+          failure = describe(error);
           attemptFailed(this);
           return;
         }
@@ -241,6 +276,7 @@ public final class Dialer implements AutoCloseable {
               }
             }
             routes.succeeded(server, line);
+            lastFailures.remove(server);
           }
           if (winner == this && local.isActive()) {
             local.writeAndFlush(data);
@@ -259,6 +295,7 @@ public final class Dialer implements AutoCloseable {
             }
             local.close();
           } else if (!dead) {
+            failure = "closed before the server answered";
             attemptFailed(this);
           }
         });

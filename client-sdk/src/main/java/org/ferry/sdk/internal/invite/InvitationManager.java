@@ -126,7 +126,7 @@ public final class InvitationManager {
           .setSignature(ByteString.copyFrom(signature))
           .build());
     } catch (StatusRuntimeException e) {
-      throw ServerConnections.failure(home, e);
+      throw ctx.net().failure(home, e);
     }
 
     try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -235,7 +235,7 @@ public final class InvitationManager {
         throw new FerryException(FerryException.Reason.INVALID_INVITATION,
             "the inviter's server does not know this invitation", e);
       }
-      throw ServerConnections.failure(invitation.server(), e);
+      throw ctx.net().failure(invitation.server(), e);
     }
   }
 

@@ -182,7 +182,7 @@ public final class MessageReceiver {
             continue;
           }
           throw f.error() instanceof StatusRuntimeException s
-              ? ServerConnections.failure(f.server(), s)
+              ? ctx.net().failure(f.server(), s)
               : new FerryException(FerryException.Reason.UNREACHABLE,
                   "receive from " + f.server().hostPort() + " failed: " + f.error().getMessage(), f.error());
         }

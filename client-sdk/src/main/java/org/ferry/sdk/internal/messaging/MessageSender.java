@@ -101,7 +101,7 @@ public final class MessageSender {
         // envelope. Sending the very same envelope again is safe: the recipient keeps one copy
         // per envelope id. Anything else is final.
         if (e.getStatus().getCode() != io.grpc.Status.Code.UNAVAILABLE || attempt >= SEND_ATTEMPTS) {
-          throw ServerConnections.failure(server, e);
+          throw ctx.net().failure(server, e);
         }
       }
     }

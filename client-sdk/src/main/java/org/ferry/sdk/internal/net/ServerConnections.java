@@ -72,7 +72,7 @@ public final class ServerConnections implements AutoCloseable {
    * Turns a failed call into a {@link FerryException} with a reason an app can act on, and a
    * message naming the server by host and port (never the pinned key's owner's content).
    */
-  public static FerryException failure(ServerAddress server, StatusRuntimeException e) {
+  public FerryException failure(ServerAddress server, StatusRuntimeException e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
       if (t instanceof PinnedTrustManager.PinMismatchException mismatch) {
         return new FerryException(
@@ -110,7 +110,8 @@ public final class ServerConnections implements AutoCloseable {
     return switch (status.getCode()) {
       case UNAVAILABLE -> new FerryException(
           FerryException.Reason.UNREACHABLE,
-          "cannot reach server " + server.hostPort() + ": " + rootCause(e), e);
+          "cannot reach server " + server.hostPort() + ": "
+              + dialer.lastFailure(server).orElseGet(() -> rootCause(e)), e);
       case DEADLINE_EXCEEDED -> new FerryException(
           FerryException.Reason.UNREACHABLE,
           "server " + server.hostPort() + " did not answer in time", e);
@@ -126,7 +127,8 @@ public final class ServerConnections implements AutoCloseable {
       t = t.getCause();
     }
     String m = t.getMessage();
-    return m == null || m.isBlank() ? String.valueOf(e.getStatus().getDescription()) : m;
+    m = m == null || m.isBlank() ? String.valueOf(e.getStatus().getDescription()) : m;
+    return m.lines().findFirst().orElse(m);
   }
 
   @Override

@@ -17,7 +17,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -50,27 +49,19 @@ class ActiveProbingTest {
   private static final byte[] H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
 
   @TempDir Path dir;
-  private final List<AutoCloseable> open = new ArrayList<>();
+  private final Closer closer = new Closer();
   private final Random random = new Random(4);
-
-  private <T extends AutoCloseable> T track(T c) {
-    open.add(c);
-    return c;
-  }
 
   @AfterEach
   void closeAll() throws Exception {
-    Collections.reverse(open);
-    for (AutoCloseable c : open) {
-      c.close();
-    }
+    closer.close();
   }
 
   @Test
   void probesGetNothingFromObfs4AndOnlyTheDecoyFromTheWebPort() throws Exception {
     String obfs4proxy = ExternalTools.require("obfs4proxy", "obfs4proxy");
-    RunningServer server = track(new RunningServer(dir.resolve("server")));
-    Relay relay = track(Relay.builder()
+    RunningServer server = closer.add(new RunningServer(dir.resolve("server")));
+    Relay relay = closer.add(Relay.builder()
         .dataDirectory(dir.resolve("relay"))
         .listen(new InetSocketAddress("127.0.0.1", 0))
         .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
@@ -80,8 +71,8 @@ class ActiveProbingTest {
     InetSocketAddress obfs4 = relay.obfs4Address().orElseThrow();
 
     // Real handshakes, recorded by a wiretap on the way to each port, for replaying.
-    Censor webTap = track(Censor.start(web).record());
-    Censor obfs4Tap = track(Censor.start(obfs4).record());
+    Censor webTap = closer.add(Censor.start(web).record());
+    Censor obfs4Tap = closer.add(Censor.start(obfs4).record());
     BridgeLine ws = relay.bridgeLines().get(0);
     BridgeLine ob = relay.bridgeLines().get(2);
     for (BridgeLine line : List.of(

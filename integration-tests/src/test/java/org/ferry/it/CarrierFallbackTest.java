@@ -33,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CarrierFallbackTest {
   @TempDir Path dir;
 
-  private final List<AutoCloseable> open = new ArrayList<>();
+  private final Closer closer = new Closer();
   private RunningServer server;
   private Relay relay;
   private Censor direct;
@@ -41,32 +41,24 @@ class CarrierFallbackTest {
   private Censor obfs4;
 
   private void start(boolean withObfs4) throws Exception {
-    server = track(new RunningServer(dir.resolve("server")));
-    relay = track(Relay.builder()
+    server = closer.add(new RunningServer(dir.resolve("server")));
+    relay = closer.add(Relay.builder()
         .dataDirectory(dir.resolve("relay"))
         .listen(new InetSocketAddress("127.0.0.1", 0))
         .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
         .carriers(withObfs4 ? java.util.EnumSet.allOf(Carrier.class) : java.util.EnumSet.of(Carrier.WS, Carrier.POLL))
         .obfs4proxy(withObfs4 ? ExternalTools.require("obfs4proxy", "obfs4proxy") : "obfs4proxy")
         .start());
-    direct = track(Censor.start(new InetSocketAddress("127.0.0.1", server.address().port())));
-    web = track(Censor.start(relay.webAddress()));
+    direct = closer.add(Censor.start(new InetSocketAddress("127.0.0.1", server.address().port())));
+    web = closer.add(Censor.start(relay.webAddress()));
     if (withObfs4) {
-      obfs4 = track(Censor.start(relay.obfs4Address().orElseThrow()));
+      obfs4 = closer.add(Censor.start(relay.obfs4Address().orElseThrow()));
     }
-  }
-
-  private <T extends AutoCloseable> T track(T c) {
-    open.add(c);
-    return c;
   }
 
   @AfterEach
   void closeAll() throws Exception {
-    Collections.reverse(open);
-    for (AutoCloseable c : open) {
-      c.close();
-    }
+    closer.close();
   }
 
   /** The server as censored users know it: its address behind the censor. */
@@ -83,7 +75,7 @@ class CarrierFallbackTest {
   }
 
   private FerryClient user(String name, List<BridgeLine> lines) {
-    FerryClient c = track(TestClients.open(dir, name));
+    FerryClient c = closer.add(TestClients.open(dir, name));
     c.initialize(censoredServer(), "", lines.stream().map(BridgeLine::toString).toList());
     return c;
   }

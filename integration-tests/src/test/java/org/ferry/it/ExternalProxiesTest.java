@@ -10,7 +10,6 @@ import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
-import java.util.Collections;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
@@ -38,34 +37,26 @@ import org.junit.jupiter.api.io.TempDir;
 class ExternalProxiesTest {
   @TempDir Path dir;
 
-  private final List<AutoCloseable> open = new ArrayList<>();
+  private final Closer closer = new Closer();
   private RunningServer server;
   private Relay relay;
   private Censor direct;
 
   @BeforeEach
   void start() throws Exception {
-    server = track(new RunningServer(dir.resolve("server")));
-    relay = track(Relay.builder()
+    server = closer.add(new RunningServer(dir.resolve("server")));
+    relay = closer.add(Relay.builder()
         .dataDirectory(dir.resolve("relay"))
         .listen(new InetSocketAddress("127.0.0.1", 0))
         .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
         .carriers(EnumSet.of(Carrier.WS, Carrier.POLL))
         .start());
-    direct = track(Censor.start(new InetSocketAddress("127.0.0.1", server.address().port())).block(Rule.BLOCK_PORT));
-  }
-
-  private <T extends AutoCloseable> T track(T c) {
-    open.add(c);
-    return c;
+    direct = closer.add(Censor.start(new InetSocketAddress("127.0.0.1", server.address().port())).block(Rule.BLOCK_PORT));
   }
 
   @AfterEach
   void closeAll() throws Exception {
-    Collections.reverse(open);
-    for (AutoCloseable c : open) {
-      c.close();
-    }
+    closer.close();
   }
 
   private String secretPath() {
@@ -79,7 +70,7 @@ class ExternalProxiesTest {
     if (proxy != null) {
       b.proxy(proxy);
     }
-    FerryClient c = track(b.build());
+    FerryClient c = closer.add(b.build());
     c.initialize(new ServerAddress("127.0.0.1", direct.port(), server.address().fingerprint()), "",
         lines.stream().map(BridgeLine::toString).toList());
     return c;
@@ -140,7 +131,7 @@ class ExternalProxiesTest {
           }
         }
         """.formatted(ng, tmp, port, secretPath(), relay.webAddress().getPort()));
-    track(ExternalProcess.start(List.of(nginx, "-p", ng.toString(), "-c", ng.resolve("nginx.conf").toString()),
+    closer.add(ExternalProcess.start(List.of(nginx, "-p", ng.toString(), "-c", ng.resolve("nginx.conf").toString()),
         ng.resolve("stdout.log"), port));
     byte[] pin = ServerAddress.fingerprintOf(cert.certificate().getPublicKey());
     BridgeLine viaNginx = BridgeLine.parse("ws wss://127.0.0.1:" + port + secretPath()
@@ -163,7 +154,7 @@ class ExternalProxiesTest {
         LogLevel Critical
         PidFile "%s/tinyproxy.pid"
         """.formatted(port, tp));
-    track(ExternalProcess.start(List.of(tinyproxy, "-d", "-c", tp.resolve("tinyproxy.conf").toString()),
+    closer.add(ExternalProcess.start(List.of(tinyproxy, "-d", "-c", tp.resolve("tinyproxy.conf").toString()),
         tp.resolve("stdout.log"), port));
     int web = relay.webAddress().getPort();
     List<BridgeLine> lines = List.of(
@@ -176,10 +167,10 @@ class ExternalProxiesTest {
   void webSocketThroughASocks5Proxy() throws Exception {
     String microsocks = ExternalTools.require("microsocks", "microsocks");
     int port = ExternalProcess.freePort();
-    track(ExternalProcess.start(List.of(microsocks, "-i", "127.0.0.1", "-p", Integer.toString(port)),
+    closer.add(ExternalProcess.start(List.of(microsocks, "-i", "127.0.0.1", "-p", Integer.toString(port)),
         dir.resolve("microsocks.log"), port));
     // A counting hop in front of the proxy shows that Bob's traffic went through it.
-    Censor socksHop = track(Censor.start(new InetSocketAddress("127.0.0.1", port)));
+    Censor socksHop = closer.add(Censor.start(new InetSocketAddress("127.0.0.1", port)));
     BridgeLine ws = new BridgeLine(BridgeLine.Kind.WS, "127.0.0.1", relay.webAddress().getPort(), false,
         secretPath(), Optional.empty(), java.util.Map.of());
     assertEquals("ws", bobReachesAlice(List.of(ws), "socks5://127.0.0.1:" + socksHop.port()));

@@ -45,9 +45,9 @@ import org.ferry.sdk.internal.store.LocalStore;
 public final class CarrierBench {
   private static final int SENDERS = 16;
   private static final Duration WARMUP = Duration.ofSeconds(15);
-  private static final Duration RUN = Duration.ofSeconds(8);
+  private static final Duration RUN = Duration.ofSeconds(6);
   private static final int LATENCY_SENDS = 1_500;
-  private static final int ROUNDS = 3;
+  private static final int ROUNDS = 5;
 
   private CarrierBench() {}
 

@@ -93,9 +93,13 @@ public final class Receiver implements AutoCloseable {
   }
 
   @Override
-  public void close() throws InterruptedException {
+  public void close() {
     stopped.countDown();
-    thread.join(10_000);
+    try {
+      thread.join(10_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     ManagedChannel ch = channel.get();
     if (ch != null) {
       ch.shutdownNow();

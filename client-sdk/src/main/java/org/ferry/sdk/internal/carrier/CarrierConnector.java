@@ -78,7 +78,8 @@ public final class CarrierConnector implements AutoCloseable {
         case DIRECT -> stream(line, listener, false, proxy, null);
         case WS -> stream(line, listener, true, proxy, null);
         case POLL -> PollPipe.open(this, line, listener);
-        case OBFS4 -> CompletableFuture.supplyAsync(this::obfs4, group)
+        // Starting obfs4proxy blocks (up to 20 s the first time): not on an event loop.
+        case OBFS4 -> CompletableFuture.supplyAsync(this::obfs4)
             .thenCompose(socks -> stream(line, listener, false, Optional.empty(), socks));
       };
     } catch (RuntimeException e) {

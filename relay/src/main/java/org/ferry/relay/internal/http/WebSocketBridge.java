@@ -65,8 +65,8 @@ final class WebSocketBridge extends ChannelInboundHandlerAdapter {
         client.pipeline().addLast(new WebSocketBridge(server, handshaker));
         server.pipeline().addLast(new Splice(client, BinaryWebSocketFrame::new));
         client.closeFuture().addListener(f -> Splice.closeAfterFlush(server));
-        client.read();
-        server.read();
+        client.config().setAutoRead(true);
+        server.config().setAutoRead(true);
       });
     });
   }
@@ -77,10 +77,8 @@ final class WebSocketBridge extends ChannelInboundHandlerAdapter {
       Splice.forward(ctx.channel(), upstream, ((WebSocketFrame) msg).content());
     } else if (msg instanceof PingWebSocketFrame ping) {
       ctx.writeAndFlush(new PongWebSocketFrame(ping.content()));
-      ctx.read();
     } else if (msg instanceof PongWebSocketFrame) {
       ReferenceCountUtil.release(msg);
-      ctx.read();
     } else if (msg instanceof CloseWebSocketFrame close) {
       handshaker.close(ctx.channel(), close);
     } else {
@@ -88,6 +86,20 @@ final class WebSocketBridge extends ChannelInboundHandlerAdapter {
       ReferenceCountUtil.release(msg);
       ctx.close();
     }
+  }
+
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    upstream.flush();
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    // The client has drained what the server sent: read from the server again.
+    if (ctx.channel().isWritable()) {
+      upstream.config().setAutoRead(true);
+    }
+    ctx.fireChannelWritabilityChanged();
   }
 
   @Override

@@ -9,9 +9,10 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.util.function.Function;
 
 /**
- * Forwards what its channel reads to a peer channel, one read at a time: the next read is asked
- * for only once the peer has taken the last write, so a slow side slows the other down instead
- * of filling memory. Both channels run with auto-read off. Closing either closes both.
+ * Forwards what its channel reads to a peer channel: writes as reads come, one flush per read
+ * loop, and stops reading while the peer cannot take more (its write buffer is above the high
+ * water mark) until the peer has drained. So a slow side slows the other down instead of filling
+ * memory. Closing either closes both.
  */
 public final class Splice extends ChannelInboundHandlerAdapter {
   private final Channel peer;
@@ -27,8 +28,8 @@ public final class Splice extends ChannelInboundHandlerAdapter {
   public static void bothWays(Channel a, Channel b) {
     a.pipeline().addLast(new Splice(b, buf -> buf));
     b.pipeline().addLast(new Splice(a, buf -> buf));
-    a.read();
-    b.read();
+    a.config().setAutoRead(true);
+    b.config().setAutoRead(true);
   }
 
   @Override
@@ -40,16 +41,31 @@ public final class Splice extends ChannelInboundHandlerAdapter {
     forward(ctx.channel(), peer, wrap.apply(buf));
   }
 
-  /** Writes {@code msg} to {@code to}; reads from {@code from} again once it is written. */
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    peer.flush();
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    // This channel has drained below its low water mark: the side that feeds it may read again.
+    if (ctx.channel().isWritable()) {
+      peer.config().setAutoRead(true);
+    }
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  /** Writes {@code msg} to {@code to} (flushed at the end of the read loop); pauses {@code from} while {@code to} is full. */
   public static void forward(Channel from, Channel to, Object msg) {
-    to.writeAndFlush(msg).addListener((ChannelFutureListener) f -> {
-      if (f.isSuccess()) {
-        from.read();
-      } else {
+    to.write(msg).addListener((ChannelFutureListener) f -> {
+      if (!f.isSuccess()) {
         from.close();
         to.close();
       }
     });
+    if (!to.isWritable()) {
+      from.config().setAutoRead(false);
+    }
   }
 
   @Override

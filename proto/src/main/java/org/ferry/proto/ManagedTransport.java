@@ -1,0 +1,140 @@
+package org.ferry.proto;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * A pluggable transport (such as {@code obfs4proxy}) run in managed mode, per the Tor
+ * pluggable-transport spec, version 1: started with TOR_PT_* variables, it reports its methods
+ * on stdout ({@code SMETHOD} for servers, {@code CMETHOD} for clients) and ends when its stdin
+ * closes. Its later output is read and dropped: it may name addresses, and is not ours to log.
+ * Shared by the relay (server side) and the SDK (client side).
+ */
+public final class ManagedTransport implements AutoCloseable {
+  private static final long START_SECONDS = 20;
+
+  private final Process process;
+  private final List<String> method;
+
+  private ManagedTransport(Process process, List<String> method) {
+    this.process = process;
+    this.method = List.copyOf(method);
+  }
+
+  /**
+   * Starts {@code executable} and waits for its method line for {@code transport}.
+   *
+   * @param server true for a server transport (SMETHOD), false for a client one (CMETHOD)
+   * @param env the TOR_PT_* variables beyond the version, state location and stdin watch
+   * @throws IOException if it cannot be run, reports an error, or offers no such method; the
+   *     message says which
+   */
+  public static ManagedTransport start(String executable, Path stateDir, boolean server, String transport,
+      Map<String, String> env) throws IOException {
+    Files.createDirectories(stateDir);
+    ProcessBuilder pb = new ProcessBuilder(executable);
+    pb.environment().put("TOR_PT_MANAGED_TRANSPORT_VER", "1");
+    pb.environment().put("TOR_PT_STATE_LOCATION", stateDir.toAbsolutePath().toString());
+    pb.environment().put("TOR_PT_EXIT_ON_STDIN_CLOSE", "1");
+    pb.environment().putAll(env);
+    pb.redirectErrorStream(true);
+    Process process;
+    try {
+      process = pb.start();
+    } catch (IOException e) {
+      throw new IOException("cannot run " + executable + ": " + e.getMessage(), e);
+    }
+    String word = server ? "SMETHOD" : "CMETHOD";
+    CompletableFuture<List<String>> found = CompletableFuture.supplyAsync(() -> readMethod(process, word, transport));
+    try {
+      return new ManagedTransport(process, found.get(START_SECONDS, TimeUnit.SECONDS));
+    } catch (ExecutionException e) {
+      process.destroyForcibly();
+      throw new IOException(e.getCause().getMessage(), e.getCause());
+    } catch (TimeoutException e) {
+      process.destroyForcibly();
+      throw new IOException(executable + " did not start within " + START_SECONDS + " s");
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while starting " + executable, e);
+    }
+  }
+
+  /** The words of the method line after the keyword: {@code [name, address, ARGS:...]} or {@code [name, socks5, address]}. */
+  public List<String> method() {
+    return method;
+  }
+
+  public boolean isAlive() {
+    return process.isAlive();
+  }
+
+  private static List<String> readMethod(Process process, String word, String transport) {
+    BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
+    List<String> seen = new ArrayList<>();
+    List<String> method = null;
+    try {
+      for (String line; (line = out.readLine()) != null; ) {
+        seen.add(line);
+        List<String> w = List.of(line.split(" "));
+        if (w.get(0).endsWith("-ERROR")) {
+          throw new IllegalStateException("the pluggable transport refused: " + line);
+        }
+        if (w.get(0).equals(word) && w.size() >= 3 && w.get(1).equals(transport)) {
+          method = w.subList(1, w.size());
+        } else if (w.get(0).equals(word + "S")) {
+          if (method == null) {
+            throw new IllegalStateException("the pluggable transport offered no " + transport + ": " + seen);
+          }
+          Thread drain = new Thread(() -> {
+            try {
+              while (out.readLine() != null) {
+                // Dropped: see the class comment.
+              }
+            } catch (IOException ignored) {
+              // The process is gone.
+            }
+          }, "pt-output");
+          drain.setDaemon(true);
+          drain.start();
+          return method;
+        }
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException("the pluggable transport's output is unreadable: " + e.getMessage(), e);
+    }
+    throw new IllegalStateException("the pluggable transport exited during start-up: " + seen);
+  }
+
+  /** Closes its stdin (it exits), then waits a moment, then kills it. */
+  @Override
+  public void close() {
+    try (OutputStream stdin = process.getOutputStream()) {
+      stdin.flush();
+    } catch (IOException ignored) {
+      // Already gone.
+    }
+    try {
+      if (!process.waitFor(3, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+        process.waitFor(3, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+    }
+  }
+}

@@ -30,9 +30,11 @@ import org.ferry.proto.PollFrames;
 /**
  * The HTTP polling carrier, client side (wire format in {@link PollFrames}): one POST at a time
  * on a kept-alive connection, carrying what is queued upstream and bringing back what the relay
- * holds. The relay may hold a request while it has nothing to send: for {@value #MIN_HOLD_MILLIS}
- * ms after traffic, doubling while idle up to {@value #MAX_HOLD_MILLIS} ms. A request that gets no
- * answer is sent again, on a new connection if need be, up to {@value #RETRIES} times.
+ * holds. Right after traffic the client polls back to back ({@value #EAGER_POLLS} times), since an
+ * answer is likely on its way and a held request would make new upstream bytes wait; then the
+ * relay may hold a request while it has nothing to send, {@value #MIN_HOLD_MILLIS} ms doubling up
+ * to {@value #MAX_HOLD_MILLIS} ms while idle. A request that gets no answer is sent again, on a
+ * new connection if need be, up to {@value #RETRIES} times.
  *
  * <p>Through an HTTP proxy, {@code http://} lines are sent as plain proxied requests (absolute
  * URI), which works where a proxy allows no CONNECT; {@code https://} lines use CONNECT.
@@ -40,6 +42,7 @@ import org.ferry.proto.PollFrames;
 final class PollPipe implements Pipe {
   static final String USER_AGENT =
       "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+  static final int EAGER_POLLS = 8;
   static final int MIN_HOLD_MILLIS = 20;
   static final int MAX_HOLD_MILLIS = 250;
   static final int RETRIES = 3;
@@ -58,7 +61,7 @@ final class PollPipe implements Pipe {
   private long seq;
   private byte[] inFlight;
   private int attempts;
-  private int hold;
+  private int emptyStreak;
   private boolean closing;
   private boolean closed;
   private Channel channel;
@@ -112,7 +115,7 @@ final class PollPipe implements Pipe {
     int n = Math.min(queuedBytes, PollFrames.MAX_PAYLOAD);
     ByteBuf body = Unpooled.buffer(PollFrames.REQUEST_HEADER + n);
     body.writeBytes(sessionId).writeLong(seq).writeByte(closing ? PollFrames.CLOSE : 0);
-    body.writeShort(n > 0 || queuedBytes > n || !opened.isDone() || closing ? 0 : hold);
+    body.writeShort(n > 0 || queuedBytes > n || !opened.isDone() || closing ? 0 : hold());
     while (body.writerIndex() < PollFrames.REQUEST_HEADER + n) {
       ByteBuf head = queued.peek();
       int take = Math.min(head.readableBytes(), PollFrames.REQUEST_HEADER + n - body.writerIndex());
@@ -123,12 +126,20 @@ final class PollPipe implements Pipe {
     }
     queuedBytes -= n;
     if (n > 0) {
-      hold = MIN_HOLD_MILLIS;
+      emptyStreak = 0;
     }
     inFlight = new byte[body.readableBytes()];
     body.readBytes(inFlight);
     attempts = 0;
     transmit();
+  }
+
+  /** How long the relay may hold the next empty poll. */
+  private int hold() {
+    if (emptyStreak < EAGER_POLLS) {
+      return 0;
+    }
+    return (int) Math.min(MAX_HOLD_MILLIS, (long) MIN_HOLD_MILLIS << Math.min(emptyStreak - EAGER_POLLS, 8));
   }
 
   private void transmit() {
@@ -224,10 +235,10 @@ final class PollPipe implements Pipe {
     seq++;
     opened.complete(this);
     if (content.isReadable()) {
-      hold = MIN_HOLD_MILLIS;
+      emptyStreak = 0;
       listener.onData(content.retain());
     } else {
-      hold = Math.min(MAX_HOLD_MILLIS, Math.max(MIN_HOLD_MILLIS, hold * 2));
+      emptyStreak++;
     }
     if ((flags & PollFrames.CLOSE) != 0 || closing) {
       closed = true;

@@ -7,8 +7,11 @@ import io.netty.buffer.ByteBuf;
  * those of the client's TLS session with the server.
  */
 public interface Pipe {
-  /** Sends bytes; takes ownership of {@code data}. */
+  /** Queues bytes to send; takes ownership of {@code data}. {@link #flush} sends what is queued. */
   void write(ByteBuf data);
+
+  /** Sends what {@link #write} queued. */
+  void flush();
 
   /** Closes the carrier; {@link Listener#onClosed} follows. */
   void close();
@@ -17,6 +20,9 @@ public interface Pipe {
   interface Listener {
     /** Bytes from the server; the listener owns {@code data}. */
     void onData(ByteBuf data);
+
+    /** The end of a batch of {@link #onData} calls: a good moment to flush them onwards. */
+    default void onDataBatchEnd() {}
 
     /** The carrier is gone (closed by either side, reset, or failed). Called once. */
     void onClosed();

@@ -72,8 +72,20 @@ final class PipeHandler extends ChannelInboundHandlerAdapter implements Pipe {
   }
 
   @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    if (opened.isDone()) {
+      listener.onDataBatchEnd();
+    }
+  }
+
+  @Override
   public void write(ByteBuf data) {
-    channel.writeAndFlush(webSocket ? new BinaryWebSocketFrame(data) : data);
+    channel.write(webSocket ? new BinaryWebSocketFrame(data) : data);
+  }
+
+  @Override
+  public void flush() {
+    channel.flush();
   }
 
   @Override

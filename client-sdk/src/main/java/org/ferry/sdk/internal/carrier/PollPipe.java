@@ -97,6 +97,10 @@ final class PollPipe implements Pipe {
     });
   }
 
+  /** Each request carries what was written before it; there is nothing to push. */
+  @Override
+  public void flush() {}
+
   @Override
   public void close() {
     loop.execute(() -> {
@@ -237,6 +241,7 @@ final class PollPipe implements Pipe {
     if (content.isReadable()) {
       emptyStreak = 0;
       listener.onData(content.retain());
+      listener.onDataBatchEnd();
     } else {
       emptyStreak++;
     }

@@ -208,6 +208,16 @@ public final class Dialer implements AutoCloseable {
     }
 
     @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+      // gRPC's writes arrive one by one; one flush per batch keeps the carrier's writes few.
+      if (winner != null) {
+        winner.pipe.flush();
+      } else {
+        attempts.stream().filter(a -> a.pipe != null && !a.dead).forEach(a -> a.pipe.flush());
+      }
+    }
+
+    @Override
     public void channelInactive(ChannelHandlerContext ctx) {
       over = true;
       attempts.forEach(Attempt::close);
@@ -257,6 +267,7 @@ public final class Dialer implements AutoCloseable {
         for (ByteBuf b : firstFlight) {
           p.write(b.retainedDuplicate());
         }
+        p.flush();
       }
 
       @Override
@@ -279,9 +290,18 @@ public final class Dialer implements AutoCloseable {
             lastFailures.remove(server);
           }
           if (winner == this && local.isActive()) {
-            local.writeAndFlush(data);
+            local.write(data);
           } else {
             data.release();
+          }
+        });
+      }
+
+      @Override
+      public void onDataBatchEnd() {
+        loop.execute(() -> {
+          if (winner == this) {
+            local.flush();
           }
         });
       }

@@ -47,7 +47,19 @@ public final class RelayMain implements Callable<Integer> {
   String obfs4proxy;
 
   public static void main(String[] args) {
+    quietNetty();
     System.exit(new CommandLine(new RelayMain()).execute(args));
+  }
+
+  /**
+   * Netty reports connection errors it is left with (resets, bad TLS from probers) at WARN, at
+   * times with a peer's address. A relay must not keep traces of who connected: only errors.
+   * Call before anything logs; an explicit setting of the operator's wins.
+   */
+  public static void quietNetty() {
+    if (System.getProperty("org.slf4j.simpleLogger.log.io.netty") == null) {
+      System.setProperty("org.slf4j.simpleLogger.log.io.netty", "error");
+    }
   }
 
   @Override

@@ -87,6 +87,7 @@ public final class ServerMain implements Callable<Integer> {
 
   public static void main(String[] args) {
     GRPC_LOG.setLevel(java.util.logging.Level.SEVERE);
+    org.ferry.relay.RelayMain.quietNetty();
     System.exit(new CommandLine(new ServerMain()).execute(args));
   }
 

@@ -4,23 +4,27 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** What a test opened (servers, relays, censors, clients, processes), closed in reverse order. */
-final class Closer implements AutoCloseable {
+public final class Closer implements AutoCloseable {
   private final List<AutoCloseable> open = new ArrayList<>();
 
-  <T extends AutoCloseable> T add(T resource) {
+  public <T extends AutoCloseable> T add(T resource) {
     open.add(resource);
     return resource;
   }
 
+  /** Closes everything, even if some fail; then throws the first failure, the others suppressed. */
   @Override
-  public void close() throws Exception {
-    Exception first = null;
+  public void close() {
+    RuntimeException first = null;
     for (int i = open.size() - 1; i >= 0; i--) {
       try {
         open.get(i).close();
       } catch (Exception e) {
+        if (e instanceof InterruptedException) {
+          Thread.currentThread().interrupt();
+        }
         if (first == null) {
-          first = e;
+          first = new IllegalStateException("closing " + open.get(i) + " failed", e);
         } else {
           first.addSuppressed(e);
         }

@@ -176,4 +176,24 @@ class ExternalProxiesTest {
     assertEquals("ws", bobReachesAlice(List.of(ws), "socks5://127.0.0.1:" + socksHop.port()));
     assertTrue(socksHop.connections() > 0, "Bob's connections went through the SOCKS5 proxy");
   }
+
+  @Test
+  void obfs4ThroughASocks5Proxy() throws Exception {
+    String obfs4proxy = ExternalTools.require("obfs4proxy", "obfs4proxy");
+    String microsocks = ExternalTools.require("microsocks", "microsocks");
+    Relay obfs4Relay = closer.add(Relay.builder()
+        .dataDirectory(dir.resolve("obfs4-relay"))
+        .listen(new InetSocketAddress("127.0.0.1", 0))
+        .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
+        .carriers(EnumSet.of(Carrier.OBFS4))
+        .obfs4proxy(obfs4proxy)
+        .start());
+    int port = ExternalProcess.freePort();
+    closer.add(ExternalProcess.start(List.of(microsocks, "-i", "127.0.0.1", "-p", Integer.toString(port)),
+        dir.resolve("microsocks.log"), port));
+    Censor socksHop = closer.add(Censor.start(new InetSocketAddress("127.0.0.1", port)));
+    // obfs4proxy itself dials out through the proxy (TOR_PT_PROXY).
+    assertEquals("obfs4", bobReachesAlice(obfs4Relay.bridgeLines(), "socks5://127.0.0.1:" + socksHop.port()));
+    assertTrue(socksHop.connections() > 0, "obfs4proxy's connections went through the SOCKS5 proxy");
+  }
 }

@@ -16,6 +16,7 @@ import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import org.ferry.it.Closer;
 import org.ferry.it.censor.Censor;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
@@ -72,10 +73,13 @@ public final class CarrierBench {
   /** A channel the way the SDK makes them, reaching the server over {@code line} only. */
   private record Route(String name, ManagedChannel channel, AutoCloseable[] parts) implements AutoCloseable {
     @Override
-    public void close() throws Exception {
-      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
-      for (AutoCloseable p : parts) {
-        p.close();
+    public void close() {
+      // The channel first, then the parts in the order given.
+      try (Closer closer = new Closer()) {
+        for (int i = parts.length - 1; i >= 0; i--) {
+          closer.add(parts[i]);
+        }
+        closer.add(channel::shutdownNow);
       }
     }
   }

@@ -27,7 +27,6 @@ import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.AesGcm;
 import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.proto.OwnerKeys;
-import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;

@@ -15,7 +15,6 @@ import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
-import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.NoSessionException;

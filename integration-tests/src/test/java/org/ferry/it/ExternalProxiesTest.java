@@ -103,7 +103,7 @@ class ExternalProxiesTest {
     Path ng = Files.createDirectories(dir.resolve("nginx"));
     Path tmp = Files.createDirectories(ng.resolve("tmp"));
     tmp.toFile().setWritable(true, false);
-    TlsIdentity cert = TlsIdentity.loadOrCreate(ng, "nginx", new SecureRandom());
+    TlsIdentity cert = TlsIdentity.loadOrCreate(ng, "nginx", "localhost", new SecureRandom());
     int port = ExternalProcess.freePort();
     Files.writeString(ng.resolve("nginx.conf"), """
         worker_processes 1;

@@ -200,7 +200,9 @@ public final class Relay implements AutoCloseable {
       }
       SecureRandom random = new SecureRandom();
       Files.createDirectories(dataDirectory);
-      TlsIdentity identity = TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "relay", random);
+      // A bland name: whoever completes TLS with the web port must learn nothing of Ferry.
+      TlsIdentity identity =
+          TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "relay", "localhost", random);
       String secret = loadOrCreateSecret(dataDirectory.resolve("bridge-secret"), random);
       SslContext tls = SslContextBuilder.forServer(identity.privateKey(), identity.certificate())
           .sslProvider(SslProvider.JDK)

@@ -100,6 +100,32 @@ class RelayTest {
   }
 
   @Test
+  void theHttpsCertificateNamesNothingThatPointsToFerry() throws Exception {
+    javax.net.ssl.SSLContext tls = javax.net.ssl.SSLContext.getInstance("TLS");
+    java.security.cert.X509Certificate[][] seen = new java.security.cert.X509Certificate[1][];
+    tls.init(null, new javax.net.ssl.TrustManager[] {new javax.net.ssl.X509TrustManager() {
+      @Override
+      public void checkClientTrusted(java.security.cert.X509Certificate[] chain, String authType) {}
+
+      @Override
+      public void checkServerTrusted(java.security.cert.X509Certificate[] chain, String authType) {
+        seen[0] = chain;
+      }
+
+      @Override
+      public java.security.cert.X509Certificate[] getAcceptedIssuers() {
+        return new java.security.cert.X509Certificate[0];
+      }
+    }}, null);
+    try (javax.net.ssl.SSLSocket s = (javax.net.ssl.SSLSocket) tls.getSocketFactory()
+        .createSocket("127.0.0.1", relay.webAddress().getPort())) {
+      s.startHandshake();
+    }
+    String names = seen[0][0].getSubjectX500Principal() + " " + seen[0][0].getIssuerX500Principal();
+    assertTrue(!names.toLowerCase(java.util.Locale.ROOT).contains("ferry"), names);
+  }
+
+  @Test
   void withoutTheSecretItIsAFreshNginx() throws Exception {
     HttpResponse<String> home = http.send(HttpRequest.newBuilder(URI.create(base() + "/")).build(),
         HttpResponse.BodyHandlers.ofString());

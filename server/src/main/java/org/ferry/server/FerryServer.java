@@ -298,7 +298,7 @@ public final class FerryServer implements AutoCloseable {
       }
       SecureRandom random = new SecureRandom();
       TlsIdentity identity =
-          TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", random);
+          TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", "ferry-server", random);
       SslContext ssl =
           GrpcSslContexts.configure(
                   SslContextBuilder.forServer(identity.privateKey(), identity.certificate()),

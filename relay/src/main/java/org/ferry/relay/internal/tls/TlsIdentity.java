@@ -36,8 +36,12 @@ import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
  */
 public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
 
-  /** Loads the identity {@code name} from {@code dir}, or makes and saves one if there is none yet. */
-  public static TlsIdentity loadOrCreate(Path dir, String name, SecureRandom random) throws IOException {
+  /**
+   * Loads the identity {@code name} from {@code dir}, or makes and saves one if there is none yet,
+   * with {@code commonName} as the certificate's subject (anyone who opens TLS to it sees it).
+   */
+  public static TlsIdentity loadOrCreate(Path dir, String name, String commonName, SecureRandom random)
+      throws IOException {
     String keyName = name + "-key.pem";
     String certName = name + "-cert.pem";
     Path keyFile = dir.resolve(keyName);
@@ -51,7 +55,7 @@ public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
               + certName + " is missing; restore it from backup (a new key would break every client's pin)");
     }
     Files.createDirectories(dir);
-    TlsIdentity created = create(name, random);
+    TlsIdentity created = create(commonName, random);
     writePrivate(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
     try {
       writePrivate(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
@@ -61,13 +65,13 @@ public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
     return created;
   }
 
-  static TlsIdentity create(String name, SecureRandom random) {
+  static TlsIdentity create(String commonName, SecureRandom random) {
     try {
       KeyPairGenerator gen = KeyPairGenerator.getInstance("EC");
       gen.initialize(new ECGenParameterSpec("secp256r1"), random);
       KeyPair pair = gen.generateKeyPair();
       Instant now = Instant.now();
-      X500Name subject = new X500Name("CN=ferry-" + name);
+      X500Name subject = new X500Name("CN=" + commonName);
       X509v3CertificateBuilder builder =
           new JcaX509v3CertificateBuilder(
               subject,

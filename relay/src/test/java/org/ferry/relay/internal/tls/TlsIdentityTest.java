@@ -18,8 +18,8 @@ class TlsIdentityTest {
 
   @Test
   void theKeyIsMadeOnceAndLoadedAfterwardsSoThePinnedFingerprintHolds() throws Exception {
-    TlsIdentity first = TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
-    TlsIdentity again = TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
+    TlsIdentity first = TlsIdentity.loadOrCreate(dir, "server", "ferry-server", new SecureRandom());
+    TlsIdentity again = TlsIdentity.loadOrCreate(dir, "server", "ferry-server", new SecureRandom());
     assertArrayEquals(
         ServerAddress.fingerprintOf(first.certificate().getPublicKey()),
         ServerAddress.fingerprintOf(again.certificate().getPublicKey()));
@@ -28,16 +28,16 @@ class TlsIdentityTest {
 
   @Test
   void theKeyFileIsReadableByItsOwnerOnly() throws Exception {
-    TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
+    TlsIdentity.loadOrCreate(dir, "server", "ferry-server", new SecureRandom());
     assertEquals("rw-------",
         PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("server-key.pem"))));
   }
 
   @Test
   void aHalfMissingIdentityIsAnErrorNotASilentNewKey() throws Exception {
-    TlsIdentity.loadOrCreate(dir, "server", new SecureRandom());
+    TlsIdentity.loadOrCreate(dir, "server", "ferry-server", new SecureRandom());
     Files.delete(dir.resolve("server-cert.pem"));
-    IOException e = assertThrows(IOException.class, () -> TlsIdentity.loadOrCreate(dir, "server", new SecureRandom()));
+    IOException e = assertThrows(IOException.class, () -> TlsIdentity.loadOrCreate(dir, "server", "ferry-server", new SecureRandom()));
     assertEquals(true, e.getMessage().contains("incomplete"));
   }
 }

@@ -142,7 +142,7 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
 
   /** Host and port as written in a line, with IPv6 hosts in brackets. */
   public String hostPort() {
-    return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+    return HostPort.format(host, port);
   }
 
   /** Carrier and address only, without secret path, pin or cert: for messages and screens. */
@@ -182,25 +182,5 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
   private static IllegalArgumentException bad(String line, String why) {
     String shown = line.length() > 80 ? line.substring(0, 80) + "..." : line;
     return new IllegalArgumentException("not a bridge line (" + why + "): '" + shown + "'");
-  }
-
-  private record HostPort(String host, int port) {
-    static HostPort parse(String text) {
-      int colon = text.lastIndexOf(':');
-      if (colon <= 0 || colon == text.length() - 1) {
-        throw new IllegalArgumentException("address must be HOST:PORT");
-      }
-      String host = text.substring(0, colon);
-      if (host.startsWith("[") && host.endsWith("]")) {
-        host = host.substring(1, host.length() - 1);
-      } else if (host.contains(":")) {
-        throw new IllegalArgumentException("IPv6 hosts must be in brackets");
-      }
-      try {
-        return new HostPort(host, Integer.parseInt(text.substring(colon + 1)));
-      } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("invalid port");
-      }
-    }
   }
 }

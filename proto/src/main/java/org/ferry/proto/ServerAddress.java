@@ -41,24 +41,13 @@ public record ServerAddress(String host, int port, byte[] fingerprint) {
       throw new IllegalArgumentException(
           "server address needs a key fingerprint, HOST:PORT#FINGERPRINT: '" + text + "'");
     }
-    String hostPort = text.substring(0, hash);
-    String fp = text.substring(hash + 1);
-    int colon = hostPort.lastIndexOf(':');
-    if (colon <= 0 || colon == hostPort.length() - 1) {
-      throw new IllegalArgumentException("server address needs HOST:PORT: '" + text + "'");
-    }
-    String host = hostPort.substring(0, colon);
-    if (host.startsWith("[") && host.endsWith("]")) {
-      host = host.substring(1, host.length() - 1);
-    } else if (host.contains(":")) {
-      throw new IllegalArgumentException("IPv6 hosts must be in brackets: '" + text + "'");
-    }
-    int port;
+    HostPort at;
     try {
-      port = Integer.parseInt(hostPort.substring(colon + 1));
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("invalid port in server address: '" + text + "'");
+      at = HostPort.parse(text.substring(0, hash));
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("server address needs HOST:PORT#FINGERPRINT (" + e.getMessage() + "): '" + text + "'");
     }
+    String fp = text.substring(hash + 1);
     byte[] fingerprint;
     try {
       fingerprint = Base64.getUrlDecoder().decode(fp);
@@ -68,7 +57,7 @@ public record ServerAddress(String host, int port, byte[] fingerprint) {
     if (fingerprint.length != FINGERPRINT_LENGTH) {
       throw new IllegalArgumentException("invalid fingerprint in server address: '" + text + "'");
     }
-    return new ServerAddress(host, port, fingerprint);
+    return new ServerAddress(at.host(), at.port(), fingerprint);
   }
 
   /** The fingerprint of a public key: SHA-256 over its X.509 SubjectPublicKeyInfo encoding. */
@@ -96,7 +85,7 @@ public record ServerAddress(String host, int port, byte[] fingerprint) {
 
   /** {@code HOST:PORT}, with IPv6 hosts in brackets. */
   public String hostPort() {
-    return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+    return HostPort.format(host, port);
   }
 
   @Override

@@ -37,6 +37,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.ferry.proto.BridgeLine;
+import org.ferry.proto.HostPort;
 import org.ferry.proto.PollFrames;
 import org.ferry.proto.ServerAddress;
 import org.ferry.relay.internal.http.Decoy;
@@ -250,7 +251,7 @@ public final class Relay implements AutoCloseable {
         String host = publicHost != null ? publicHost : webAt.getHostString();
         byte[] pin = ServerAddress.fingerprintOf(identity.certificate().getPublicKey());
         String pinText = Base64.getUrlEncoder().withoutPadding().encodeToString(pin);
-        String hostPort = (host.contains(":") ? "[" + host + "]" : host) + ":" + webAt.getPort();
+        String hostPort = HostPort.format(host, webAt.getPort());
         List<BridgeLine> lines = new ArrayList<>();
         if (carriers.contains(Carrier.WS)) {
           lines.add(BridgeLine.parse("ws wss://" + hostPort + "/" + secret + " pin=" + pinText));
@@ -282,8 +283,7 @@ public final class Relay implements AutoCloseable {
               : new InetSocketAddress(webAt.getAddress(), webAt.getPort() == 0 || listen.getPort() == 0 ? 0 : webAt.getPort() + 1);
           obfs4 = Obfs4ServerTransport.start(
               obfs4proxy, dataDirectory.resolve("obfs4"), bind, (InetSocketAddress) orPort.localAddress());
-          String obfsHost = (host.contains(":") ? "[" + host + "]" : host) + ":" + obfs4.address().getPort();
-          lines.add(BridgeLine.parse("obfs4 " + obfsHost + " " + obfs4.arguments()));
+          lines.add(BridgeLine.parse("obfs4 " + HostPort.format(host, obfs4.address().getPort()) + " " + obfs4.arguments()));
         }
         if (poll != null) {
           workers.next().scheduleAtFixedRate(

@@ -7,6 +7,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import org.ferry.proto.BridgeLine;
+import org.ferry.proto.HostPort;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -104,16 +105,10 @@ public final class RelayMain implements Callable<Integer> {
 
   /** Parses {@code HOST:PORT} (IPv6 in brackets); throws naming the option. */
   public static InetSocketAddress parseHostPort(String option, String text) {
-    int colon = text.lastIndexOf(':');
-    int port;
     try {
-      port = Integer.parseInt(text.substring(colon + 1));
-    } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
-      throw new IllegalArgumentException(option + " must be HOST:PORT, got '" + text + "'");
+      return HostPort.parse(text).toSocketAddress();
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(option + " must be HOST:PORT, got '" + text + "'", e);
     }
-    if (colon <= 0 || port < 0 || port > 65535) {
-      throw new IllegalArgumentException(option + " must be HOST:PORT, got '" + text + "'");
-    }
-    return new InetSocketAddress(text.substring(0, colon).replaceAll("^\\[|\\]$", ""), port);
   }
 }

@@ -1,6 +1,7 @@
 package org.ferry.server;
 
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -10,6 +11,9 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.ferry.proto.HostPort;
+import org.ferry.relay.Carrier;
+import org.ferry.relay.RelayMain;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -87,25 +91,21 @@ public final class ServerMain implements Callable<Integer> {
 
   public static void main(String[] args) {
     GRPC_LOG.setLevel(java.util.logging.Level.SEVERE);
-    org.ferry.relay.RelayMain.quietNetty();
+    RelayMain.quietNetty();
     System.exit(new CommandLine(new ServerMain()).execute(args));
   }
 
   @Override
   public Integer call() throws Exception {
-    int colon = listen.lastIndexOf(':');
-    int port;
+    HostPort at;
     try {
-      port = Integer.parseInt(listen.substring(colon + 1));
-    } catch (NumberFormatException | StringIndexOutOfBoundsException e) {
+      at = HostPort.parse(listen);
+    } catch (IllegalArgumentException e) {
       System.err.println("ferry server: --listen must be HOST:PORT, got '" + listen + "'");
       return 2;
     }
-    if (colon <= 0 || port < 0 || port > 65535) {
-      System.err.println("ferry server: --listen must be HOST:PORT, got '" + listen + "'");
-      return 2;
-    }
-    String host = listen.substring(0, colon).replaceAll("^\\[|\\]$", "");
+    String host = at.host();
+    int port = at.port();
     FerryServer server;
     try {
       FerryServer.Builder builder = FerryServer.builder()
@@ -122,10 +122,10 @@ public final class ServerMain implements Callable<Integer> {
         builder.creationToken(readToken(creationTokenFile));
       }
       if (carriers != null) {
-        java.net.InetSocketAddress at = carrierListen != null
-            ? org.ferry.relay.RelayMain.parseHostPort("--carrier-listen", carrierListen)
-            : new java.net.InetSocketAddress(host, port == 0 ? 0 : port + 1);
-        builder.carriers(org.ferry.relay.Carrier.parseList(carriers), at);
+        InetSocketAddress carrierAt = carrierListen != null
+            ? RelayMain.parseHostPort("--carrier-listen", carrierListen)
+            : new InetSocketAddress(host, port == 0 ? 0 : port + 1);
+        builder.carriers(Carrier.parseList(carriers), carrierAt);
       }
       if (unsafeAckBeforeWrite) {
         builder.unsafeAcknowledgeBeforeWriting(Duration.ofMillis(200));

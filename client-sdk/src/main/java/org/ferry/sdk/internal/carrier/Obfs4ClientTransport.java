@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import org.ferry.proto.HostPort;
 import org.ferry.proto.ManagedTransport;
 
 /**
@@ -41,10 +42,7 @@ final class Obfs4ClientTransport implements AutoCloseable {
       pt.close();
       throw new IOException("obfs4proxy offered no SOCKS5 port: " + m);
     }
-    String at = m.get(2);
-    int colon = at.lastIndexOf(':');
-    return new Obfs4ClientTransport(pt, new InetSocketAddress(
-        at.substring(0, colon).replaceAll("^\\[|\\]$", ""), Integer.parseInt(at.substring(colon + 1))));
+    return new Obfs4ClientTransport(pt, HostPort.parse(m.get(2)).toSocketAddress());
   }
 
   InetSocketAddress socksAddress() {

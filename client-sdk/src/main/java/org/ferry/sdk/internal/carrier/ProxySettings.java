@@ -5,6 +5,7 @@ import java.net.URI;
 import java.net.URISyntaxException;
 import java.util.Locale;
 import java.util.Optional;
+import org.ferry.proto.HostPort;
 
 /**
  * A proxy in front of every carrier: SOCKS5 (Tor, {@code ssh -D}) or an HTTP proxy (CONNECT for
@@ -49,6 +50,6 @@ public record ProxySettings(Type type, String host, int port, Optional<String> u
   /** As obfs4proxy's TOR_PT_PROXY wants it. */
   public String uri() {
     String auth = user.map(u -> u + ":" + password.orElse("") + "@").orElse("");
-    return type.name().toLowerCase(Locale.ROOT) + "://" + auth + (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+    return type.name().toLowerCase(Locale.ROOT) + "://" + auth + HostPort.format(host, port);
   }
 }

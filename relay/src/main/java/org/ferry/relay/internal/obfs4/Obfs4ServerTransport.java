@@ -5,6 +5,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import org.ferry.proto.HostPort;
 import org.ferry.proto.ManagedTransport;
 
 /**
@@ -35,8 +36,8 @@ public final class Obfs4ServerTransport implements AutoCloseable {
     try {
       pt = ManagedTransport.start(executable, stateDir, true, "obfs4", Map.of(
           "TOR_PT_SERVER_TRANSPORTS", "obfs4",
-          "TOR_PT_SERVER_BINDADDR", "obfs4-" + hostPort(bind),
-          "TOR_PT_ORPORT", hostPort(orPort)));
+          "TOR_PT_SERVER_BINDADDR", "obfs4-" + HostPort.of(bind),
+          "TOR_PT_ORPORT", HostPort.of(orPort).toString()));
     } catch (IOException e) {
       throw new IOException(e.getMessage() + " (install the obfs4proxy package, or leave obfs4 out of --carriers)", e);
     }
@@ -57,7 +58,7 @@ public final class Obfs4ServerTransport implements AutoCloseable {
       pt.close();
       throw new IOException("obfs4proxy gave no cert: " + m);
     }
-    return new Obfs4ServerTransport(pt, parseHostPort(m.get(1)), "cert=" + cert + " iat-mode=" + iat);
+    return new Obfs4ServerTransport(pt, HostPort.parse(m.get(1)).toSocketAddress(), "cert=" + cert + " iat-mode=" + iat);
   }
 
   /** Where obfs4proxy listens. */
@@ -68,17 +69,6 @@ public final class Obfs4ServerTransport implements AutoCloseable {
   /** The {@code cert=... iat-mode=...} part of the bridge line. */
   public String arguments() {
     return arguments;
-  }
-
-  static String hostPort(InetSocketAddress a) {
-    String host = a.getHostString();
-    return (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
-  }
-
-  static InetSocketAddress parseHostPort(String text) {
-    int colon = text.lastIndexOf(':');
-    String host = text.substring(0, colon).replaceAll("^\\[|\\]$", "");
-    return new InetSocketAddress(host, Integer.parseInt(text.substring(colon + 1)));
   }
 
   @Override

@@ -24,9 +24,6 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -40,6 +37,7 @@ import org.ferry.proto.BridgeLine;
 import org.ferry.proto.HostPort;
 import org.ferry.proto.PollFrames;
 import org.ferry.proto.ServerAddress;
+import org.ferry.relay.internal.fs.PrivateFiles;
 import org.ferry.relay.internal.http.Decoy;
 import org.ferry.relay.internal.http.PollSessions;
 import org.ferry.relay.internal.http.RelayHttpHandler;
@@ -315,28 +313,13 @@ public final class Relay implements AutoCloseable {
     byte[] b = new byte[16];
     random.nextBytes(b);
     String s = Base64.getUrlEncoder().withoutPadding().encodeToString(b);
-    writeOwnerOnly(file, s + "\n");
+    PrivateFiles.write(file, s + "\n");
     return s;
   }
 
   private static void writeBridges(Path file, List<BridgeLine> lines) throws IOException {
     StringBuilder b = new StringBuilder();
     lines.forEach(l -> b.append(l).append('\n'));
-    writeOwnerOnly(file, b.toString());
-  }
-
-  /** Owner-only, via a temporary file and an atomic rename: never half a file. */
-  private static void writeOwnerOnly(Path file, String content) throws IOException {
-    Path tmp = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
-    try {
-      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
-      Files.writeString(tmp, content, StandardCharsets.US_ASCII, StandardOpenOption.WRITE);
-      try (var ch = java.nio.channels.FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-        ch.force(true);
-      }
-      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    PrivateFiles.write(file, b.toString());
   }
 }

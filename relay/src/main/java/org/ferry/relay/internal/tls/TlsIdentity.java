@@ -6,8 +6,6 @@ import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
 import java.security.KeyPair;
@@ -22,6 +20,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
 import java.util.Date;
+import org.ferry.relay.internal.fs.PrivateFiles;
 import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
@@ -56,9 +55,9 @@ public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
     }
     Files.createDirectories(dir);
     TlsIdentity created = create(commonName, random);
-    writePrivate(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
+    PrivateFiles.write(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
     try {
-      writePrivate(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
+      PrivateFiles.write(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
     } catch (GeneralSecurityException e) {
       throw new IOException("cannot encode certificate", e);
     }
@@ -120,20 +119,5 @@ public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
       throw new IllegalArgumentException("not a PEM " + type);
     }
     return Base64.getMimeDecoder().decode(text.substring(b + begin.length(), e));
-  }
-
-  /** Writes owner-only, via a temporary file and an atomic rename: never half a key. */
-  private static void writePrivate(Path file, String content) throws IOException {
-    Path tmp = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
-    try {
-      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
-      Files.writeString(tmp, content, StandardCharsets.US_ASCII);
-      try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
-        ch.force(true);
-      }
-      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
   }
 }

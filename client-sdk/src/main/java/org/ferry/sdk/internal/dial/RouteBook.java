@@ -73,12 +73,10 @@ public final class RouteBook implements AutoCloseable {
 
   /** Adds lines for {@code server} (ignoring ones it has); {@code persist} false keeps them in memory only. */
   public synchronized void addBridges(ServerAddress server, Collection<BridgeLine> lines, boolean persist) {
-    ServerRoutes r = load(server);
-    ServerRoutes.Builder b = r.toBuilder();
+    ServerRoutes.Builder b = load(server).toBuilder();
     for (BridgeLine line : lines) {
       String text = line.toString();
-      if (r.getBridgesList().stream().noneMatch(h -> h.getLine().equals(text))
-          && b.getBridgesList().stream().noneMatch(h -> h.getLine().equals(text))) {
+      if (b.getBridgesList().stream().noneMatch(h -> h.getLine().equals(text))) {
         b.addBridges(BridgeHealth.newBuilder().setLine(text));
       }
     }
@@ -147,25 +145,24 @@ public final class RouteBook implements AutoCloseable {
   /** {@code line} carried a TLS handshake to {@code server}: it works on this network. */
   public synchronized void succeeded(ServerAddress server, BridgeLine line) {
     inUse.put(server, line);
-    update(server, line, h -> h.setSuccesses(h.getSuccesses() + 1).setConsecutiveFailures(0)
-        .setLastSuccessAt(clock.millis()).setRetryAfter(0));
-    ServerRoutes r = load(server);
-    put(server, r.toBuilder().putLastGood(network.get(), line.toString()).build(), true);
+    ServerRoutes.Builder b = withHealth(server, line, h -> h.setSuccesses(h.getSuccesses() + 1)
+        .setConsecutiveFailures(0).setLastSuccessAt(clock.millis()).setRetryAfter(0));
+    put(server, b.putLastGood(network.get(), line.toString()).build(), true);
   }
 
   /** {@code line} could not be opened, got no answer, or died young. */
   public synchronized void failed(ServerAddress server, BridgeLine line) {
-    update(server, line, h -> {
+    ServerRoutes.Builder b = withHealth(server, line, h -> {
       int n = h.getConsecutiveFailures() + 1;
       long base = Math.min(BACKOFF_MAX.toMillis(), BACKOFF_BASE.toMillis() << Math.min(n - 1, 20));
       long delay = (long) (base * (0.5 + random.nextDouble()));
       return h.setFailures(h.getFailures() + 1).setConsecutiveFailures(n)
           .setLastFailureAt(clock.millis()).setRetryAfter(clock.millis() + delay);
     });
-    ServerRoutes r = load(server);
-    if (line.toString().equals(r.getLastGoodMap().get(network.get()))) {
-      put(server, r.toBuilder().removeLastGood(network.get()).build(), true);
+    if (line.toString().equals(b.getLastGoodMap().get(network.get()))) {
+      b.removeLastGood(network.get());
     }
+    put(server, b.build(), true);
   }
 
   /** The connection carried by {@code line} has ended. */
@@ -173,16 +170,16 @@ public final class RouteBook implements AutoCloseable {
     inUse.remove(server, line);
   }
 
-  private void update(ServerAddress server, BridgeLine line,
+  /** The server's routes with {@code change} applied to {@code line}'s health; one write by the caller. */
+  private ServerRoutes.Builder withHealth(ServerAddress server, BridgeLine line,
       java.util.function.UnaryOperator<BridgeHealth.Builder> change) {
-    ServerRoutes r = load(server);
-    ServerRoutes.Builder b = r.toBuilder();
+    ServerRoutes.Builder b = load(server).toBuilder();
     for (int i = 0; i < b.getBridgesCount(); i++) {
       if (b.getBridges(i).getLine().equals(line.toString())) {
         b.setBridges(i, change.apply(b.getBridges(i).toBuilder()));
       }
     }
-    put(server, b.build(), true);
+    return b;
   }
 
   private ServerRoutes load(ServerAddress server) {

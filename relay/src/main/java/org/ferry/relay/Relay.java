@@ -2,23 +2,16 @@ package org.ferry.relay;
 
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFutureListener;
-import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
-import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.handler.codec.http.HttpObjectAggregator;
-import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
 import io.netty.handler.ssl.ApplicationProtocolNames;
-import io.netty.handler.ssl.OptionalSslHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
-import io.netty.handler.timeout.IdleStateHandler;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -35,14 +28,12 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.HostPort;
-import org.ferry.proto.PollFrames;
 import org.ferry.proto.ServerAddress;
 import org.ferry.relay.internal.fs.PrivateFiles;
 import org.ferry.relay.internal.http.Decoy;
 import org.ferry.relay.internal.http.PollSessions;
 import org.ferry.relay.internal.http.RelayHttpHandler;
 import org.ferry.relay.internal.obfs4.Obfs4ServerTransport;
-import org.ferry.relay.internal.pipe.Splice;
 import org.ferry.relay.internal.pipe.Upstream;
 import org.ferry.relay.internal.tls.TlsIdentity;
 import org.slf4j.Logger;
@@ -59,7 +50,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class Relay implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Relay.class);
-  private static final int IDLE_SECONDS = 300;
 
   private final EventLoopGroup boss;
   private final EventLoopGroup workers;
@@ -226,23 +216,7 @@ public final class Relay implements AutoCloseable {
             .group(boss, workers)
             .channel(NioServerSocketChannel.class)
             .childOption(ChannelOption.TCP_NODELAY, true)
-            .childHandler(new ChannelInitializer<SocketChannel>() {
-              @Override
-              protected void initChannel(SocketChannel ch) {
-                ch.pipeline().addLast(
-                    new IdleStateHandler(0, 0, IDLE_SECONDS) {
-                      @Override
-                      protected void channelIdle(io.netty.channel.ChannelHandlerContext ctx,
-                          io.netty.handler.timeout.IdleStateEvent evt) {
-                        ctx.close();
-                      }
-                    },
-                    new OptionalSslHandler(tls),
-                    new HttpServerCodec(),
-                    new HttpObjectAggregator(PollFrames.REQUEST_HEADER + PollFrames.MAX_PAYLOAD),
-                    new RelayHttpHandler(routes));
-              }
-            })
+            .childHandler(RelayHttpHandler.webPort(tls, routes))
             .bind(listen).syncUninterruptibly().channel();
         listeners.add(web);
         InetSocketAddress webAt = (InetSocketAddress) web.localAddress();
@@ -263,22 +237,11 @@ public final class Relay implements AutoCloseable {
               .channel(NioServerSocketChannel.class)
               .childOption(ChannelOption.AUTO_READ, false)
               .childOption(ChannelOption.TCP_NODELAY, true)
-              .childHandler(new ChannelInitializer<SocketChannel>() {
-                @Override
-                protected void initChannel(SocketChannel ch) {
-                  up.connect(ch.eventLoop()).addListener((ChannelFutureListener) f -> {
-                    if (f.isSuccess()) {
-                      Splice.bothWays(ch, f.channel());
-                    } else {
-                      ch.close();
-                    }
-                  });
-                }
-              })
+              .childHandler(up.forwarder())
               .bind(new InetSocketAddress("127.0.0.1", 0)).syncUninterruptibly().channel();
           listeners.add(orPort);
           InetSocketAddress bind = obfs4Listen != null ? obfs4Listen
-              : new InetSocketAddress(webAt.getAddress(), webAt.getPort() == 0 || listen.getPort() == 0 ? 0 : webAt.getPort() + 1);
+              : new InetSocketAddress(webAt.getAddress(), listen.getPort() == 0 ? 0 : webAt.getPort() + 1);
           obfs4 = Obfs4ServerTransport.start(
               obfs4proxy, dataDirectory.resolve("obfs4"), bind, (InetSocketAddress) orPort.localAddress());
           lines.add(BridgeLine.parse("obfs4 " + HostPort.format(host, obfs4.address().getPort()) + " " + obfs4.arguments()));

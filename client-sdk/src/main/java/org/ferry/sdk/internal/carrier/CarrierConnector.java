@@ -37,7 +37,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
 import org.ferry.proto.BridgeLine;
-import org.ferry.proto.PollFrames;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.internal.net.PinnedTrustManager;
 
@@ -254,9 +253,5 @@ public final class CarrierConnector implements AutoCloseable {
       }
     }
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
-  }
-
-  static int maxPollBody() {
-    return PollFrames.RESPONSE_HEADER + PollFrames.MAX_PAYLOAD;
   }
 }

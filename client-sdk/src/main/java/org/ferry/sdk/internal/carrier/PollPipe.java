@@ -182,7 +182,7 @@ final class PollPipe implements Pipe {
         if (line.tls()) {
           p.addLast(connector.tls(line).newHandler(ch.alloc(), line.host(), line.port()));
         }
-        p.addLast(new HttpClientCodec(), new HttpObjectAggregator(CarrierConnector.maxPollBody()), new Responses());
+        p.addLast(new HttpClientCodec(), new HttpObjectAggregator(PollFrames.RESPONSE_HEADER + PollFrames.MAX_PAYLOAD), new Responses());
       }
     }).connect(forwardProxy
         ? connector.proxy().get().address()

@@ -1,6 +1,14 @@
 package org.ferry.relay.internal.http;
 
 import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.ssl.OptionalSslHandler;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.timeout.IdleStateEvent;
+import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.handler.codec.http.FullHttpRequest;
@@ -13,6 +21,7 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import org.ferry.proto.PollFrames;
 import org.ferry.relay.internal.pipe.Upstream;
 
 /**
@@ -26,10 +35,36 @@ public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttp
   public record Routes(
       byte[] secretPath, boolean webSocket, PollSessions poll, Upstream upstream, Decoy decoy) {}
 
+  /** Web connections idle this long are closed. */
+  static final int IDLE_SECONDS = 300;
+
   private final Routes routes;
 
   public RelayHttpHandler(Routes routes) {
     this.routes = routes;
+  }
+
+  /**
+   * The web port's pipeline: TLS if the client starts with it (plain HTTP too, for a
+   * TLS-terminating proxy in front), HTTP/1.1, then the routing.
+   */
+  public static ChannelInitializer<SocketChannel> webPort(SslContext tls, Routes routes) {
+    return new ChannelInitializer<>() {
+      @Override
+      protected void initChannel(SocketChannel ch) {
+        ch.pipeline().addLast(
+            new IdleStateHandler(0, 0, IDLE_SECONDS) {
+              @Override
+              protected void channelIdle(ChannelHandlerContext ctx, IdleStateEvent evt) {
+                ctx.close();
+              }
+            },
+            new OptionalSslHandler(tls),
+            new HttpServerCodec(),
+            new HttpObjectAggregator(PollFrames.REQUEST_HEADER + PollFrames.MAX_PAYLOAD),
+            new RelayHttpHandler(routes));
+      }
+    };
   }
 
   @Override

@@ -74,13 +74,17 @@ public final class RouteBook implements AutoCloseable {
   /** Adds lines for {@code server} (ignoring ones it has); {@code persist} false keeps them in memory only. */
   public synchronized void addBridges(ServerAddress server, Collection<BridgeLine> lines, boolean persist) {
     ServerRoutes.Builder b = load(server).toBuilder();
+    int before = b.getBridgesCount();
     for (BridgeLine line : lines) {
       String text = line.toString();
       if (b.getBridgesList().stream().noneMatch(h -> h.getLine().equals(text))) {
         b.addBridges(BridgeHealth.newBuilder().setLine(text));
       }
     }
-    put(server, b.build(), persist);
+    if (b.getBridgesCount() > before) {
+      // Every accepted invitation and contact card comes here, most with nothing new: no write then.
+      put(server, b.build(), persist);
+    }
   }
 
   /** Writes what is kept in memory for {@code server} to the store. */

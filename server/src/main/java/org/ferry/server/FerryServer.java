@@ -33,7 +33,6 @@ import org.ferry.proto.ServerAddress;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
 import org.ferry.server.internal.grpc.InvitationGrpcService;
 import org.ferry.server.internal.grpc.MailboxGrpcService;
-import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
@@ -312,7 +311,7 @@ public final class FerryServer implements AutoCloseable {
           Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
       try {
         MailboxManager mailboxes =
-            new MailboxManager(store, new DeliveryNotifier(), clock, random, defaultTtl, limits);
+            new MailboxManager(store, clock, random, defaultTtl, limits);
         if (unsafeWriteDelay != null) {
           log.warn("UNSAFE: sends are acknowledged before they are written; for crash tests only");
           mailboxes.acknowledgeBeforeWriting(

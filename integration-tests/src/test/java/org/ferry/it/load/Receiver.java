@@ -5,6 +5,7 @@ import io.grpc.stub.StreamObserver;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import org.ferry.proto.ServerAddress;
@@ -32,6 +33,7 @@ public final class Receiver implements AutoCloseable {
   private final CountDownLatch stopped = new CountDownLatch(1);
   private final AtomicReference<ManagedChannel> channel = new AtomicReference<>();
   private final Thread thread;
+  private final AtomicInteger streams = new AtomicInteger();
 
   public Receiver(Supplier<ServerAddress> server, List<LoadClient.Mailbox> mailboxes, Listener listener) {
     this.server = server;
@@ -46,6 +48,7 @@ public final class Receiver implements AutoCloseable {
     while (stopped.getCount() > 0) {
       ManagedChannel ch = LoadClient.channel(server.get());
       channel.set(ch);
+      streams.incrementAndGet();
       CountDownLatch ended = new CountDownLatch(1);
       AtomicReference<StreamObserver<ReceiveRequest>> requests = new AtomicReference<>();
       requests.set(MailboxesGrpc.newStub(ch).receive(new StreamObserver<>() {
@@ -90,6 +93,11 @@ public final class Receiver implements AutoCloseable {
         return;
       }
     }
+  }
+
+  /** How many receive streams this receiver has opened: 1 plus the reconnects. */
+  public int streamsOpened() {
+    return streams.get();
   }
 
   @Override

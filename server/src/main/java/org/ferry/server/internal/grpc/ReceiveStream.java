@@ -1,16 +1,25 @@
 package org.ferry.server.internal.grpc;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Queue;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.proto.v1.Ack;
+import org.ferry.proto.v1.Acknowledged;
 import org.ferry.proto.v1.Challenge;
 import org.ferry.proto.v1.Delivery;
 import org.ferry.proto.v1.Envelope;
@@ -18,35 +27,106 @@ import org.ferry.proto.v1.ReceiveRequest;
 import org.ferry.proto.v1.ReceiveResponse;
 import org.ferry.proto.v1.Subscribe;
 import org.ferry.proto.v1.Subscribed;
-import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.QueuedEnvelope;
+import org.ferry.server.internal.store.MailboxSequencer;
+import org.ferry.server.internal.store.QueueSlice;
 import org.ferry.server.internal.util.SerializingExecutor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One owner's receive stream. Everything that touches its state runs on one serializing
- * executor: requests from the client, wake-ups from senders, and transport readiness.
+ * executor: requests from the client, envelopes handed over by writers, and transport
+ * readiness.
  *
- * <p>Per mailbox it keeps a cursor (the next position to read) and the set of deliveries sent
- * but not yet acknowledged, at most {@link #WINDOW} of them. A new stream starts every cursor
- * at zero, so whatever was not acknowledged before is delivered again.
+ * <p>Per mailbox it keeps {@code handled}, the position up to which everything of the mailbox
+ * was delivered on this stream (or skipped, if expired), and the deliveries sent but not yet
+ * acknowledged, at most {@link #WINDOW}. A new stream starts at zero, so whatever was not
+ * acknowledged before is delivered again.
+ *
+ * <p>Two ways in. <b>Online</b>: a write to a subscribed mailbox hands its stored envelope, with
+ * the mailbox's position before it, straight to the stream when it finishes; the stream sends it
+ * without reading the store as soon as everything up to that previous position is handled, so
+ * writes that finish out of order still go out in order. Handed-over envelopes wait in a buffer
+ * of at most {@link #HANDOFF_BYTES} per stream; beyond that they are left to the store.
+ * <b>From the store</b>: after subscribing (whatever was written before), after the buffer
+ * overflowed, and whenever a chain link is missing, the stream reads the store from
+ * {@code handled + 1} up to the mailbox's visible end. Each finished write wakes the stream, and
+ * the mailbox's visibility depends only on its own writes, so the last write to finish always
+ * makes everything deliverable: an acknowledged envelope never waits for another envelope or a
+ * reconnect.
+ *
+ * <p>Acks are collected and applied in one store batch per mailbox when the stream has no more
+ * requests queued; the window reopens at once.
  */
 final class ReceiveStream implements StreamObserver<ReceiveRequest> {
-  static final int WINDOW = 32;
+  private static final Logger log = LoggerFactory.getLogger(ReceiveStream.class);
+
+  /** Deliveries in flight (sent, not acked) per mailbox. */
+  static final int WINDOW = 64;
   static final int MAX_SUBSCRIPTIONS = 4096;
+  /** Bytes of handed-over envelopes one stream buffers across its mailboxes: 1 MiB. */
+  static final long HANDOFF_BYTES = 1L << 20;
 
   private final MailboxManager mailboxes;
   private final ServerCallStreamObserver<ReceiveResponse> out;
   private final Executor serial;
   private final byte[] nonce;
   private final Map<MailboxId, Subscription> subscriptions = new LinkedHashMap<>();
-  private boolean closed;
+  /** Acks received and not yet applied, per mailbox: applied by {@link #applyAcks}. */
+  private final Map<Subscription, List<Long>> pendingAcks = new LinkedHashMap<>();
+  private final AtomicLong handoffBytes = new AtomicLong();
+  private volatile boolean closed;
 
-  private static final class Subscription {
-    long cursor;
+  /** One handed-over write: the stored envelope, or null for a write that failed. */
+  private record Handoff(long seq, long previous, QueuedEnvelope envelope) {
+    int size() {
+      return envelope == null ? 0 : envelope.body().length;
+    }
+  }
+
+  private final class Subscription implements MailboxSequencer.Watcher {
+    final MailboxId id;
+    final boolean confirmAcks;
     final Set<Long> unacked = new HashSet<>();
-    DeliveryNotifier.Registration registration;
+    /** Written by writers' threads, drained on the stream's executor. */
+    final Queue<Handoff> inbox = new ConcurrentLinkedQueue<>();
+    final AtomicBoolean wakeQueued = new AtomicBoolean();
+    /** The highest position handed over but dropped for lack of buffer room. */
+    final AtomicLong droppedUpTo = new AtomicLong();
+    final TreeMap<Long, Handoff> buffered = new TreeMap<>();
+    long handled;
+    /** The store may hold positions up to here that were not handed over: read it. */
+    long readUntil;
+    MailboxSequencer.Watch watch;
+
+    Subscription(MailboxId id, boolean confirmAcks) {
+      this.id = id;
+      this.confirmAcks = confirmAcks;
+    }
+
+    /** On a writer's thread, right after its write finished. */
+    @Override
+    public void finished(long seq, long previous, QueuedEnvelope envelope) {
+      if (closed) {
+        return;
+      }
+      Handoff h = new Handoff(seq, previous, envelope);
+      if (handoffBytes.addAndGet(h.size()) <= HANDOFF_BYTES) {
+        inbox.add(h);
+      } else {
+        handoffBytes.addAndGet(-h.size());
+        droppedUpTo.accumulateAndGet(seq, Math::max);
+      }
+      if (wakeQueued.compareAndSet(false, true)) {
+        serial.execute(() -> {
+          wakeQueued.set(false);
+          pump(this);
+        });
+      }
+    }
   }
 
   ReceiveStream(
@@ -61,14 +141,14 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   }
 
   void start() {
-    out.setOnReadyHandler(() -> serial.execute(this::pumpAll));
+    out.setOnReadyHandler(() -> serial.execute(() -> guarded(this::pumpAll)));
     out.setOnCancelHandler(() -> serial.execute(this::release));
     serial.execute(
         () ->
-            out.onNext(
+            guarded(() -> out.onNext(
                 ReceiveResponse.newBuilder()
                     .setChallenge(Challenge.newBuilder().setNonce(ByteString.copyFrom(nonce)))
-                    .build()));
+                    .build())));
   }
 
   @Override
@@ -86,6 +166,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     serial.execute(
         () -> {
           if (!closed) {
+            guarded(this::applyAcks);
             release();
             out.onCompleted();
           }
@@ -113,12 +194,14 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       throw GrpcErrors.failedPrecondition("too many mailboxes on one stream");
     }
     mailboxes.authenticateReceiver(id, nonce, request.getSignature().toByteArray());
-    Subscription sub = new Subscription();
+    Subscription sub = new Subscription(id, request.getConfirmAcks());
     subscriptions.put(id, sub);
-    // Registered before the first read, so nothing made durable after that read is missed.
-    sub.registration = mailboxes.onNew(id, () -> serial.execute(() -> pump(id)));
+    // Watch first, then read: whatever finishes after the watch began is handed over, whatever
+    // lies at or below its starting position is read from the store.
+    sub.watch = mailboxes.watch(id, sub);
+    sub.readUntil = sub.watch.from();
     out.onNext(subscribed(id));
-    pump(id);
+    pump(sub);
   }
 
   private void ack(Ack ack) {
@@ -129,38 +212,94 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     }
     // Acks are idempotent: one for a delivery not in flight (acked already) changes nothing.
     if (sub.unacked.remove(ack.getDeliveryId())) {
-      mailboxes.acknowledge(id, ack.getDeliveryId());
-      pump(id);
+      if (pendingAcks.isEmpty()) {
+        // Runs after the requests queued by now, so that a burst of acks is one batch.
+        serial.execute(() -> guarded(this::applyAcks));
+      }
+      pendingAcks.computeIfAbsent(sub, s -> new ArrayList<>()).add(ack.getDeliveryId());
+    }
+  }
+
+  private void applyAcks() {
+    if (closed || pendingAcks.isEmpty()) {
+      return;
+    }
+    List<Map.Entry<Subscription, List<Long>>> batch = new ArrayList<>(pendingAcks.entrySet());
+    pendingAcks.clear();
+    for (Map.Entry<Subscription, List<Long>> e : batch) {
+      Subscription sub = e.getKey();
+      mailboxes.acknowledge(sub.id, e.getValue());
+      if (sub.confirmAcks && subscriptions.get(sub.id) == sub) {
+        out.onNext(ReceiveResponse.newBuilder()
+            .setAcknowledged(Acknowledged.newBuilder()
+                .setMailboxId(sub.id.toWire())
+                .addAllDeliveryIds(e.getValue()))
+            .build());
+      }
+    }
+    for (Map.Entry<Subscription, List<Long>> e : batch) {
+      pump(e.getKey());
     }
   }
 
   /** When the transport can take more: every mailbox may have something waiting. */
   private void pumpAll() {
-    for (MailboxId id : List.copyOf(subscriptions.keySet())) {
-      pump(id);
+    for (Subscription sub : List.copyOf(subscriptions.values())) {
+      pump(sub);
     }
   }
 
-  /** Sends what waits in one mailbox, as far as its window and the transport allow. */
-  private void pump(MailboxId id) {
-    Subscription sub = subscriptions.get(id);
-    if (closed || sub == null) {
+  /** Sends what waits for one mailbox, as far as its window and the transport allow. */
+  private void pump(Subscription sub) {
+    if (closed || subscriptions.get(sub.id) != sub) {
       return;
     }
-    guarded(
-        () -> {
-          while (out.isReady() && sub.unacked.size() < WINDOW) {
-            List<QueuedEnvelope> batch = mailboxes.pending(id, sub.cursor, WINDOW - sub.unacked.size());
-            if (batch.isEmpty()) {
-              return;
-            }
-            for (QueuedEnvelope env : batch) {
-              out.onNext(delivery(env));
-              sub.unacked.add(env.seq());
-              sub.cursor = env.seq() + 1;
-            }
+    guarded(() -> {
+      for (Handoff h; (h = sub.inbox.poll()) != null; ) {
+        sub.buffered.put(h.seq(), h);
+      }
+      sub.readUntil = Math.max(sub.readUntil, sub.droppedUpTo.get());
+      while (out.isReady() && sub.unacked.size() < WINDOW) {
+        dropHandled(sub);
+        Map.Entry<Long, Handoff> first = sub.buffered.firstEntry();
+        if (first != null && first.getValue().previous() <= sub.handled) {
+          // The next write in this mailbox's order: nothing lies between it and what is handled.
+          Handoff h = first.getValue();
+          sub.buffered.pollFirstEntry();
+          handoffBytes.addAndGet(-h.size());
+          if (h.envelope() != null && !mailboxes.isExpired(h.envelope())) {
+            send(sub, h.envelope());
           }
-        });
+          sub.handled = h.seq();
+          continue;
+        }
+        // Past readUntil every write was handed over, or is in progress and will be: wait for
+        // it. Below it, read the store, up to its visible end (a write in progress there wakes
+        // this stream when it is done).
+        if (sub.handled >= sub.readUntil || mailboxes.visibleUpTo(sub.id) <= sub.handled) {
+          return;
+        }
+        QueueSlice slice = mailboxes.pending(sub.id, sub.handled + 1, WINDOW - sub.unacked.size());
+        for (QueuedEnvelope env : slice.envelopes()) {
+          send(sub, env);
+        }
+        if (slice.scannedTo() <= sub.handled && slice.envelopes().isEmpty()) {
+          return;
+        }
+        sub.handled = Math.max(sub.handled, slice.scannedTo());
+      }
+    });
+  }
+
+  private void dropHandled(Subscription sub) {
+    while (!sub.buffered.isEmpty() && sub.buffered.firstKey() <= sub.handled) {
+      handoffBytes.addAndGet(-sub.buffered.pollFirstEntry().getValue().size());
+    }
+  }
+
+  private void send(Subscription sub, QueuedEnvelope env) {
+    out.onNext(delivery(env));
+    sub.unacked.add(env.seq());
   }
 
   private static ReceiveResponse subscribed(MailboxId id) {
@@ -170,6 +309,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   }
 
   private static ReceiveResponse delivery(QueuedEnvelope env) {
+    // The store's arrays are never changed after they are read or written: no need to copy.
     return ReceiveResponse.newBuilder()
         .setDelivery(
             Delivery.newBuilder()
@@ -177,8 +317,8 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
                 .setDeliveryId(env.seq())
                 .setEnvelope(
                     Envelope.newBuilder()
-                        .setId(ByteString.copyFrom(env.envelopeId()))
-                        .setBody(ByteString.copyFrom(env.body()))))
+                        .setId(UnsafeByteOperations.unsafeWrap(env.envelopeId()))
+                        .setBody(UnsafeByteOperations.unsafeWrap(env.body()))))
         .build();
   }
 
@@ -187,6 +327,10 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       action.run();
     } catch (RuntimeException e) {
       fail(GrpcErrors.toStatusException(e, "receive stream"));
+    } catch (Error e) {
+      // An Error (out of memory, most likely) ends this stream, not the thread it ran on.
+      log.error("receive stream failed", e);
+      fail(Status.INTERNAL.withDescription("server error").asRuntimeException());
     }
   }
 
@@ -204,7 +348,12 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
 
   private void release() {
     closed = true;
-    subscriptions.values().forEach(s -> s.registration.close());
+    subscriptions.values().forEach(s -> {
+      if (s.watch != null) {
+        s.watch.close();
+      }
+    });
     subscriptions.clear();
+    pendingAcks.clear();
   }
 }

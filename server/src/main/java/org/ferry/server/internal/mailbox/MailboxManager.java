@@ -12,8 +12,10 @@ import io.grpc.Status;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.server.internal.grpc.GrpcErrors;
+import org.ferry.server.internal.store.MailboxSequencer;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.MailboxUsage;
+import org.ferry.server.internal.store.QueueSlice;
 import org.ferry.server.internal.util.Bytes;
 
 /** Mailboxes, sends, deliveries and invitations: the rules, independent of gRPC. */
@@ -22,7 +24,6 @@ public final class MailboxManager {
   public static final int MAX_INVITATION_BLOB = 8192;
 
   private final MailboxStore store;
-  private final DeliveryNotifier notifier;
   private final Clock clock;
   private final SecureRandom random;
   private final Duration defaultTtl;
@@ -34,7 +35,6 @@ public final class MailboxManager {
 
   public MailboxManager(
       MailboxStore store,
-      DeliveryNotifier notifier,
       Clock clock,
       SecureRandom random,
       Duration defaultTtl,
@@ -43,7 +43,6 @@ public final class MailboxManager {
       throw new IllegalArgumentException("default ttl must be positive: " + defaultTtl);
     }
     this.store = store;
-    this.notifier = notifier;
     this.clock = clock;
     this.random = random;
     this.defaultTtl = defaultTtl;
@@ -116,14 +115,13 @@ public final class MailboxManager {
         try (reservation) {
           store.append(id, envelopeId, body, expiresAt);
         }
-        notifier.notifyNew(id);
       });
       return;
     }
+    // The store tells the mailbox's watchers (its owner's receive streams) when the write is done.
     try (reservation) {
       store.append(id, envelopeId, body, expiresAt);
     }
-    notifier.notifyNew(id);
   }
 
   /** What waits in a mailbox now. */
@@ -154,23 +152,41 @@ public final class MailboxManager {
   }
 
   /**
-   * Up to {@code limit} unexpired envelopes from {@code fromSeq} on, in order. Expired ones met
-   * on the way are deleted.
+   * Up to {@code limit} envelopes from {@code fromSeq} on, in order, read from the store; expired
+   * ones met on the way are deleted and left out, and the slice still covers them, so a reader
+   * moves past a run of expired envelopes instead of stopping at it.
    */
-  public List<QueuedEnvelope> pending(MailboxId id, long fromSeq, int limit) {
+  public QueueSlice pending(MailboxId id, long fromSeq, int limit) {
     Instant now = clock.instant();
-    List<QueuedEnvelope> batch = store.read(id, fromSeq, limit);
-    batch.stream().filter(e -> e.isExpired(now)).forEach(e -> store.delete(id, e.seq()));
-    return batch.stream().filter(e -> !e.isExpired(now)).toList();
+    QueueSlice slice = store.read(id, fromSeq, limit);
+    List<Long> expired = slice.envelopes().stream()
+        .filter(e -> e.isExpired(now)).map(QueuedEnvelope::seq).toList();
+    if (expired.isEmpty()) {
+      return slice;
+    }
+    store.deleteAll(id, expired);
+    return new QueueSlice(
+        slice.envelopes().stream().filter(e -> !e.isExpired(now)).toList(), slice.scannedTo());
   }
 
-  /** Removes an envelope its owner has processed. */
-  public void acknowledge(MailboxId id, long seq) {
-    store.delete(id, seq);
+  /** Whether an envelope handed over fresh from a write has expired by now (a tiny ttl). */
+  public boolean isExpired(QueuedEnvelope envelope) {
+    return envelope.isExpired(clock.instant());
   }
 
-  public DeliveryNotifier.Registration onNew(MailboxId id, Runnable wake) {
-    return notifier.register(id, wake);
+  /** The highest position of the mailbox that a read can see now. */
+  public long visibleUpTo(MailboxId id) {
+    return store.visibleUpTo(id);
+  }
+
+  /** Removes envelopes their owner has processed; positions already gone are skipped. */
+  public void acknowledge(MailboxId id, List<Long> seqs) {
+    store.deleteAll(id, seqs);
+  }
+
+  /** Watches the mailbox's finished writes; see {@link MailboxStore#watch}. */
+  public MailboxSequencer.Watch watch(MailboxId id, MailboxSequencer.Watcher watcher) {
+    return store.watch(id, watcher);
   }
 
   public void putInvitation(

@@ -10,6 +10,8 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
@@ -83,7 +85,7 @@ public final class MailboxStore implements AutoCloseable {
   private final ColumnFamilyHandle expiry;
   private final WriteOptions syncWrite;
   private final WriteOptions asyncWrite;
-  private final SequenceAllocator sequences;
+  private final MailboxSequencer sequences;
   /** Deletes of one mailbox's envelopes (ack, expiry) read then remove under its stripe. */
   private final Object[] stripes = new Object[STRIPES];
   /** Mirrors the persisted total so that budget checks need no read. */
@@ -111,7 +113,7 @@ public final class MailboxStore implements AutoCloseable {
     this.asyncWrite = new WriteOptions();
     byte[] ceiling = db.get(meta, SEQ_CEILING);
     this.sequences =
-        new SequenceAllocator(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
+        new MailboxSequencer(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
     this.queuedBytes = new AtomicLong(counter(TOTAL_BYTES));
     for (int i = 0; i < STRIPES; i++) {
       stripes[i] = new Object();
@@ -177,7 +179,8 @@ public final class MailboxStore implements AutoCloseable {
 
   /**
    * Appends durably (synced) and returns the envelope's position in its mailbox. The body must
-   * be one of the padding-bucket sizes: the store holds nothing else.
+   * be one of the padding-bucket sizes: the store holds nothing else. Once the write finished,
+   * stored or failed, the mailbox's watchers ({@link #watch}) are told, on this thread.
    */
   public long append(MailboxId mailbox, byte[] envelopeId, byte[] body, Instant expiresAt) {
     if (!PaddingBuckets.isBucketSize(body.length)) {
@@ -186,8 +189,10 @@ public final class MailboxStore implements AutoCloseable {
     if (envelopeId.length != QueuedEnvelope.ENVELOPE_ID_LENGTH) {
       throw new IllegalArgumentException("envelope id must be 16 bytes: " + envelopeId.length);
     }
-    long seq = sequences.begin();
+    MailboxSequencer.Begun begun = sequences.begin(mailbox);
+    QueuedEnvelope stored = null;
     try (WriteBatch batch = new WriteBatch()) {
+      long seq = begun.seq();
       ByteBuffer v = ByteBuffer.allocate(QUEUE_VALUE_OVERHEAD + body.length);
       v.put(FORMAT).putLong(expiresAt.toEpochMilli()).put(envelopeId).put(body);
       batch.put(queue, queueKey(mailbox, seq), v.array());
@@ -197,12 +202,31 @@ public final class MailboxStore implements AutoCloseable {
       batch.merge(usage, TOTAL_BYTES, delta(body.length));
       db.write(syncWrite, batch);
       queuedBytes.addAndGet(body.length);
+      stored = new QueuedEnvelope(mailbox, seq, envelopeId, body, expiresAt);
       return seq;
     } catch (RocksDBException e) {
       throw new StoreException("cannot append to queue", e);
     } finally {
-      sequences.complete(seq);
+      sequences.finish(mailbox, begun, stored);
     }
+  }
+
+  /**
+   * Watches {@code mailbox}'s appends: the watcher hears of each one that finishes after this
+   * call, with the mailbox's position before it, until the watch is closed. A reader that starts
+   * from the store and then follows the watcher misses nothing: every append at a position above
+   * {@link MailboxSequencer.Watch#from()} is told, the rest is in the store.
+   */
+  public MailboxSequencer.Watch watch(MailboxId mailbox, MailboxSequencer.Watcher watcher) {
+    return sequences.watch(mailbox, watcher);
+  }
+
+  /**
+   * The highest position of {@code mailbox} that a read can see now: no write to the mailbox
+   * below it is still in progress, so nothing will appear there later.
+   */
+  public long visibleUpTo(MailboxId mailbox) {
+    return sequences.visibleUpTo(mailbox);
   }
 
   /** How many envelopes, and how many body bytes, wait in {@code mailbox}. */
@@ -218,13 +242,15 @@ public final class MailboxStore implements AutoCloseable {
 
   /**
    * Reads up to {@code limit} envelopes of {@code mailbox} with positions from {@code fromSeq}
-   * on, in order, stopping before any position whose write may still be in progress.
+   * on, in order, stopping before any position whose write may still be in progress. The slice
+   * says how far the read covered: the last envelope's position when the limit was reached,
+   * otherwise the mailbox's visible end.
    */
-  public List<QueuedEnvelope> read(MailboxId mailbox, long fromSeq, int limit) {
-    long upTo = sequences.visibleUpTo();
+  public QueueSlice read(MailboxId mailbox, long fromSeq, int limit) {
+    long upTo = sequences.visibleUpTo(mailbox);
     List<QueuedEnvelope> out = new ArrayList<>();
-    if (fromSeq > upTo) {
-      return out;
+    if (fromSeq > upTo || limit <= 0) {
+      return new QueueSlice(out, fromSeq - 1);
     }
     byte[] prefix = mailbox.bytes();
     try (Slice upper = new Slice(queueKey(mailbox, upTo + 1));
@@ -249,7 +275,8 @@ public final class MailboxStore implements AutoCloseable {
     } catch (RocksDBException e) {
       throw new StoreException("cannot read queue", e);
     }
-    return out;
+    long scannedTo = out.size() == limit ? out.get(out.size() - 1).seq() : upTo;
+    return new QueueSlice(out, scannedTo);
   }
 
   /**
@@ -257,25 +284,50 @@ public final class MailboxStore implements AutoCloseable {
    * gone already. Not synced: see the class comment.
    */
   public boolean delete(MailboxId mailbox, long seq) {
-    byte[] key = queueKey(mailbox, seq);
+    return deleteAll(mailbox, List.of(seq)) == 1;
+  }
+
+  /**
+   * Removes delivered (or expired) envelopes of one mailbox, with their index entries and counts,
+   * in one write batch; positions already gone are skipped. Returns how many were removed. Not
+   * synced: see the class comment.
+   */
+  public int deleteAll(MailboxId mailbox, List<Long> seqs) {
+    if (seqs.isEmpty()) {
+      return 0;
+    }
+    seqs = List.copyOf(new LinkedHashSet<>(seqs));
+    List<byte[]> keys = new ArrayList<>(seqs.size());
+    for (long seq : seqs) {
+      keys.add(queueKey(mailbox, seq));
+    }
     synchronized (stripes[Math.floorMod(mailbox.hashCode(), STRIPES)]) {
       try (WriteBatch batch = new WriteBatch()) {
-        byte[] value = db.get(queue, key);
-        if (value == null) {
-          return false;
+        List<byte[]> values = db.multiGetAsList(Collections.nCopies(keys.size(), queue), keys);
+        int removed = 0;
+        long bytes = 0;
+        for (int i = 0; i < keys.size(); i++) {
+          byte[] value = values.get(i);
+          if (value == null) {
+            continue;
+          }
+          ByteBuffer v = ByteBuffer.wrap(value);
+          checkFormat(v.get());
+          long expiresAt = v.getLong();
+          batch.delete(queue, keys.get(i));
+          batch.delete(expiry, expiryKey(QUEUE_KIND, expiresAt, mailbox, seqs.get(i)));
+          bytes += value.length - QUEUE_VALUE_OVERHEAD;
+          removed++;
         }
-        ByteBuffer v = ByteBuffer.wrap(value);
-        checkFormat(v.get());
-        long expiresAt = v.getLong();
-        int bodyLength = value.length - QUEUE_VALUE_OVERHEAD;
-        batch.delete(queue, key);
-        batch.delete(expiry, expiryKey(QUEUE_KIND, expiresAt, mailbox, seq));
-        batch.merge(usage, usageKey(mailbox, COUNT), delta(-1));
-        batch.merge(usage, usageKey(mailbox, BYTES), delta(-bodyLength));
-        batch.merge(usage, TOTAL_BYTES, delta(-bodyLength));
+        if (removed == 0) {
+          return 0;
+        }
+        batch.merge(usage, usageKey(mailbox, COUNT), delta(-removed));
+        batch.merge(usage, usageKey(mailbox, BYTES), delta(-bytes));
+        batch.merge(usage, TOTAL_BYTES, delta(-bytes));
         db.write(asyncWrite, batch);
-        queuedBytes.addAndGet(-bodyLength);
-        return true;
+        queuedBytes.addAndGet(-bytes);
+        return removed;
       } catch (RocksDBException e) {
         throw new StoreException("cannot delete from queue", e);
       }

@@ -44,15 +44,17 @@ public final class SerializingExecutor implements Executor {
       while ((task = tasks.poll()) != null) {
         try {
           task.run();
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
+          // Tasks handle their own failures; one that escapes is logged and must not strand
+          // the tasks queued behind it.
           log.error("task failed", e);
         }
       }
     } finally {
       running.set(false);
-    }
-    if (!tasks.isEmpty()) {
-      schedule();
+      if (!tasks.isEmpty()) {
+        schedule();
+      }
     }
   }
 }

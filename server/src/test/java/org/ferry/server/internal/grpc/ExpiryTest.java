@@ -34,7 +34,7 @@ class ExpiryTest {
       assertEquals(1, server.manager.sweepExpired());
       assertEquals(new MailboxUsage(0, 0), server.manager.usage(id));
       assertEquals(0, server.store.queuedBytes());
-      assertEquals(0, server.store.read(id, 0, 100).size());
+      assertEquals(0, server.store.read(id, 0, 100).envelopes().size());
     }
   }
 

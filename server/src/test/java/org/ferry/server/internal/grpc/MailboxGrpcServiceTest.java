@@ -38,7 +38,7 @@ class MailboxGrpcServiceTest {
   }
 
   private int stored(TestServer.Box box) {
-    return server.store.read(new MailboxId(box.id().toByteArray()), 0, Integer.MAX_VALUE).size();
+    return server.store.read(new MailboxId(box.id().toByteArray()), 0, Integer.MAX_VALUE).envelopes().size();
   }
 
   private static Status.Code codeOf(Runnable call) {
@@ -226,7 +226,7 @@ class MailboxGrpcServiceTest {
     TestServer.Box box = server.createMailbox();
     server.mailboxes().send(TestServer.sendTo(box, TestServer.bytes(16), 1024).setTtlSeconds(Integer.MAX_VALUE).build());
     server.clock.advance(TestServer.DEFAULT_TTL.plusSeconds(1));
-    assertTrue(server.store.read(new MailboxId(box.id().toByteArray()), 0, 10).get(0)
+    assertTrue(server.store.read(new MailboxId(box.id().toByteArray()), 0, 10).envelopes().get(0)
         .isExpired(server.clock.instant()));
   }
 }

@@ -23,6 +23,7 @@ import org.ferry.proto.v1.Subscribe;
 /** An owner's receive stream, driven by a test. */
 final class OwnerStream implements AutoCloseable {
   private final BlockingQueue<Delivery> deliveries = new LinkedBlockingQueue<>();
+  private final BlockingQueue<Long> acknowledged = new LinkedBlockingQueue<>();
   private final AtomicReference<byte[]> nonce = new AtomicReference<>();
   private final AtomicReference<Status> ended = new AtomicReference<>();
   private final StreamObserver<ReceiveRequest> requests;
@@ -35,6 +36,8 @@ final class OwnerStream implements AutoCloseable {
           nonce.set(r.getChallenge().getNonce().toByteArray());
         } else if (r.hasDelivery()) {
           deliveries.add(r.getDelivery());
+        } else if (r.hasAcknowledged()) {
+          acknowledged.addAll(r.getAcknowledged().getDeliveryIdsList());
         }
       }
 
@@ -67,17 +70,38 @@ final class OwnerStream implements AutoCloseable {
     return this;
   }
 
-  /** Waits for {@code n} deliveries (at most 10 s) and returns them. */
-  List<Delivery> take(int n) throws InterruptedException {
-    List<Delivery> out = new ArrayList<>();
+  /** Subscribes asking the server to confirm acks ({@link #takeAcknowledged}). */
+  OwnerStream subscribeConfirmingAcks(TestServer.Box box) {
+    requests.onNext(ReceiveRequest.newBuilder()
+        .setSubscribe(Subscribe.newBuilder()
+            .setMailboxId(box.id())
+            .setSignature(ByteString.copyFrom(OwnerKeys.sign(
+                box.owner().getPrivate(), OwnerKeys.RECEIVE_CONTEXT, nonce(), box.id().toByteArray())))
+            .setConfirmAcks(true))
+        .build());
+    return this;
+  }
+
+  /** Waits for {@code n} confirmed delivery ids (at most 10 s) and returns them. */
+  List<Long> takeAcknowledged(int n) throws InterruptedException {
+    return take(acknowledged, n, "acknowledged deliveries");
+  }
+
+  private static <T> List<T> take(BlockingQueue<T> queue, int n, String what) throws InterruptedException {
+    List<T> out = new ArrayList<>();
     while (out.size() < n) {
-      Delivery d = deliveries.poll(10, TimeUnit.SECONDS);
-      if (d == null) {
-        throw new AssertionError("expected " + n + " deliveries, got " + out.size());
+      T item = queue.poll(10, TimeUnit.SECONDS);
+      if (item == null) {
+        throw new AssertionError("expected " + n + " " + what + ", got " + out.size());
       }
-      out.add(d);
+      out.add(item);
     }
     return out;
+  }
+
+  /** Waits for {@code n} deliveries (at most 10 s) and returns them. */
+  List<Delivery> take(int n) throws InterruptedException {
+    return take(deliveries, n, "deliveries");
   }
 
   /** Deliveries that arrive within {@code within}; for asserting that none come. */

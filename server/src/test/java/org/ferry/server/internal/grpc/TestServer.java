@@ -19,7 +19,6 @@ import org.ferry.proto.v1.Envelope;
 import org.ferry.proto.v1.InvitationsGrpc;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.proto.v1.SendRequest;
-import org.ferry.server.internal.mailbox.DeliveryNotifier;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
@@ -44,7 +43,7 @@ final class TestServer implements AutoCloseable {
 
   TestServer(Path dir, ServerLimits limits) throws Exception {
     store = MailboxStore.open(dir);
-    manager = new MailboxManager(store, new DeliveryNotifier(), clock, RANDOM, DEFAULT_TTL, limits);
+    manager = new MailboxManager(store, clock, RANDOM, DEFAULT_TTL, limits);
     ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name)

@@ -124,7 +124,7 @@ class QueueModelTest {
 
     void open() throws IOException {
       store = MailboxStore.open(dir);
-      manager = new MailboxManager(store, new DeliveryNotifier(), clock, random, DEFAULT_TTL, LIMITS);
+      manager = new MailboxManager(store, clock, random, DEFAULT_TTL, LIMITS);
     }
 
     void restart() throws IOException {
@@ -215,7 +215,7 @@ class QueueModelTest {
           int limit = 1 + rnd.nextInt(8);
           List<String> expected = model.receive(box, limit, real.clock.instant()).stream().map(Entry::id).toList();
           List<String> actual = new ArrayList<>();
-          for (QueuedEnvelope e : real.manager.pending(id, 0, limit)) {
+          for (QueuedEnvelope e : real.manager.pending(id, 0, limit).envelopes()) {
             actual.add(hex(e.envelopeId()));
             real.delivered.put(hex(e.envelopeId()), new long[] {box, e.seq()});
           }
@@ -232,7 +232,7 @@ class QueueModelTest {
           if (rnd.nextInt(3) != 0) {
             real.delivered.remove(envelope);
           }
-          real.manager.acknowledge(real.ids.get((int) where[0]), where[1]);
+          real.manager.acknowledge(real.ids.get((int) where[0]), List.of(where[1]));
           model.queues.get((int) where[0]).removeIf(e -> e.id().equals(envelope));
           log.add("ack " + envelope.substring(0, 6));
         } else if (op < 99) {
@@ -258,7 +258,7 @@ class QueueModelTest {
     long total = 0;
     for (int box = 0; box < MAILBOXES; box++) {
       MailboxId id = real.ids.get(box);
-      List<String> stored = real.store.read(id, 0, Integer.MAX_VALUE).stream()
+      List<String> stored = real.store.read(id, 0, Integer.MAX_VALUE).envelopes().stream()
           .map(e -> hex(e.envelopeId())).toList();
       check(seed, step, log, model.queues.get(box).stream().map(Entry::id).toList(), stored);
       check(seed, step, log, new MailboxUsage(model.count(box), model.bytes(box)), real.store.usage(id));

@@ -39,13 +39,13 @@ class MailboxStoreTest {
       }
     }
     try (MailboxStore store = MailboxStore.open(dir)) {
-      List<QueuedEnvelope> got = store.read(a, 0, 100);
+      List<QueuedEnvelope> got = store.read(a, 0, 100).envelopes();
       assertEquals(5, got.size());
       for (int i = 0; i < 5; i++) {
         assertArrayEquals(id16(i), got.get(i).envelopeId());
         assertEquals(1024, got.get(i).body().length);
       }
-      assertEquals(5, store.read(b, 0, 100).size());
+      assertEquals(5, store.read(b, 0, 100).envelopes().size());
       long after = store.append(a, id16(9), new byte[1024], LATER);
       assertTrue(after > got.get(4).seq(), "positions must keep growing across a reopen");
     }
@@ -59,11 +59,11 @@ class MailboxStoreTest {
       long s1 = store.append(a, id16(1), new byte[1024], LATER);
       store.append(a, id16(2), new byte[1024], LATER);
       store.delete(a, s0);
-      List<QueuedEnvelope> rest = store.read(a, 0, 100);
+      List<QueuedEnvelope> rest = store.read(a, 0, 100).envelopes();
       assertEquals(2, rest.size());
       assertEquals(s1, rest.get(0).seq());
-      assertEquals(1, store.read(a, s1 + 1, 100).size());
-      assertEquals(1, store.read(a, 0, 1).size());
+      assertEquals(1, store.read(a, s1 + 1, 100).envelopes().size());
+      assertEquals(1, store.read(a, 0, 1).envelopes().size());
     }
   }
 
@@ -120,7 +120,7 @@ class MailboxStoreTest {
         assertThrows(IllegalArgumentException.class, () -> store.append(a, id16(0), new byte[size], LATER));
       }
       assertEquals(new MailboxUsage(0, 0), store.usage(a));
-      assertEquals(0, store.read(a, 0, 10).size());
+      assertEquals(0, store.read(a, 0, 10).envelopes().size());
     }
   }
 
@@ -135,7 +135,7 @@ class MailboxStoreTest {
       store.delete(a, acked);
       assertEquals(0, store.deleteExpiredEnvelopes(t0.plusSeconds(9)));
       assertEquals(1, store.deleteExpiredEnvelopes(t0.plusSeconds(10)));
-      List<QueuedEnvelope> left = store.read(a, 0, 10);
+      List<QueuedEnvelope> left = store.read(a, 0, 10).envelopes();
       assertEquals(1, left.size());
       assertArrayEquals(id16(0), left.get(0).envelopeId());
       assertEquals(1, store.deleteExpiredEnvelopes(t0.plusSeconds(60)));

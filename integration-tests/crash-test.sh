@@ -4,8 +4,11 @@
 #
 #   integration-tests/crash-test.sh CYCLES [--unsafe-ack-before-write]
 #
-# prints one line, `crash-test: cycles=N acked=A delivered=D lost=L duplicates=U`, and exits
-# non-zero when L > 0. --unsafe-ack-before-write starts the server in a test-only mode that
+# prints one line, `crash-test: cycles=N acked=A delivered=D lost=L stranded=S duplicates=U
+# redelivered=R`, and exits non-zero when L, S or U is not 0: L acknowledged but never delivered,
+# S delivered only to fresh receivers after a final restart (the connected ones never got it), U
+# delivered again after the server confirmed its ack; R (allowed, at-least-once) delivered again
+# before any confirmation. --unsafe-ack-before-write starts the server in a test-only mode that
 # acknowledges sends before writing them; the harness must then report lost > 0.
 # Copyright the Ferry developers. AGPL-3.0-or-later.
 set -euo pipefail

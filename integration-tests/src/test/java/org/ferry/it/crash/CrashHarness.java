@@ -8,16 +8,13 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.it.load.LoadClient;
 import org.ferry.it.load.Receiver;
 import org.ferry.it.load.ServerProcess;
@@ -26,37 +23,36 @@ import org.ferry.proto.v1.MailboxesGrpc;
 
 /**
  * Kills a real server with SIGKILL at random moments under concurrent load, restarts it, and
- * checks against its own ledger that every send the server acknowledged is delivered.
+ * checks against its own ledger that every send the server acknowledged is delivered, in time,
+ * and not again once its ack was confirmed.
  *
  * <p>Senders record a send in the ledger only once the server acknowledged it; receivers record
- * a delivery before they acknowledge it. After the last cycle the server runs once more, the
- * receivers drain every mailbox, and the harness prints
- * {@code crash-test: cycles=N acked=A delivered=D lost=L duplicates=U}: D distinct acknowledged
- * envelopes delivered, L acknowledged but never delivered, U deliveries beyond the first of an
- * envelope (expected after crashes: delivery is at-least-once).
+ * a delivery before they acknowledge it, and the server's confirmations of their acks. After the
+ * last cycle the senders stop and the harness waits, at most {@link #LIVE_WAIT}, for every
+ * acknowledged envelope to reach the receivers that followed the server through its crashes.
+ * Then it restarts the server once more, connects fresh receivers and waits again. It prints
+ * {@code crash-test: cycles=N acked=A delivered=D lost=L stranded=S duplicates=U redelivered=R}
+ * (see {@link CrashLedger}): L never delivered, S delivered only to the fresh receivers, U
+ * delivered again after the server confirmed the ack, R delivered again before that (allowed).
  *
  * <pre>java -cp ... org.ferry.it.crash.CrashHarness SERVER_JAR WORK_DIR CYCLES [--unsafe-ack-before-write]</pre>
  */
 public final class CrashHarness {
+  private static final HexFormat HEX = HexFormat.of();
   private static final int SENDERS = 6;
   private static final int MAILBOXES = 6;
   private static final int RECEIVERS = 2;
   private static final int BODY = 1024;
-
-  /** What a run found. */
-  public record Result(int cycles, long acked, long delivered, long lost, long duplicates) {
-    public String line() {
-      return "crash-test: cycles=" + cycles + " acked=" + acked + " delivered=" + delivered
-          + " lost=" + lost + " duplicates=" + duplicates;
-    }
-  }
+  /** How long live receivers may take to get everything once the senders stopped. */
+  static final Duration LIVE_WAIT = Duration.ofSeconds(20);
+  /** How long fresh receivers may take after the final restart. */
+  static final Duration FINAL_WAIT = Duration.ofSeconds(30);
 
   private final ServerProcess.Command command;
   private final int cycles;
   private final Random random;
-  private final Map<String, Integer> ackedTo = new ConcurrentHashMap<>();
-  private final Map<String, AtomicInteger> deliveries = new ConcurrentHashMap<>();
-  private final AtomicLong lastDelivery = new AtomicLong(System.nanoTime());
+  private final CrashLedger account = new CrashLedger();
+  private volatile CrashLedger.Phase phase = CrashLedger.Phase.LIVE;
   private final BufferedWriter ledger;
   private volatile ServerProcess server;
   private volatile ManagedChannel channel;
@@ -80,12 +76,12 @@ public final class CrashHarness {
         ? List.of("--unsafe-ack-before-write") : List.of();
     ServerProcess.Command command = ServerProcess.Command.fromJar(
         Path.of(args[0]), work.resolve("server"), List.of("-Xmx512m"), extra);
-    Result r = new CrashHarness(command, Integer.parseInt(args[2]), System.nanoTime()).run();
+    CrashLedger.Result r = new CrashHarness(command, Integer.parseInt(args[2]), System.nanoTime()).run();
     System.out.println(r.line());
-    System.exit(r.lost() > 0 ? 1 : 0);
+    System.exit(r.passed() ? 0 : 1);
   }
 
-  public Result run() throws Exception {
+  public CrashLedger.Result run() throws Exception {
     server = ServerProcess.start(command, 0);
     int port = server.address().port();
     channel = LoadClient.channel(server.address());
@@ -102,14 +98,7 @@ public final class CrashHarness {
       t.start();
       senders.add(t);
     }
-    List<Receiver> receivers = new ArrayList<>();
-    for (int i = 0; i < RECEIVERS; i++) {
-      List<LoadClient.Mailbox> mine = new ArrayList<>();
-      for (int m = i; m < MAILBOXES; m += RECEIVERS) {
-        mine.add(mailboxes.get(m));
-      }
-      receivers.add(new Receiver(() -> server.address(), mine, this::delivered));
-    }
+    List<Receiver> receivers = receivers(mailboxes);
     for (int cycle = 0; cycle < cycles; cycle++) {
       // Run under load for a random while, then kill without warning.
       stopSending.await(200 + random.nextInt(1300), TimeUnit.MILLISECONDS);
@@ -123,14 +112,35 @@ public final class CrashHarness {
     for (Thread t : senders) {
       t.join(30_000);
     }
-    drain();
-    for (Receiver r : receivers) {
-      r.close();
+    // The receivers that lived through the crashes must get everything, without any help.
+    awaitLedger(LIVE_WAIT);
+    receivers.forEach(Receiver::close);
+    // Whatever they did not get is either on disk (stranded) or gone (lost): ask fresh ones.
+    if (account.missing() > 0) {
+      phase = CrashLedger.Phase.FINAL;
+      server.close();
+      server = ServerProcess.start(command, port);
+      receivers = receivers(mailboxes);
+      awaitLedger(FINAL_WAIT);
+      receivers.forEach(Receiver::close);
     }
     channel.shutdownNow();
     server.close();
     ledger.close();
-    return tally();
+    return account.result(cycles);
+  }
+
+  private List<Receiver> receivers(List<LoadClient.Mailbox> mailboxes) {
+    List<Receiver> receivers = new ArrayList<>();
+    for (int i = 0; i < RECEIVERS; i++) {
+      List<LoadClient.Mailbox> mine = new ArrayList<>();
+      for (int m = i; m < MAILBOXES; m += RECEIVERS) {
+        mine.add(mailboxes.get(m));
+      }
+      receivers.add(new Receiver(() -> server.address(), mine, this::delivered,
+          (mailbox, ids) -> ids.forEach(id -> account.confirmed(HEX.formatHex(mailbox.toByteArray()), id))));
+    }
+    return receivers;
   }
 
   private void send(List<LoadClient.Mailbox> mailboxes, CountDownLatch stop, Random rnd) {
@@ -144,7 +154,7 @@ public final class CrashHarness {
         MailboxesGrpc.newBlockingStub(channel)
             .withDeadlineAfter(10, TimeUnit.SECONDS)
             .send(mailboxes.get(box).send(envelopeId, body));
-        acked(HexFormat.of().formatHex(envelopeId), box);
+        acked(HEX.formatHex(envelopeId));
       } catch (StatusRuntimeException e) {
         // The server is down or restarting: this send's fate is unknown, so it is not in the
         // ledger. Pause briefly instead of spinning.
@@ -158,8 +168,8 @@ public final class CrashHarness {
     }
   }
 
-  private void acked(String id, int box) {
-    ackedTo.put(id, box);
+  private void acked(String id) {
+    account.acked(id);
     synchronized (ledger) {
       try {
         ledger.write(id);
@@ -171,30 +181,16 @@ public final class CrashHarness {
   }
 
   private void delivered(Delivery d) {
-    deliveries.computeIfAbsent(HexFormat.of().formatHex(d.getEnvelope().getId().toByteArray()),
-        k -> new AtomicInteger()).incrementAndGet();
-    lastDelivery.set(System.nanoTime());
+    account.delivered(HEX.formatHex(d.getEnvelope().getId().toByteArray()),
+        HEX.formatHex(d.getMailboxId().toByteArray()), d.getDeliveryId(), phase);
   }
 
-  /** Waits until every acknowledged send has arrived, or nothing has arrived for a while. */
-  private void drain() throws InterruptedException {
-    long quietNanos = TimeUnit.SECONDS.toNanos(3);
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+  /** Waits until every acknowledged envelope was delivered, or {@code bound} has passed. */
+  private void awaitLedger(Duration bound) throws InterruptedException {
+    long deadline = System.nanoTime() + bound.toNanos();
     CountDownLatch never = new CountDownLatch(1);
-    while (System.nanoTime() < deadline) {
-      boolean allIn = ackedTo.keySet().stream().allMatch(deliveries::containsKey);
-      boolean quiet = System.nanoTime() - lastDelivery.get() > quietNanos;
-      if (quiet || (allIn && System.nanoTime() - lastDelivery.get() > quietNanos / 3)) {
-        return;
-      }
+    while (account.missing() > 0 && System.nanoTime() < deadline) {
       never.await(100, TimeUnit.MILLISECONDS);
     }
-  }
-
-  private Result tally() {
-    long delivered = ackedTo.keySet().stream().filter(deliveries::containsKey).count();
-    long lost = ackedTo.size() - delivered;
-    long duplicates = deliveries.values().stream().mapToLong(c -> c.get() - 1).sum();
-    return new Result(cycles, ackedTo.size(), delivered, lost, duplicates);
   }
 }

@@ -1,5 +1,6 @@
 package org.ferry.it.load;
 
+import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import java.util.List;
@@ -27,18 +28,34 @@ public final class Receiver implements AutoCloseable {
     void delivered(Delivery delivery);
   }
 
+  /** Told of the server's confirmations of acks (see {@code Subscribe.confirm_acks}). */
+  public interface AckListener {
+    void confirmed(ByteString mailbox, List<Long> deliveryIds);
+  }
+
   private final Supplier<ServerAddress> server;
   private final List<LoadClient.Mailbox> mailboxes;
   private final Listener listener;
+  private final AckListener ackListener;
   private final CountDownLatch stopped = new CountDownLatch(1);
   private final AtomicReference<ManagedChannel> channel = new AtomicReference<>();
   private final Thread thread;
   private final AtomicInteger streams = new AtomicInteger();
 
   public Receiver(Supplier<ServerAddress> server, List<LoadClient.Mailbox> mailboxes, Listener listener) {
+    this(server, mailboxes, listener, null);
+  }
+
+  /**
+   * A receiver that asks the server to confirm its acks and hands the confirmations to
+   * {@code ackListener} (null: do not ask).
+   */
+  public Receiver(Supplier<ServerAddress> server, List<LoadClient.Mailbox> mailboxes, Listener listener,
+      AckListener ackListener) {
     this.server = server;
     this.mailboxes = List.copyOf(mailboxes);
     this.listener = listener;
+    this.ackListener = ackListener;
     this.thread = new Thread(this::loop, "receiver");
     thread.setDaemon(true);
     thread.start();
@@ -59,7 +76,8 @@ public final class Receiver implements AutoCloseable {
               requests.get().onNext(ReceiveRequest.newBuilder()
                   .setSubscribe(Subscribe.newBuilder()
                       .setMailboxId(m.id())
-                      .setSignature(m.sign(r.getChallenge().getNonce())))
+                      .setSignature(m.sign(r.getChallenge().getNonce()))
+                      .setConfirmAcks(ackListener != null))
                   .build());
             }
           } else if (r.hasDelivery()) {
@@ -68,6 +86,8 @@ public final class Receiver implements AutoCloseable {
             requests.get().onNext(ReceiveRequest.newBuilder()
                 .setAck(Ack.newBuilder().setMailboxId(d.getMailboxId()).setDeliveryId(d.getDeliveryId()))
                 .build());
+          } else if (r.hasAcknowledged() && ackListener != null) {
+            ackListener.confirmed(r.getAcknowledged().getMailboxId(), r.getAcknowledged().getDeliveryIdsList());
           }
         }
 

@@ -66,6 +66,8 @@ public final class FerryClient implements AutoCloseable {
   public static final Duration DEFAULT_INVITATION_VALIDITY = Duration.ofDays(7);
   /** The longest an invitation may stay valid (servers keep bundles no longer). */
   public static final Duration MAX_INVITATION_VALIDITY = Duration.ofDays(30);
+  /** How long {@link #send} waits for an invited contact's acceptance once subscribed: 1 s. */
+  static final Duration ACCEPTANCE_WAIT = Duration.ofSeconds(1);
 
   private final ClientContext ctx;
   private final CarrierConnector connector;
@@ -260,11 +262,14 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /**
-   * Sends a text message. Returns once the contact's server holds it durably.
+   * Sends a text message. Returns once the contact's server holds it durably. To a contact we
+   * invited and have not heard from yet, it first looks for their acceptance on our server
+   * (waiting up to 1 s after subscribing; any other messages found stay for {@link #receive}).
    *
    * @return the message id (hex), as the recipient will see it
-   * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY, IDENTITY_CHANGED, TOO_LARGE,
-   *     UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these the message was not sent
+   * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
+   *     IDENTITY_CHANGED, TOO_LARGE, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
+   *     the message was not sent
    */
   public synchronized String send(String label, String text) {
     Objects.requireNonNull(text, "text");
@@ -274,8 +279,16 @@ public final class FerryClient implements AutoCloseable {
       contact = ContactBook.require(txn, label);
     }
     if (contact.getState() == ContactRecord.State.INVITED) {
-      throw new FerryException(FerryException.Reason.CONTACT_NOT_READY,
-          "'" + label + "' has not accepted your invitation yet; run receive to pick up their answer");
+      // Their acceptance may be waiting on our server: pick it up (other messages stay in the
+      // local inbox for the next receive).
+      receiver.collect(ACCEPTANCE_WAIT, contact.getId());
+      try (LocalStore.Txn txn = ctx.store().begin()) {
+        contact = ContactBook.require(txn, label);
+      }
+      if (contact.getState() == ContactRecord.State.INVITED) {
+        throw new FerryException(FerryException.Reason.CONTACT_NOT_READY,
+            "'" + label + "' has not accepted your invitation yet");
+      }
     }
     if (contact.getHandshakePending()) {
       sender.sendContactCard(contact.getId());

@@ -48,6 +48,22 @@ class CliScenarioTest {
   }
 
   @Test
+  void theInviterCanSendRightAfterTheInviteeAcceptedWithoutReceivingFirst() throws Exception {
+    Path a = dir.resolve("a");
+    Path b = dir.resolve("b");
+    try (RunningServer server = new RunningServer(dir.resolve("server"))) {
+      Cli.ok(a, "init", "--server", server.address().toString());
+      Cli.ok(b, "init", "--server", server.address().toString());
+      Cli.ok(b, "accept", Cli.ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
+      Cli.ok(b, "send", "alice", "first");
+      // Send finds Bob's acceptance on Alice's server, and keeps his message for her receive.
+      Cli.ok(a, "send", "bob", "hello");
+      assertEquals(List.of("alice: hello"), Cli.client(b, "receive", "--timeout", "1").outLines());
+      assertEquals(List.of("bob: first"), Cli.client(a, "receive", "--timeout", "1").outLines());
+    }
+  }
+
+  @Test
   void manyMessagesArriveInOrderAndEachOnce() throws Exception {
     Path a = dir.resolve("a");
     Path b = dir.resolve("b");

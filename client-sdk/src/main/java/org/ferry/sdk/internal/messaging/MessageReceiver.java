@@ -116,12 +116,29 @@ public final class MessageReceiver {
    * to {@code listener}.
    */
   public int receive(Duration idle, MessageListener listener) {
+    return receive(idle, listener, c -> true);
+  }
+
+  /**
+   * Fetches and processes what waits in one contact's mailbox (its acceptance, above all) until
+   * {@code idle} passes with nothing new, keeping any messages in the local inbox for the next
+   * {@link #receive}.
+   */
+  public void collect(Duration idle, String contactId) {
+    receive(idle, null, c -> c.getId().equals(contactId));
+  }
+
+  /** With a null listener, messages stay in the local inbox. */
+  private int receive(Duration idle, MessageListener listener, java.util.function.Predicate<ContactRecord> which) {
     forgetOldEnvelopeIds();
-    int handed = handOverInbox(listener);
+    int handed = listener == null ? 0 : handOverInbox(listener);
     Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
     Map<ByteString, String> contactByInbox = new HashMap<>();
     try (LocalStore.Txn txn = ctx.store().begin()) {
       for (ContactRecord c : ContactBook.all(txn)) {
+        if (!which.test(c)) {
+          continue;
+        }
         byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
         contactByInbox.put(c.getInbox().getMailboxId(), c.getId());
       }
@@ -254,6 +271,9 @@ public final class MessageReceiver {
     stream.onNext(ReceiveRequest.newBuilder()
         .setAck(Ack.newBuilder().setMailboxId(delivery.getMailboxId()).setDeliveryId(delivery.getDeliveryId()))
         .build());
+    if (listener == null) {
+      return 0;
+    }
     if (established != null) {
       listener.onContactEstablished(established);
     }

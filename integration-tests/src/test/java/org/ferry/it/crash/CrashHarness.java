@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.it.load.LoadClient;
 import org.ferry.it.load.Receiver;
 import org.ferry.it.load.ServerProcess;
@@ -43,6 +44,8 @@ public final class CrashHarness {
   private static final int MAILBOXES = 6;
   private static final int RECEIVERS = 2;
   private static final int BODY = 1024;
+  /** Sends each server must acknowledge before the harness may kill it. */
+  static final int MIN_ACKS_PER_CYCLE = 20;
   /** How long live receivers may take to get everything once the senders stopped. */
   static final Duration LIVE_WAIT = Duration.ofSeconds(20);
   /** How long fresh receivers may take after the final restart. */
@@ -53,6 +56,7 @@ public final class CrashHarness {
   private final Random random;
   private final CrashLedger account = new CrashLedger();
   private volatile CrashLedger.Phase phase = CrashLedger.Phase.LIVE;
+  private final AtomicLong ackCount = new AtomicLong();
   private final BufferedWriter ledger;
   private volatile ServerProcess server;
   private volatile ManagedChannel channel;
@@ -100,8 +104,14 @@ public final class CrashHarness {
     }
     List<Receiver> receivers = receivers(mailboxes);
     for (int cycle = 0; cycle < cycles; cycle++) {
-      // Run under load for a random while, then kill without warning.
-      stopSending.await(200 + random.nextInt(1300), TimeUnit.MILLISECONDS);
+      // Run under load: once this server acknowledged some sends (however slow the machine is),
+      // a random while more, then kill without warning.
+      long before = ackCount.get();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (ackCount.get() - before < MIN_ACKS_PER_CYCLE && System.nanoTime() < deadline) {
+        stopSending.await(10, TimeUnit.MILLISECONDS);
+      }
+      stopSending.await(random.nextInt(1300), TimeUnit.MILLISECONDS);
       server.kill();
       server = ServerProcess.start(command, port);
       ManagedChannel old = channel;
@@ -170,6 +180,7 @@ public final class CrashHarness {
 
   private void acked(String id) {
     account.acked(id);
+    ackCount.incrementAndGet();
     synchronized (ledger) {
       try {
         ledger.write(id);

@@ -201,8 +201,8 @@ public final class FerryServer implements AutoCloseable {
 
     /**
      * A real web server that gets every connection to the carriers' web port that is not a
-     * carrier's (see {@link Relay.Builder#fallback}); needs {@link #carriers}. Default: none, the
-     * built-in decoy answers them.
+     * carrier's (see {@link Relay.Builder#fallback}). Default: none, the built-in decoy answers
+     * them. Needs {@link #carriers}: without them {@link #start} throws IllegalStateException.
      */
     public Builder carrierFallback(InetSocketAddress webServer) {
       this.carrierFallback = Objects.requireNonNull(webServer, "webServer");

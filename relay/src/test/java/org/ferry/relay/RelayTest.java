@@ -231,6 +231,13 @@ class RelayTest {
                 .POST(HttpRequest.BodyPublishers.ofByteArray(poll(session, 0, 0, 0, ""))).build(),
             HttpResponse.BodyHandlers.ofByteArray());
         assertArrayEquals(new byte[] {0}, opened.body(), "polling is answered by the relay");
+        // A body of unknown length goes in chunks, as some proxies send it.
+        byte[] frame = poll(session, 1, 0, 1000, "hello");
+        HttpResponse<byte[]> chunked = http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + guarded.webAddress().getPort() + secretPath))
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(frame))).build(),
+            HttpResponse.BodyHandlers.ofByteArray());
+        assertEquals("\0hello", new String(chunked.body(), StandardCharsets.UTF_8), "chunked polling too");
         assertTrue(seen.isEmpty(), "the web server saw nothing of it");
       } finally {
         site.close();

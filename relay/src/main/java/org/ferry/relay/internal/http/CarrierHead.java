@@ -154,10 +154,11 @@ public final class CarrierHead {
     private final List<String> hosts = new ArrayList<>();
     private final List<String> contentLengths = new ArrayList<>();
     private final List<String> connection = new ArrayList<>();
+    private final List<String> transferEncodings = new ArrayList<>();
+    private final List<String> expectations = new ArrayList<>();
     private String upgrade;
     private String version;
     private String key;
-    private boolean refused;
 
     /** Takes one field line; false if it is malformed. */
     boolean add(String line) {
@@ -184,16 +185,20 @@ public final class CarrierHead {
         case "upgrade" -> upgrade = upgrade == null ? value : "";
         case "sec-websocket-version" -> version = version == null ? value : "";
         case "sec-websocket-key" -> key = key == null ? value : "";
-        // Bodies framed another way, or a 100-continue dance: not what a carrier sends.
-        case "transfer-encoding", "expect" -> refused = true;
+        case "transfer-encoding" -> transferEncodings.add(value);
+        case "expect" -> expectations.add(value);
         default -> { }
       }
       return true;
     }
 
-    /** Whether the head as a whole is a carrier's: a WebSocket upgrade, or else a polling POST. */
+    /**
+     * Whether the head as a whole is a carrier's: a WebSocket upgrade, or else a polling POST
+     * whose body is framed one way only, by a length that polling allows or (as some proxies
+     * send it) by chunks.
+     */
     boolean fit(boolean webSocket) {
-      if (refused || hosts.size() != 1 || !validHost(hosts.get(0)) || contentLengths.size() > 1) {
+      if (hosts.size() != 1 || !validHost(hosts.get(0)) || contentLengths.size() > 1) {
         return false;
       }
       long length = contentLengths.isEmpty() ? -1 : parseLength(contentLengths.get(0));
@@ -202,15 +207,20 @@ public final class CarrierHead {
       }
       if (webSocket) {
         return length <= 0
+            && transferEncodings.isEmpty()
+            && expectations.isEmpty()
             && "websocket".equalsIgnoreCase(upgrade)
             && connection.stream().flatMap(v -> java.util.Arrays.stream(v.split(",")))
                 .anyMatch(t -> t.strip().equalsIgnoreCase("upgrade"))
             && "13".equals(version)
             && validKey(key);
       }
+      boolean chunked = transferEncodings.size() == 1 && transferEncodings.get(0).equalsIgnoreCase("chunked");
+      boolean sized = length >= PollFrames.REQUEST_HEADER && length <= PollFrames.REQUEST_HEADER + PollFrames.MAX_PAYLOAD;
       return upgrade == null
-          && length >= PollFrames.REQUEST_HEADER
-          && length <= PollFrames.REQUEST_HEADER + PollFrames.MAX_PAYLOAD;
+          && (expectations.isEmpty()
+              || (expectations.size() == 1 && expectations.get(0).equalsIgnoreCase("100-continue")))
+          && (chunked ? contentLengths.isEmpty() : transferEncodings.isEmpty() && sized);
     }
 
     private static boolean validHost(String host) {

@@ -49,6 +49,12 @@ class CarrierHeadTest {
       assertEquals(Verdict.CARRIER, judge(both, head));
       assertEquals(Verdict.CARRIER, judge(both, head + "body bytes that follow"), "what follows the head is not judged");
     }
+    String length = "Content-Length: " + (PollFrames.REQUEST_HEADER + 5);
+    for (String proxied : List.of(
+        POLL_HEAD.replace(length, "Transfer-Encoding: chunked"),
+        POLL_HEAD.replace("Connection: keep-alive", "Expect: 100-continue"))) {
+      assertEquals(Verdict.CARRIER, judge(both, proxied), proxied);
+    }
   }
 
   @Test
@@ -95,7 +101,11 @@ class CarrierHeadTest {
         POLL_HEAD.replace("Content-Length: " + (PollFrames.REQUEST_HEADER + 5), "Content-Length: 3"),
         POLL_HEAD.replace("Content-Length: " + (PollFrames.REQUEST_HEADER + 5), "Content-Length: +40"),
         POLL_HEAD.replace("Connection: keep-alive", "Content-Length: 40"),
-        POLL_HEAD.replace("Connection: keep-alive", "Expect: 100-continue"),
+        POLL_HEAD.replace("Connection: keep-alive", "Expect: something-else"),
+        POLL_HEAD.replace("Connection: keep-alive", "Transfer-Encoding: chunked"),
+        POLL_HEAD.replace("Content-Length: " + (PollFrames.REQUEST_HEADER + 5), "Transfer-Encoding: gzip, chunked"),
+        POLL_HEAD.replace("Content-Length: " + (PollFrames.REQUEST_HEADER + 5),
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"),
         POLL_HEAD.replace("Connection: keep-alive", "Upgrade: h2c"));
     for (String head : others) {
       assertEquals(Verdict.FALLBACK, judge(both, head), head);

@@ -24,6 +24,7 @@ import java.util.Base64;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.ferry.proto.BridgeLine;
@@ -34,6 +35,7 @@ import org.ferry.relay.internal.http.Decoy;
 import org.ferry.relay.internal.http.PollSessions;
 import org.ferry.relay.internal.http.RelayHttpHandler;
 import org.ferry.relay.internal.obfs4.Obfs4ServerTransport;
+import org.ferry.relay.internal.pipe.Fallback;
 import org.ferry.relay.internal.pipe.Upstream;
 import org.ferry.relay.internal.tls.TlsIdentity;
 import org.slf4j.Logger;
@@ -42,8 +44,10 @@ import org.slf4j.LoggerFactory;
 /**
  * A stateless bridge: accepts carriers (WebSocket, HTTP polling, obfs4) and pipes their bytes to
  * one upstream server, whose TLS runs end to end inside them. It keeps nothing about clients and
- * logs nothing about them. Without the bridge secret its web port behaves like a fresh nginx and
- * its obfs4 port (obfs4proxy) answers nothing.
+ * logs nothing about them. Without the bridge secret its web port is a web site: with a
+ * {@linkplain Builder#fallback fallback}, a real web server's, which gets every connection that
+ * is not a carrier's; without one, a built-in imitation of a fresh nginx. Its obfs4 port
+ * (obfs4proxy) answers nothing.
  *
  * <p>Its data directory holds only its own keys: the HTTPS key, the secret path, obfs4proxy's
  * state, and the bridge lines it printed ({@code bridges}).
@@ -85,8 +89,8 @@ public final class Relay implements AutoCloseable {
   }
 
   /** Where obfs4proxy listens, if obfs4 is on. */
-  public java.util.Optional<InetSocketAddress> obfs4Address() {
-    return java.util.Optional.ofNullable(obfs4).map(Obfs4ServerTransport::address);
+  public Optional<InetSocketAddress> obfs4Address() {
+    return Optional.ofNullable(obfs4).map(Obfs4ServerTransport::address);
   }
 
   /** Polling sessions open now. */
@@ -119,6 +123,7 @@ public final class Relay implements AutoCloseable {
     private InetSocketAddress obfs4Listen;
     private String obfs4proxy = "obfs4proxy";
     private int maxPollSessions = 10_000;
+    private InetSocketAddress fallback;
     private Clock clock = Clock.systemUTC();
 
     private Builder() {}
@@ -177,6 +182,19 @@ public final class Relay implements AutoCloseable {
       return this;
     }
 
+    /**
+     * A real web server (an nginx on loopback, say) to which the web port splices, unchanged but
+     * for the secret path, which is hidden, every connection that does not open with a complete,
+     * well-formed carrier request: other paths, malformed requests, non-HTTP bytes, heads not
+     * complete within 8 KiB or 5 seconds. Plain HTTP, after the web port's own TLS if the client
+     * used TLS. Default: none, and a built-in imitation of a fresh nginx answers them, which a
+     * careful prober can tell from the real thing.
+     */
+    public Builder fallback(InetSocketAddress webServer) {
+      this.fallback = Objects.requireNonNull(webServer, "webServer");
+      return this;
+    }
+
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock");
       return this;
@@ -216,7 +234,7 @@ public final class Relay implements AutoCloseable {
             .group(boss, workers)
             .channel(NioServerSocketChannel.class)
             .childOption(ChannelOption.TCP_NODELAY, true)
-            .childHandler(RelayHttpHandler.webPort(tls, routes))
+            .childHandler(RelayHttpHandler.webPort(tls, routes, Optional.ofNullable(fallback).map(Fallback::new)))
             .bind(listen).syncUninterruptibly().channel();
         listeners.add(web);
         InetSocketAddress webAt = (InetSocketAddress) web.localAddress();
@@ -251,7 +269,9 @@ public final class Relay implements AutoCloseable {
               () -> poll.closeIdle(System.nanoTime()), 10, 10, TimeUnit.SECONDS);
         }
         writeBridges(dataDirectory.resolve("bridges"), lines);
-        log.info("relay listening on {} for {}", webAt.getPort(), carriers);
+        log.info("relay listening on {} for {}; {}", webAt.getPort(), carriers,
+            fallback == null ? "other requests get the built-in decoy"
+                : "other connections go to " + HostPort.format(fallback.getHostString(), fallback.getPort()));
         return new Relay(boss, workers, listeners, poll, obfs4, lines, webAt);
       } catch (IOException | RuntimeException e) {
         listeners.forEach(Channel::close);

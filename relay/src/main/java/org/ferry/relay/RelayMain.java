@@ -43,6 +43,12 @@ public final class RelayMain implements Callable<Integer> {
       description = "HOST:PORT for obfs4; default: the listen host, the web port + 1.")
   String obfs4Listen;
 
+  @Option(names = "--fallback",
+      description = "HOST:PORT of a real web server (plain HTTP, such as an nginx on loopback) that "
+          + "gets every connection to the web port that is not a carrier's, so probers meet a real "
+          + "site. Default: a built-in imitation of nginx answers them.")
+  String fallback;
+
   @Option(names = "--obfs4proxy", defaultValue = "obfs4proxy",
       description = "The obfs4proxy executable; default ${DEFAULT-VALUE}.")
   String obfs4proxy;
@@ -79,6 +85,9 @@ public final class RelayMain implements Callable<Integer> {
       }
       if (obfs4Listen != null) {
         b.obfs4Listen(parseHostPort("--obfs4-listen", obfs4Listen));
+      }
+      if (fallback != null) {
+        b.fallback(parseHostPort("--fallback", fallback));
       }
       relay = b.start();
     } catch (IllegalArgumentException e) {

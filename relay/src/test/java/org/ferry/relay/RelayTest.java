@@ -2,6 +2,7 @@ package org.ferry.relay;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -21,6 +22,8 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.PollFrames;
 import org.junit.jupiter.api.AfterEach;
@@ -166,5 +169,80 @@ class RelayTest {
     HttpResponse<byte[]> closed = post(secret(), poll(session, 3, PollFrames.CLOSE, 0, ""));
     assertEquals(PollFrames.CLOSE, closed.body()[0]);
     assertEquals(0, relay.pollSessions());
+  }
+
+  private static final String SITE_ANSWER = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nreal";
+
+  /** A stand-in web server: records each request head it is sent, answers it, and hangs up. */
+  private static void serveSite(ServerSocket site, BlockingQueue<String> seen) {
+    while (!site.isClosed()) {
+      try (Socket s = site.accept()) {
+        InputStream in = s.getInputStream();
+        StringBuilder head = new StringBuilder();
+        for (int b; !head.toString().endsWith("\r\n\r\n") && (b = in.read()) >= 0; ) {
+          head.append((char) b);
+        }
+        seen.add(head.toString());
+        s.getOutputStream().write(SITE_ANSWER.getBytes(StandardCharsets.US_ASCII));
+      } catch (IOException e) {
+        return;
+      }
+    }
+  }
+
+  private static String exchange(InetSocketAddress to, String request) throws IOException {
+    try (Socket s = new Socket()) {
+      s.connect(to, 5000);
+      s.setSoTimeout(10_000);
+      s.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+      return new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+    }
+  }
+
+  @Test
+  void withAFallbackOnlyCarrierRequestsAreTheRelaysAndTheRestReachesTheWebServerAsSentButTheSecret()
+      throws Exception {
+    BlockingQueue<String> seen = new LinkedBlockingQueue<>();
+    try (ServerSocket site = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      Thread siteThread = new Thread(() -> serveSite(site, seen));
+      siteThread.start();
+      try (Relay guarded = Relay.builder()
+          .dataDirectory(dir.resolve("guarded"))
+          .listen(new InetSocketAddress("127.0.0.1", 0))
+          .upstream(new InetSocketAddress("127.0.0.1", echo.getLocalPort()))
+          .carriers(EnumSet.of(Carrier.WS, Carrier.POLL))
+          .fallback(new InetSocketAddress("127.0.0.1", site.getLocalPort()))
+          .start()) {
+        String other = "GET /about HTTP/1.1\r\nHost: example.org\r\nX-Odd:  spaces \r\n\r\n";
+        assertEquals(SITE_ANSWER, exchange(guarded.webAddress(), other));
+        assertEquals(other, seen.poll(10, java.util.concurrent.TimeUnit.SECONDS));
+
+        String secretPath = guarded.bridgeLines().get(0).path();
+        String notACarrier = "GET " + secretPath + " HTTP/1.0\r\n\r\n";
+        assertEquals(SITE_ANSWER, exchange(guarded.webAddress(), notACarrier));
+        String got = seen.poll(10, java.util.concurrent.TimeUnit.SECONDS);
+        assertEquals(notACarrier.length(), got.length());
+        assertFalse(got.contains(secretPath.substring(1)), "the web server never sees the secret: " + got);
+
+        byte[] session = new byte[16];
+        new java.security.SecureRandom().nextBytes(session);
+        HttpResponse<byte[]> opened = http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + guarded.webAddress().getPort() + secretPath))
+                .POST(HttpRequest.BodyPublishers.ofByteArray(poll(session, 0, 0, 0, ""))).build(),
+            HttpResponse.BodyHandlers.ofByteArray());
+        assertArrayEquals(new byte[] {0}, opened.body(), "polling is answered by the relay");
+        // A body of unknown length goes in chunks, as some proxies send it.
+        byte[] frame = poll(session, 1, 0, 1000, "hello");
+        HttpResponse<byte[]> chunked = http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + guarded.webAddress().getPort() + secretPath))
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(frame))).build(),
+            HttpResponse.BodyHandlers.ofByteArray());
+        assertEquals("\0hello", new String(chunked.body(), StandardCharsets.UTF_8), "chunked polling too");
+        assertTrue(seen.isEmpty(), "the web server saw nothing of it");
+      } finally {
+        site.close();
+        siteThread.join();
+      }
+    }
   }
 }

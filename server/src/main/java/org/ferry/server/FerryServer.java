@@ -159,6 +159,7 @@ public final class FerryServer implements AutoCloseable {
     private String advertisedHost;
     private InetSocketAddress carrierListen;
     private Set<Carrier> carrierKinds = Set.of();
+    private InetSocketAddress carrierFallback;
     private Clock clock = Clock.systemUTC();
     private Duration defaultTtl = DEFAULT_TTL;
     private ServerLimits limits = ServerLimits.DEFAULTS;
@@ -194,6 +195,16 @@ public final class FerryServer implements AutoCloseable {
       }
       this.carrierKinds = Set.copyOf(kinds);
       this.carrierListen = Objects.requireNonNull(listen, "listen");
+      return this;
+    }
+
+    /**
+     * A real web server that gets every connection to the carriers' web port that is not a
+     * carrier's (see {@link Relay.Builder#fallback}). Default: none, the built-in decoy answers
+     * them. Needs {@link #carriers}: without them {@link #start} throws IllegalStateException.
+     */
+    public Builder carrierFallback(InetSocketAddress webServer) {
+      this.carrierFallback = Objects.requireNonNull(webServer, "webServer");
       return this;
     }
 
@@ -295,6 +306,9 @@ public final class FerryServer implements AutoCloseable {
       if (dataDirectory == null) {
         throw new IllegalStateException("dataDirectory is required");
       }
+      if (carrierFallback != null && carrierListen == null) {
+        throw new IllegalStateException("a carrier fallback needs carriers");
+      }
       SecureRandom random = new SecureRandom();
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", "ferry-server", random);
@@ -341,14 +355,17 @@ public final class FerryServer implements AutoCloseable {
         Relay relay = null;
         if (carrierListen != null) {
           try {
-            relay = Relay.builder()
+            Relay.Builder carriers = Relay.builder()
                 .dataDirectory(dataDirectory.resolve("relay"))
                 .listen(carrierListen)
                 .upstream(new InetSocketAddress(
                     host.equals("0.0.0.0") || host.equals("::") ? "127.0.0.1" : host, boundPort))
                 .carriers(carrierKinds)
-                .publicHost(shownHost)
-                .start();
+                .publicHost(shownHost);
+            if (carrierFallback != null) {
+              carriers.fallback(carrierFallback);
+            }
+            relay = carriers.start();
           } catch (IOException | RuntimeException e) {
             grpc.shutdownNow();
             throw e;

@@ -77,6 +77,12 @@ public final class ServerMain implements Callable<Integer> {
           + "default: the listen host, the listen port + 1.")
   String carrierListen;
 
+  @Option(names = "--fallback",
+      description = "With --carriers: HOST:PORT of a real web server (plain HTTP, such as an nginx "
+          + "on loopback) that gets every connection to the carriers' web port that is not a "
+          + "carrier's. Default: a built-in imitation of nginx answers them.")
+  String fallback;
+
   /** Crash harness only: see FerryServer.Builder#unsafeAcknowledgeBeforeWriting. */
   @Option(names = "--unsafe-ack-before-write", hidden = true)
   boolean unsafeAckBeforeWrite;
@@ -126,6 +132,11 @@ public final class ServerMain implements Callable<Integer> {
             ? RelayMain.parseHostPort("--carrier-listen", carrierListen)
             : new InetSocketAddress(host, port == 0 ? 0 : port + 1);
         builder.carriers(Carrier.parseList(carriers), carrierAt);
+        if (fallback != null) {
+          builder.carrierFallback(RelayMain.parseHostPort("--fallback", fallback));
+        }
+      } else if (fallback != null) {
+        throw new IllegalArgumentException("--fallback needs --carriers");
       }
       if (unsafeAckBeforeWrite) {
         builder.unsafeAcknowledgeBeforeWriting(Duration.ofMillis(200));

@@ -2,6 +2,8 @@ package org.ferry.relay.internal.http;
 
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPipeline;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
@@ -21,14 +23,17 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.util.Optional;
 import org.ferry.proto.PollFrames;
+import org.ferry.relay.internal.pipe.Fallback;
 import org.ferry.relay.internal.pipe.Upstream;
 
 /**
  * Routes each HTTP request on a relay's web port: the secret path with a WebSocket upgrade goes
  * to {@link WebSocketBridge}, a POST to the secret path to {@link PollSessions}, and everything
  * else gets the {@link Decoy}. A request to the secret path that fits neither carrier (or one
- * that is switched off) gets the same 404 as any unknown path.
+ * that is switched off) gets the same 404 as any unknown path. With a fallback web server, only
+ * connections that open with a carrier's request get here (see {@link FallbackGate}).
  */
 public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   /** What the routing needs, shared by all connections of one relay. */
@@ -46,21 +51,31 @@ public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttp
 
   /**
    * The web port's pipeline: TLS if the client starts with it (plain HTTP too, for a
-   * TLS-terminating proxy in front), HTTP/1.1, then the routing.
+   * TLS-terminating proxy in front), HTTP/1.1, then the routing. With a fallback web server,
+   * a {@link FallbackGate} after TLS lets only carriers' requests through to HTTP and splices
+   * every other connection to the fallback; without one, the {@link Decoy} answers them.
    */
-  public static ChannelInitializer<SocketChannel> webPort(SslContext tls, Routes routes) {
+  public static ChannelInitializer<SocketChannel> webPort(
+      SslContext tls, Routes routes, Optional<Fallback> fallback) {
+    CarrierHead carrier = new CarrierHead(routes.secretPath(), routes.webSocket(), routes.poll() != null);
     return new ChannelInitializer<>() {
       @Override
       protected void initChannel(SocketChannel ch) {
-        ch.pipeline().addLast(
-            new IdleStateHandler(0, 0, IDLE_SECONDS) {
-              @Override
-              protected void channelIdle(ChannelHandlerContext ctx, IdleStateEvent evt) {
-                ctx.close();
-              }
-            },
-            new OptionalSslHandler(tls),
-            new HttpServerCodec(),
+        ChannelPipeline p = ch.pipeline();
+        p.addLast(new IdleStateHandler(0, 0, IDLE_SECONDS) {
+          @Override
+          protected void channelIdle(ChannelHandlerContext ctx, IdleStateEvent evt) {
+            ctx.close();
+          }
+        });
+        if (fallback.isPresent()) {
+          ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+          p.addLast(new TlsOrPlain(tls),
+              new FallbackGate(carrier, fallback.get()::connect, FallbackGate.SNIFF_MILLIS));
+        } else {
+          p.addLast(new OptionalSslHandler(tls));
+        }
+        p.addLast(new HttpServerCodec(),
             new HttpObjectAggregator(PollFrames.REQUEST_HEADER + PollFrames.MAX_PAYLOAD),
             new RelayHttpHandler(routes));
       }

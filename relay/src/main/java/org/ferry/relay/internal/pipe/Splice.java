@@ -6,6 +6,10 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.ssl.SslCloseCompletionEvent;
+import io.netty.handler.ssl.SslHandler;
 import java.util.function.Function;
 
 /**
@@ -13,6 +17,12 @@ import java.util.function.Function;
  * loop, and stops reading while the peer cannot take more (its write buffer is above the high
  * water mark) until the peer has drained. So a slow side slows the other down instead of filling
  * memory. Closing either closes both.
+ *
+ * <p>On channels that allow half-closure ({@code ChannelOption.ALLOW_HALF_CLOSURE}), the end of
+ * one side's input ends the peer's output after what was written has gone out, while the other
+ * way stays open for the answer: a client that sends a request and shuts its output still gets
+ * the response, and a web server that answers and shuts its output still reads what follows, as
+ * on a direct connection. A channel whose two ways have both ended is closed.
  */
 public final class Splice extends ChannelInboundHandlerAdapter {
   private final Channel peer;
@@ -69,8 +79,41 @@ public final class Splice extends ChannelInboundHandlerAdapter {
   }
 
   @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    if (evt instanceof ChannelInputShutdownEvent || evt instanceof SslCloseCompletionEvent) {
+      endOutput(peer);
+      if (ctx.channel() instanceof DuplexChannel d && d.isOutputShutdown()) {
+        ctx.close();
+      }
+    }
+    ctx.fireUserEventTriggered(evt);
+  }
+
+  @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     closeAfterFlush(peer);
+  }
+
+  /**
+   * Ends what is sent on {@code ch} once what was written to it has gone out: a TCP FIN, the way
+   * back staying open; for a channel with TLS, which cannot half-close in TLS 1.2, a close
+   * (close_notify, then FIN).
+   */
+  public static void endOutput(Channel ch) {
+    if (!ch.isActive()) {
+      return;
+    }
+    if (ch instanceof DuplexChannel d && ch.pipeline().get(SslHandler.class) == null) {
+      ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener((ChannelFutureListener) f -> {
+        if (d.isInputShutdown()) {
+          d.close();
+        } else {
+          d.shutdownOutput();
+        }
+      });
+    } else {
+      closeAfterFlush(ch);
+    }
   }
 
   @Override

@@ -34,6 +34,7 @@ import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.proto.OwnerKeys;
+import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.DuplicateMessageException;
 import org.signal.libsignal.protocol.InvalidKeyException;
@@ -108,7 +109,7 @@ public final class MessageReceiver {
   private record Subscribed(ServerAddress server, Stream stream) implements Event {}
 
   private static boolean isTransient(Throwable t) {
-    return t instanceof StatusRuntimeException s && s.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE;
+    return t instanceof StatusRuntimeException s && ServerConnections.isConnectionLost(s);
   }
 
   /**

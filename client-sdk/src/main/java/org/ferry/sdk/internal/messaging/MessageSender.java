@@ -15,6 +15,7 @@ import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
+import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.NoSessionException;
@@ -99,7 +100,7 @@ public final class MessageSender {
         // A carrier that dies mid-call leaves us not knowing whether the server kept the
         // envelope. Sending the very same envelope again is safe: the recipient keeps one copy
         // per envelope id. Anything else is final.
-        if (e.getStatus().getCode() != io.grpc.Status.Code.UNAVAILABLE || attempt >= SEND_ATTEMPTS) {
+        if (!ServerConnections.isConnectionLost(e) || attempt >= SEND_ATTEMPTS) {
           throw ctx.net().failure(server, e);
         }
       }

@@ -107,6 +107,12 @@ public final class ServerConnections implements AutoCloseable {
         // Handled by status code below.
       }
     }
+    if (status.getCode() == io.grpc.Status.Code.UNKNOWN && isConnectionLost(e)) {
+      return new FerryException(
+          FerryException.Reason.UNREACHABLE,
+          "lost the connection to server " + server.hostPort() + ": "
+              + dialer.lastFailure(server).orElseGet(() -> rootCause(e)), e);
+    }
     return switch (status.getCode()) {
       case UNAVAILABLE -> new FerryException(
           FerryException.Reason.UNREACHABLE,
@@ -118,6 +124,26 @@ public final class ServerConnections implements AutoCloseable {
       default -> new FerryException(
           FerryException.Reason.REJECTED,
           "server " + server.hostPort() + " refused: " + desc + " (" + status.getCode() + ")", e);
+    };
+  }
+
+  /**
+   * Whether a call failed because its connection went away (the carrier died), so that the
+   * outcome is unknown and the same request may be made again: UNAVAILABLE, or the UNKNOWN
+   * "channel closed" that grpc-java reports when a write meets a connection already closed.
+   */
+  public static boolean isConnectionLost(StatusRuntimeException e) {
+    return switch (e.getStatus().getCode()) {
+      case UNAVAILABLE -> true;
+      case UNKNOWN -> {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+          if (t instanceof java.nio.channels.ClosedChannelException) {
+            yield true;
+          }
+        }
+        yield false;
+      }
+      default -> false;
     };
   }
 

@@ -53,7 +53,8 @@ import org.ferry.proto.v1.MailboxesGrpc;
  *
  * <p>{@code -Dferry.bench.rounds} (3), {@code -Dferry.bench.warmup} (seconds, 20),
  * {@code -Dferry.bench.rate} (paced msg/s, 1000), {@code -Dferry.bench.idle} (streams, 1000),
- * {@code -Dferry.bench.jfr=FILE} (a JFR recording of the server over the measured part).
+ * {@code -Dferry.bench.jfr=FILE} (a JFR recording of the server over the measured part),
+ * {@code -Dferry.bench.serverJvm="OPTIONS"} (more JVM options for the server, for profilers).
  */
 public final class DeliveryBench implements AutoCloseable {
   private static final int SENDERS = 16;
@@ -83,8 +84,15 @@ public final class DeliveryBench implements AutoCloseable {
   private DeliveryBench(Path serverJar, Path work, int n) throws IOException {
     this.work = work;
     this.n = n;
+    List<String> jvm = new ArrayList<>(List.of("-Xmx1g"));
+    // For profilers: -Dferry.bench.serverJvm="-XX:+PreserveFramePointer ..."
+    String extra = System.getProperty("ferry.bench.serverJvm", "").strip();
+    if (!extra.isEmpty()) {
+      jvm.addAll(List.of(extra.split("\\s+")));
+    }
     this.server = ServerProcess.start(ServerProcess.Command.fromJar(
-        serverJar, work.resolve("server"), List.of("-Xmx1g"), Benchmarks.OPEN_LIMITS), 0);
+        serverJar, work.resolve("server"), jvm, Benchmarks.OPEN_LIMITS), 0);
+    System.out.printf(Locale.ROOT, "delivery: server pid %d, JVM options %s%n", server.pid(), jvm);
     this.channel = LoadClient.channel(server.address());
   }
 

@@ -3,7 +3,14 @@
 # measured in the same run, as a ratio:
 #
 #   integration-tests/bench.sh [accept|e2e|restart|idle|carriers|firstmessage|all]
+#   integration-tests/bench.sh delivery|compare|online [N]
 #
+# delivery (issue 10, "the online path"; N envelopes per round, default 10000): online delivery,
+# offline store and drain, paced latency, send rate with 1,000 idle receive streams, accept at 64
+# senders, against raw RocksDB synced puts. compare: the same, interleaved round by round with
+# Prosody's own load run (PROSODY_RUN, default $ROOT/../shared/peers/prosody/run.sh), as a table.
+# online: the online rounds only (with BENCH_OPTS=-Dferry.bench.jfr=FILE, a JFR recording of the
+# server over them; -Dferry.bench.rounds=R for more rounds).
 # carriers and firstmessage (docs/BENCHMARKS.md, "Carriers") need obfs4proxy installed.
 # restart fills a store with 1,000,000 envelopes (about 1.2 GiB of disk; -Dferry.bench.queued=N
 # through BENCH_OPTS to change); idle opens 10,000 receive streams over 1,000 connections.
@@ -12,9 +19,20 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHICH="${1:-all}"
+N="${2:-10000}"
 case "$WHICH" in
-  accept|e2e|restart|idle|carriers|firstmessage|all) ;;
-  *) echo "usage: integration-tests/bench.sh [accept|e2e|restart|idle|carriers|firstmessage|all]" >&2; exit 2 ;;
+  accept|e2e|restart|idle|carriers|firstmessage|all|delivery|online) ;;
+  compare)
+    PROSODY_RUN="${PROSODY_RUN:-$ROOT/../shared/peers/prosody/run.sh}"
+    if [ ! -f "$PROSODY_RUN" ]; then
+      echo "bench: compare needs Prosody's load script, not found at $PROSODY_RUN (set PROSODY_RUN)" >&2
+      exit 2
+    fi
+    PROSODY_RUN="$(cd "$(dirname "$PROSODY_RUN")" && pwd)/$(basename "$PROSODY_RUN")" ;;
+  *) echo "usage: integration-tests/bench.sh [accept|e2e|restart|idle|carriers|firstmessage|all] | delivery|compare|online [N]" >&2; exit 2 ;;
+esac
+case "$N" in
+  ''|*[!0-9]*) echo "bench: N must be a number of envelopes, got '$N'" >&2; exit 2 ;;
 esac
 
 echo "bench: building..." >&2
@@ -31,6 +49,8 @@ run() {
 }
 case "$WHICH" in
   carriers|firstmessage) run org.ferry.it.load.CarrierBench "$JAR" "$WORK" "$WHICH" ;;
+  delivery|online) run org.ferry.it.load.DeliveryBench "$JAR" "$WORK" "$WHICH" "$N" ;;
+  compare) run org.ferry.it.load.DeliveryBench "$JAR" "$WORK" compare "$N" "$PROSODY_RUN" ;;
   all)
     run org.ferry.it.load.Benchmarks "$JAR" "$WORK/store" all
     run org.ferry.it.load.CarrierBench "$JAR" "$WORK/carriers" all ;;

@@ -1,13 +1,13 @@
 package org.ferry.it.load;
 
 import io.grpc.ManagedChannel;
-import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,16 +16,12 @@ import java.util.Locale;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.ferry.proto.v1.MailboxesGrpc;
-import org.ferry.proto.v1.ReceiveRequest;
-import org.ferry.proto.v1.ReceiveResponse;
-import org.ferry.proto.v1.Subscribe;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.store.MailboxStore;
 import org.rocksdb.ColumnFamilyDescriptor;
@@ -44,11 +40,11 @@ import org.rocksdb.WriteOptions;
  * <pre>java -cp ... org.ferry.it.load.Benchmarks SERVER_JAR WORK_DIR [accept|e2e|restart|idle|all]</pre>
  */
 public final class Benchmarks {
-  private static final int BODY = 1024;
+  static final int BODY = 1024;
   private static final long WARMUP_MS = 3000;
-  private static final long MEASURE_MS = 8000;
+  static final long MEASURE_MS = 8000;
   private static final long WARM_SERVER_MS = 20000;
-  private static final List<String> OPEN_LIMITS = List.of(
+  static final List<String> OPEN_LIMITS = List.of(
       "--create-rate", "1000000", "--create-burst", "1000000",
       "--mailbox-max-envelopes", "100000000", "--mailbox-max-bytes", "1T", "--storage-budget", "1T");
 
@@ -92,8 +88,8 @@ public final class Benchmarks {
   // ---- 1. durable accept rate: 64 vs 1 sender, and vs raw RocksDB synced puts ----
 
   private void acceptRate() throws Exception {
-    double raw64 = rawSyncedPuts(64);
-    double raw1 = rawSyncedPuts(1);
+    double raw64 = rawSyncedPuts(work.resolve("raw-64"), 64);
+    double raw1 = rawSyncedPuts(work.resolve("raw-1"), 1);
     double ferry1;
     double ferry64;
     try (ServerProcess server = startServer("accept", "-Xmx1g")) {
@@ -110,8 +106,7 @@ public final class Benchmarks {
   }
 
   /** Synced puts of the same size as a queued envelope, by {@code threads} threads. */
-  private double rawSyncedPuts(int threads) throws Exception {
-    Path dir = work.resolve("raw-" + threads);
+  static double rawSyncedPuts(Path dir, int threads) throws Exception {
     try (Options options = new Options().setCreateIfMissing(true);
         RocksDB db = RocksDB.open(options, dir.toString());
         WriteOptions sync = new WriteOptions().setSync(true)) {
@@ -123,7 +118,8 @@ public final class Benchmarks {
     }
   }
 
-  private double sendRate(ServerProcess server, int senders, long measureMs) throws Exception {
+  /** Durable sends per second by {@code senders} threads over up to 8 connections, each to its own mailbox. */
+  static double sendRate(ServerProcess server, int senders, long measureMs) throws Exception {
     List<ManagedChannel> channels = new ArrayList<>();
     for (int i = 0; i < Math.min(senders, 8); i++) {
       channels.add(LoadClient.channel(server.address()));
@@ -150,7 +146,7 @@ public final class Benchmarks {
   }
 
   /** Runs {@code op} in a loop on {@code threads} threads; returns completed ops per second after a warm-up. */
-  private static double measure(int threads, long measureMs, Op op) throws Exception {
+  static double measure(int threads, long measureMs, Op op) throws Exception {
     AtomicLong done = new AtomicLong();
     CountDownLatch stop = new CountDownLatch(1);
     AtomicLong failures = new AtomicLong();
@@ -353,52 +349,22 @@ public final class Benchmarks {
   private void idleStreams(int streams, int connections) throws Exception {
     try (ServerProcess server = startServer("idle", "-Xmx2g")) {
       long baseline = heapUsed(server);
-      List<ManagedChannel> channels = new ArrayList<>();
-      for (int i = 0; i < connections; i++) {
-        channels.add(LoadClient.channel(server.address()));
-      }
+      ManagedChannel creator = LoadClient.channel(server.address());
       List<LoadClient.Mailbox> boxes = new ArrayList<>();
       for (int i = 0; i < streams; i++) {
-        boxes.add(LoadClient.createMailbox(channels.get(i % connections)));
+        boxes.add(LoadClient.createMailbox(creator));
       }
-      CountDownLatch subscribed = new CountDownLatch(streams);
-      AtomicBoolean done = new AtomicBoolean();
-      List<StreamObserver<ReceiveRequest>> open = new ArrayList<>();
-      for (int i = 0; i < streams; i++) {
-        LoadClient.Mailbox box = boxes.get(i);
-        StreamObserver<ReceiveRequest>[] self = new StreamObserver[1];
-        self[0] = MailboxesGrpc.newStub(channels.get(i % connections)).receive(new StreamObserver<>() {
-          @Override
-          public void onNext(ReceiveResponse r) {
-            if (r.hasChallenge()) {
-              self[0].onNext(ReceiveRequest.newBuilder().setSubscribe(Subscribe.newBuilder()
-                  .setMailboxId(box.id()).setSignature(box.sign(r.getChallenge().getNonce()))).build());
-            } else if (r.hasSubscribed()) {
-              subscribed.countDown();
-            }
-          }
-
-          @Override
-          public void onError(Throwable t) {
-            if (!done.get()) {
-              System.err.println("idle stream failed: " + t);
-            }
-          }
-
-          @Override
-          public void onCompleted() {}
-        });
-        open.add(self[0]);
+      creator.shutdownNow();
+      IdleStreams open = new IdleStreams(server.address(), boxes, connections, Duration.ofSeconds(300));
+      long loaded;
+      try {
+        loaded = heapUsed(server);
+      } finally {
+        open.close();
       }
-      if (!subscribed.await(300, TimeUnit.SECONDS)) {
-        throw new IllegalStateException(subscribed.getCount() + " streams never subscribed");
-      }
-      long loaded = heapUsed(server);
       System.out.printf(Locale.ROOT, "idle: %d receive streams over %d TLS connections, all subscribed and idle%n", streams, connections);
       System.out.printf(Locale.ROOT, "idle: server heap used after GC: %d MiB idle server, %d MiB with the streams (target <= 512 MiB); %.1f KiB per stream%n",
           baseline >> 20, loaded >> 20, (loaded - baseline) / 1024.0 / streams);
-      done.set(true);
-      channels.forEach(ManagedChannel::shutdownNow);
     }
   }
 

@@ -1,6 +1,9 @@
 package org.ferry.server;
 
 import io.grpc.BindableService;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallExecutorSupplier;
 import io.grpc.Server;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
@@ -24,12 +27,14 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.ferry.proto.ServerAddress;
+import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
 import org.ferry.server.internal.grpc.InvitationGrpcService;
 import org.ferry.server.internal.grpc.MailboxGrpcService;
@@ -63,6 +68,11 @@ public final class FerryServer implements AutoCloseable {
 
   /** How long an envelope waits for delivery unless its sender asks for less. */
   public static final Duration DEFAULT_TTL = Duration.ofDays(21);
+  /** Calls that never block a thread: run on the transport's event loop. */
+  private static final Set<String> NON_BLOCKING_METHODS = Set.of(
+      MailboxesGrpc.getSendMethod().getFullMethodName(),
+      MailboxesGrpc.getReceiveMethod().getFullMethodName());
+
   /** gRPC message limit: the largest envelope plus room for the request around it. */
   static final int MAX_INBOUND_MESSAGE = 128 * 1024;
 
@@ -70,6 +80,7 @@ public final class FerryServer implements AutoCloseable {
   private final HealthStatusManager health;
   private final MailboxStore store;
   private final ExecutorService deliveryExecutor;
+  private final ExecutorService blockingExecutor;
   private final ScheduledExecutorService background;
   private final ServerAddress address;
   private final Relay carriers;
@@ -80,9 +91,11 @@ public final class FerryServer implements AutoCloseable {
       HealthStatusManager health,
       MailboxStore store,
       ExecutorService deliveryExecutor,
+      ExecutorService blockingExecutor,
       ScheduledExecutorService background,
       ServerAddress address,
       Relay carriers) {
+    this.blockingExecutor = blockingExecutor;
     this.carriers = carriers;
     this.grpcServer = grpcServer;
     this.health = health;
@@ -134,14 +147,17 @@ public final class FerryServer implements AutoCloseable {
       }
       quiet = grpcServer.awaitTermination(5, TimeUnit.SECONDS);
       deliveryExecutor.shutdown();
+      blockingExecutor.shutdown();
       background.shutdown();
       quiet &= deliveryExecutor.awaitTermination(5, TimeUnit.SECONDS);
+      quiet &= blockingExecutor.awaitTermination(5, TimeUnit.SECONDS);
       quiet &= background.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       grpcServer.shutdownNow();
       Thread.currentThread().interrupt();
     }
     deliveryExecutor.shutdownNow();
+    blockingExecutor.shutdownNow();
     background.shutdownNow();
     if (quiet) {
       store.close();
@@ -321,6 +337,7 @@ public final class FerryServer implements AutoCloseable {
       MailboxStore store = MailboxStore.open(dataDirectory.resolve("store"));
       ExecutorService deliveryExecutor = Executors.newFixedThreadPool(
           Math.max(2, Runtime.getRuntime().availableProcessors()), daemonThreads("ferry-delivery"));
+      ExecutorService blockingExecutor = Executors.newCachedThreadPool(daemonThreads("ferry-calls"));
       ScheduledExecutorService background =
           Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
       try {
@@ -339,6 +356,17 @@ public final class FerryServer implements AutoCloseable {
         Server grpc =
             NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
                 .sslContext(ssl)
+                // Send and Receive never block (writes go through the store's group commit,
+                // streams through their own executor): they run on the event loop, with no
+                // hand-off per call. Calls that write synchronously get a thread of their own.
+                .directExecutor()
+                .callExecutor(new ServerCallExecutorSupplier() {
+                  @Override
+                  public <ReqT, RespT> Executor getExecutor(ServerCall<ReqT, RespT> call, Metadata headers) {
+                    return NON_BLOCKING_METHODS.contains(call.getMethodDescriptor().getFullMethodName())
+                        ? null : blockingExecutor;
+                  }
+                })
                 .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
                 .permitKeepAliveTime(30, TimeUnit.SECONDS)
                 .addService(intercepted(new MailboxGrpcService(mailboxes, deliveryExecutor, random), errors))
@@ -371,9 +399,10 @@ public final class FerryServer implements AutoCloseable {
             throw e;
           }
         }
-        return new FerryServer(grpc, health, store, deliveryExecutor, background, address, relay);
+        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay);
       } catch (IOException | RuntimeException e) {
         deliveryExecutor.shutdownNow();
+        blockingExecutor.shutdownNow();
         background.shutdownNow();
         store.close();
         throw e;

@@ -19,7 +19,7 @@ public final class GrpcErrors {
    * reasons) included; anything else is a bug, logged once here with {@code where}, and reaches
    * the client as INTERNAL without details.
    */
-  public static StatusRuntimeException toStatusException(RuntimeException e, String where) {
+  public static StatusRuntimeException toStatusException(Throwable e, String where) {
     if (e instanceof StatusRuntimeException s) {
       return s;
     }

@@ -4,6 +4,7 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.proto.PaddingBuckets;
@@ -71,14 +72,23 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
       throw GrpcErrors.invalidArgument(
           "envelope body must be one of %s bytes, got %d", PaddingBuckets.SIZES, bodyLength);
     }
-    mailboxes.send(
-        id,
-        request.getSendCapability().toByteArray(),
-        request.getEnvelope().getId().toByteArray(),
-        request.getEnvelope().getBody().toByteArray(),
-        Duration.ofSeconds(Integer.toUnsignedLong(request.getTtlSeconds())));
-    response.onNext(SendResponse.getDefaultInstance());
-    response.onCompleted();
+    // Returns at once; the response goes out when the group commit has synced the envelope.
+    mailboxes.sendAsync(
+            id,
+            request.getSendCapability().toByteArray(),
+            request.getEnvelope().getId().toByteArray(),
+            request.getEnvelope().getBody().toByteArray(),
+            Duration.ofSeconds(Integer.toUnsignedLong(request.getTtlSeconds())))
+        .whenComplete((ok, failure) -> {
+          if (failure == null) {
+            response.onNext(SendResponse.getDefaultInstance());
+            response.onCompleted();
+          } else {
+            response.onError(GrpcErrors.toStatusException(
+                failure instanceof CompletionException c && c.getCause() != null ? c.getCause() : failure,
+                "send"));
+          }
+        });
   }
 
   @Override

@@ -58,8 +58,8 @@ import org.slf4j.LoggerFactory;
  * makes everything deliverable: an acknowledged envelope never waits for another envelope or a
  * reconnect.
  *
- * <p>Acks are collected and applied in one store batch per mailbox when the stream has no more
- * requests queued; the window reopens at once.
+ * <p>Acks are collected and handed to the store's group commit as one delete per mailbox when
+ * the stream has no more requests queued; the window reopens at once.
  */
 final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private static final Logger log = LoggerFactory.getLogger(ReceiveStream.class);
@@ -228,14 +228,19 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     pendingAcks.clear();
     for (Map.Entry<Subscription, List<Long>> e : batch) {
       Subscription sub = e.getKey();
-      mailboxes.acknowledge(sub.id, e.getValue());
-      if (sub.confirmAcks && subscriptions.get(sub.id) == sub) {
-        out.onNext(ReceiveResponse.newBuilder()
-            .setAcknowledged(Acknowledged.newBuilder()
-                .setMailboxId(sub.id.toWire())
-                .addAllDeliveryIds(e.getValue()))
-            .build());
-      }
+      List<Long> ids = e.getValue();
+      // Written by the group commit; the window reopened already when the acks came in.
+      mailboxes.acknowledgeAsync(sub.id, ids).whenComplete((removed, failure) -> serial.execute(() -> {
+        if (failure != null) {
+          fail(GrpcErrors.toStatusException(failure, "ack"));
+        } else if (sub.confirmAcks && !closed && subscriptions.get(sub.id) == sub) {
+          guarded(() -> out.onNext(ReceiveResponse.newBuilder()
+              .setAcknowledged(Acknowledged.newBuilder()
+                  .setMailboxId(sub.id.toWire())
+                  .addAllDeliveryIds(ids))
+              .build()));
+        }
+      }));
     }
     for (Map.Entry<Subscription, List<Long>> e : batch) {
       pump(e.getKey());

@@ -8,6 +8,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import io.grpc.Status;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.OwnerKeys;
@@ -98,10 +100,25 @@ public final class MailboxManager {
 
   /**
    * Appends an envelope once the capability and the quotas check out; returns after it is
-   * durable. A ttl of zero means the default; longer ones are cut to the default, which is
-   * also the maximum. Over quota it fails with RESOURCE_EXHAUSTED and writes nothing.
+   * durable. See {@link #sendAsync}.
    */
   public void send(MailboxId id, byte[] capability, byte[] envelopeId, byte[] body, Duration ttl) {
+    try {
+      sendAsync(id, capability, envelopeId, body, ttl).join();
+    } catch (CompletionException e) {
+      throw e.getCause() instanceof RuntimeException r ? r : e;
+    }
+  }
+
+  /**
+   * Appends an envelope once the capability and the quotas check out. Checks fail at once (the
+   * exception is thrown here): NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED over quota, with
+   * nothing written. The write itself goes through the store's group commit; the future
+   * completes once the envelope is durable, or fails with the store's exception. A ttl of zero
+   * means the default; longer ones are cut to the default, which is also the maximum.
+   */
+  public CompletableFuture<Void> sendAsync(
+      MailboxId id, byte[] capability, byte[] envelopeId, byte[] body, Duration ttl) {
     MailboxRecord mailbox = require(id);
     if (!MessageDigest.isEqual(Bytes.sha256(capability), mailbox.sendCapabilityHash())) {
       throw GrpcErrors.permissionDenied("wrong send capability for this mailbox");
@@ -111,17 +128,20 @@ public final class MailboxManager {
     QuotaGuard.Reservation reservation = quotas.reserve(id, body.length);
     UnsafeWriter unsafe = unsafeWriter;
     if (unsafe != null) {
-      unsafe.later(() -> {
-        try (reservation) {
-          store.append(id, envelopeId, body, expiresAt);
-        }
-      });
-      return;
+      unsafe.later(() -> store.appendAsync(id, envelopeId, body, expiresAt)
+          .whenComplete((seq, failure) -> reservation.close()));
+      return CompletableFuture.completedFuture(null);
     }
-    // The store tells the mailbox's watchers (its owner's receive streams) when the write is done.
-    try (reservation) {
-      store.append(id, envelopeId, body, expiresAt);
+    // The store tells the mailbox's watchers (its owner's receive streams) when the write is
+    // done, before this future completes.
+    CompletableFuture<Long> write;
+    try {
+      write = store.appendAsync(id, envelopeId, body, expiresAt);
+    } catch (RuntimeException e) {
+      reservation.close();
+      throw e;
     }
+    return write.whenComplete((seq, failure) -> reservation.close()).thenApply(seq -> null);
   }
 
   /** What waits in a mailbox now. */
@@ -182,6 +202,14 @@ public final class MailboxManager {
   /** Removes envelopes their owner has processed; positions already gone are skipped. */
   public void acknowledge(MailboxId id, List<Long> seqs) {
     store.deleteAll(id, seqs);
+  }
+
+  /**
+   * Removes envelopes their owner has processed, through the store's group commit without a
+   * sync of their own; the future completes once the removal is written.
+   */
+  public CompletableFuture<Integer> acknowledgeAsync(MailboxId id, List<Long> seqs) {
+    return store.deleteAllAsync(id, seqs);
   }
 
   /** Watches the mailbox's finished writes; see {@link MailboxStore#watch}. */

@@ -11,9 +11,13 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.HexFormat;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import org.ferry.proto.PaddingBuckets;
@@ -48,11 +52,14 @@ import org.rocksdb.WriteOptions;
  * <p>An envelope, its index entry and its counters change in one atomic write batch, so they
  * agree after any crash, and start-up reads one counter instead of scanning the queue.
  *
- * <p>Writes that a client is told about (mailbox creation, envelopes, invitations, taking an
- * invitation) are synced to the WAL before they return; RocksDB's write path makes concurrent
- * synced writers share one fsync (group commit). Deleting an acknowledged or expired envelope
- * is not synced: if a crash loses it, the envelope is delivered again (or swept again) and the
- * client drops the duplicate.
+ * <p>Every change to the queue (appends, deletes after acks and expiry) goes through one writer
+ * thread, {@link GroupCommit}: it puts all queued changes in one write batch and writes it once,
+ * synced when any change in it is an append. Callers are told on completion and never block a
+ * thread on the disk. Writes that a client is told about (envelopes, and also mailbox creation,
+ * invitations, taking an invitation, which are synced directly) are synced before they are
+ * acknowledged. Deleting an acknowledged or expired envelope is not synced on its own: it rides
+ * along with the next synced batch; if a power loss drops it, the envelope is delivered again
+ * (or swept again) and the client drops the duplicate. A killed process loses none of them.
  */
 public final class MailboxStore implements AutoCloseable {
   private static final byte FORMAT = 1;
@@ -64,8 +71,8 @@ public final class MailboxStore implements AutoCloseable {
   private static final byte INVITATION_KIND = 'i';
   /** Queue value: format, expires-at millis, envelope id, body. */
   private static final int QUEUE_VALUE_OVERHEAD = 1 + 8 + QueuedEnvelope.ENVELOPE_ID_LENGTH;
-  private static final int STRIPES = 64;
   private static final byte[] EMPTY = new byte[0];
+  private static final HexFormat HEX = HexFormat.of();
   private static final int SWEEP_BATCH = 1024;
 
   static {
@@ -86,8 +93,8 @@ public final class MailboxStore implements AutoCloseable {
   private final WriteOptions syncWrite;
   private final WriteOptions asyncWrite;
   private final MailboxSequencer sequences;
-  /** Deletes of one mailbox's envelopes (ack, expiry) read then remove under its stripe. */
-  private final Object[] stripes = new Object[STRIPES];
+  /** Every change to the queue (appends, deletes) goes through its one writer. */
+  private final GroupCommit commits;
   /** Mirrors the persisted total so that budget checks need no read. */
   private final AtomicLong queuedBytes;
 
@@ -115,9 +122,7 @@ public final class MailboxStore implements AutoCloseable {
     this.sequences =
         new MailboxSequencer(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
     this.queuedBytes = new AtomicLong(counter(TOTAL_BYTES));
-    for (int i = 0; i < STRIPES; i++) {
-      stripes[i] = new Object();
-    }
+    this.commits = new GroupCommit((batch, sync) -> db.write(sync ? syncWrite : asyncWrite, batch));
   }
 
   /** Opens (or creates) the store in {@code directory}. */
@@ -178,36 +183,79 @@ public final class MailboxStore implements AutoCloseable {
   }
 
   /**
-   * Appends durably (synced) and returns the envelope's position in its mailbox. The body must
-   * be one of the padding-bucket sizes: the store holds nothing else. Once the write finished,
-   * stored or failed, the mailbox's watchers ({@link #watch}) are told, on this thread.
+   * Appends durably (synced) and returns the envelope's position in its mailbox; blocks until
+   * the write is synced. See {@link #appendAsync}.
    */
   public long append(MailboxId mailbox, byte[] envelopeId, byte[] body, Instant expiresAt) {
+    return await(appendAsync(mailbox, envelopeId, body, expiresAt));
+  }
+
+  /**
+   * Appends an envelope through the group commit; the future completes with its position once
+   * the write is synced, or fails with {@link StoreException}. The body must be one of the
+   * padding-bucket sizes: the store holds nothing else. Once the write finished, stored or
+   * failed, the mailbox's watchers ({@link #watch}) are told, on the writer's thread, before the
+   * future completes.
+   *
+   * @throws IllegalArgumentException at once, for a body or id of the wrong size
+   */
+  public CompletableFuture<Long> appendAsync(
+      MailboxId mailbox, byte[] envelopeId, byte[] body, Instant expiresAt) {
     if (!PaddingBuckets.isBucketSize(body.length)) {
       throw new IllegalArgumentException("body is not a bucket size: " + body.length);
     }
     if (envelopeId.length != QueuedEnvelope.ENVELOPE_ID_LENGTH) {
       throw new IllegalArgumentException("envelope id must be 16 bytes: " + envelopeId.length);
     }
+    CompletableFuture<Long> done = new CompletableFuture<>();
     MailboxSequencer.Begun begun = sequences.begin(mailbox);
-    QueuedEnvelope stored = null;
-    try (WriteBatch batch = new WriteBatch()) {
-      long seq = begun.seq();
-      ByteBuffer v = ByteBuffer.allocate(QUEUE_VALUE_OVERHEAD + body.length);
-      v.put(FORMAT).putLong(expiresAt.toEpochMilli()).put(envelopeId).put(body);
-      batch.put(queue, queueKey(mailbox, seq), v.array());
-      batch.put(expiry, expiryKey(QUEUE_KIND, expiresAt.toEpochMilli(), mailbox, seq), EMPTY);
-      batch.merge(usage, usageKey(mailbox, COUNT), delta(1));
-      batch.merge(usage, usageKey(mailbox, BYTES), delta(body.length));
-      batch.merge(usage, TOTAL_BYTES, delta(body.length));
-      db.write(syncWrite, batch);
-      queuedBytes.addAndGet(body.length);
-      stored = new QueuedEnvelope(mailbox, seq, envelopeId, body, expiresAt);
-      return seq;
-    } catch (RocksDBException e) {
-      throw new StoreException("cannot append to queue", e);
-    } finally {
-      sequences.finish(mailbox, begun, stored);
+    long seq = begun.seq();
+    commits.submit(new GroupCommit.Change() {
+      @Override
+      public void addTo(WriteBatch batch, GroupCommit.BatchState state) throws RocksDBException {
+        ByteBuffer v = ByteBuffer.allocate(QUEUE_VALUE_OVERHEAD + body.length);
+        v.put(FORMAT).putLong(expiresAt.toEpochMilli()).put(envelopeId).put(body);
+        batch.put(queue, queueKey(mailbox, seq), v.array());
+        batch.put(expiry, expiryKey(QUEUE_KIND, expiresAt.toEpochMilli(), mailbox, seq), EMPTY);
+        batch.merge(usage, usageKey(mailbox, COUNT), delta(1));
+        batch.merge(usage, usageKey(mailbox, BYTES), delta(body.length));
+        batch.merge(usage, TOTAL_BYTES, delta(body.length));
+      }
+
+      @Override
+      public boolean needsSync() {
+        return true;
+      }
+
+      @Override
+      public void written(Throwable failure) {
+        QueuedEnvelope stored = null;
+        if (failure == null) {
+          queuedBytes.addAndGet(body.length);
+          stored = new QueuedEnvelope(mailbox, seq, envelopeId, body, expiresAt);
+        }
+        try {
+          sequences.finish(mailbox, begun, stored);
+        } finally {
+          if (failure == null) {
+            done.complete(seq);
+          } else {
+            done.completeExceptionally(failure);
+          }
+        }
+      }
+    });
+    return done;
+  }
+
+  private static <T> T await(CompletableFuture<T> future) {
+    try {
+      return future.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new StoreException("write failed", e.getCause());
     }
   }
 
@@ -289,49 +337,74 @@ public final class MailboxStore implements AutoCloseable {
 
   /**
    * Removes delivered (or expired) envelopes of one mailbox, with their index entries and counts,
-   * in one write batch; positions already gone are skipped. Returns how many were removed. Not
-   * synced: see the class comment.
+   * in one write; positions already gone are skipped. Blocks until written (not synced: see the
+   * class comment) and returns how many were removed.
    */
   public int deleteAll(MailboxId mailbox, List<Long> seqs) {
+    return await(deleteAllAsync(mailbox, seqs));
+  }
+
+  /**
+   * Removes envelopes through the group commit, without a sync of their own (they ride along
+   * with the next synced batch, if any); the future completes with how many were removed once
+   * the write is done.
+   */
+  public CompletableFuture<Integer> deleteAllAsync(MailboxId mailbox, List<Long> seqs) {
+    CompletableFuture<Integer> done = new CompletableFuture<>();
     if (seqs.isEmpty()) {
-      return 0;
+      done.complete(0);
+      return done;
     }
-    seqs = List.copyOf(new LinkedHashSet<>(seqs));
-    List<byte[]> keys = new ArrayList<>(seqs.size());
-    for (long seq : seqs) {
-      keys.add(queueKey(mailbox, seq));
-    }
-    synchronized (stripes[Math.floorMod(mailbox.hashCode(), STRIPES)]) {
-      try (WriteBatch batch = new WriteBatch()) {
+    List<Long> positions = List.copyOf(new LinkedHashSet<>(seqs));
+    commits.submit(new GroupCommit.Change() {
+      private int removed;
+      private long bytes;
+
+      @Override
+      public void addTo(WriteBatch batch, GroupCommit.BatchState state) throws RocksDBException {
+        // Only this writer thread changes the queue, so what it reads here is what the batch
+        // changes; positions an earlier change of this batch deletes are skipped.
+        List<byte[]> keys = new ArrayList<>(positions.size());
+        for (long seq : positions) {
+          keys.add(queueKey(mailbox, seq));
+        }
         List<byte[]> values = db.multiGetAsList(Collections.nCopies(keys.size(), queue), keys);
-        int removed = 0;
-        long bytes = 0;
         for (int i = 0; i < keys.size(); i++) {
           byte[] value = values.get(i);
-          if (value == null) {
+          if (value == null || !state.deleted.add(HEX.formatHex(keys.get(i)))) {
             continue;
           }
           ByteBuffer v = ByteBuffer.wrap(value);
           checkFormat(v.get());
           long expiresAt = v.getLong();
           batch.delete(queue, keys.get(i));
-          batch.delete(expiry, expiryKey(QUEUE_KIND, expiresAt, mailbox, seqs.get(i)));
+          batch.delete(expiry, expiryKey(QUEUE_KIND, expiresAt, mailbox, positions.get(i)));
           bytes += value.length - QUEUE_VALUE_OVERHEAD;
           removed++;
         }
-        if (removed == 0) {
-          return 0;
+        if (removed > 0) {
+          batch.merge(usage, usageKey(mailbox, COUNT), delta(-removed));
+          batch.merge(usage, usageKey(mailbox, BYTES), delta(-bytes));
+          batch.merge(usage, TOTAL_BYTES, delta(-bytes));
         }
-        batch.merge(usage, usageKey(mailbox, COUNT), delta(-removed));
-        batch.merge(usage, usageKey(mailbox, BYTES), delta(-bytes));
-        batch.merge(usage, TOTAL_BYTES, delta(-bytes));
-        db.write(asyncWrite, batch);
-        queuedBytes.addAndGet(-bytes);
-        return removed;
-      } catch (RocksDBException e) {
-        throw new StoreException("cannot delete from queue", e);
       }
-    }
+
+      @Override
+      public boolean needsSync() {
+        return false;
+      }
+
+      @Override
+      public void written(Throwable failure) {
+        if (failure != null) {
+          done.completeExceptionally(failure);
+          return;
+        }
+        queuedBytes.addAndGet(-bytes);
+        done.complete(removed);
+      }
+    });
+    return done;
   }
 
   /**
@@ -339,14 +412,33 @@ public final class MailboxStore implements AutoCloseable {
    * only the expired part of the index. Returns how many it removed.
    */
   public int deleteExpiredEnvelopes(Instant now) {
-    return sweep(QUEUE_KIND, now, key -> {
-      if (delete(mailboxOf(key), ByteBuffer.wrap(key, 9 + MailboxId.LENGTH, 8).getLong())) {
-        return true;
+    int removed = 0;
+    List<byte[]> keys;
+    do {
+      keys = expiredKeys(QUEUE_KIND, now);
+      // One delete per mailbox, all in the same group commits.
+      Map<MailboxId, List<Long>> byMailbox = new LinkedHashMap<>();
+      for (byte[] key : keys) {
+        byMailbox.computeIfAbsent(mailboxOf(key), k -> new ArrayList<>())
+            .add(ByteBuffer.wrap(key, 9 + MailboxId.LENGTH, 8).getLong());
       }
-      // An ack removed the envelope, and its index entry with it, after the index was read.
-      deleteQuietly(key);
-      return false;
-    });
+      List<CompletableFuture<Integer>> deletes = new ArrayList<>();
+      byMailbox.forEach((mailbox, seqs) -> deletes.add(deleteAllAsync(mailbox, seqs)));
+      for (CompletableFuture<Integer> d : deletes) {
+        removed += await(d);
+      }
+      // An ack may have removed an envelope, and its index entry with it, after the index was
+      // read; the index entries of the rest are gone with their envelopes. Either way: drop them.
+      try (WriteBatch batch = new WriteBatch()) {
+        for (byte[] key : keys) {
+          batch.delete(expiry, key);
+        }
+        db.write(asyncWrite, batch);
+      } catch (RocksDBException e) {
+        throw new StoreException("cannot delete from expiry index", e);
+      }
+    } while (keys.size() == SWEEP_BATCH);
+    return removed;
   }
 
   /**
@@ -389,14 +481,6 @@ public final class MailboxStore implements AutoCloseable {
 
   private static MailboxId mailboxOf(byte[] expiryKey) {
     return new MailboxId(Arrays.copyOfRange(expiryKey, 9, 9 + MailboxId.LENGTH));
-  }
-
-  private void deleteQuietly(byte[] expiryKey) {
-    try {
-      db.delete(expiry, asyncWrite, expiryKey);
-    } catch (RocksDBException e) {
-      throw new StoreException("cannot delete from expiry index", e);
-    }
   }
 
   private List<byte[]> expiredKeys(byte kind, Instant now) {
@@ -504,6 +588,7 @@ public final class MailboxStore implements AutoCloseable {
    */
   @Override
   public void close() {
+    commits.close();
     try (FlushOptions flush = new FlushOptions().setWaitForFlush(true)) {
       db.flush(flush, handles);
     } catch (RocksDBException e) {

@@ -1,0 +1,140 @@
+package org.ferry.server.internal.store;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.WriteBatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Group commit: one writer thread takes every queued change, puts them in one write batch and
+ * writes it once, synced if any change needs it, then tells each change how it went.
+ *
+ * <p>Callers never block on a write (a gRPC handler hands its change over and returns), and
+ * there is one writer: no threads parked in RocksDB's write group, and changes that need no
+ * fsync of their own (deletes after acks) ride along with the next synced batch for free. While
+ * one batch is being synced, the next one gathers, so the batch grows with the load: a busy
+ * server pays one fsync for many sends.
+ */
+final class GroupCommit implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(GroupCommit.class);
+  /** Changes in one write batch, at most. */
+  static final int MAX_BATCH = 1024;
+
+  /** One change to write. Its methods run on the writer thread, in order. */
+  interface Change {
+    /** Adds the change's operations; {@code batchState} is shared by the changes of one batch. */
+    void addTo(WriteBatch batch, BatchState batchState) throws RocksDBException;
+
+    /** Whether the batch must be synced before {@link #written} is called. */
+    boolean needsSync();
+
+    /** The batch is durable as asked ({@code failure} null) or failed. */
+    void written(Throwable failure);
+  }
+
+  /** What the changes of one batch share: positions already deleted by an earlier change in it. */
+  static final class BatchState {
+    final java.util.Set<String> deleted = new java.util.HashSet<>();
+  }
+
+  /** The write itself: RocksDB's, with or without sync. */
+  interface Writer {
+    void write(WriteBatch batch, boolean sync) throws RocksDBException;
+  }
+
+  private final Writer writer;
+  private final BlockingQueue<Change> queue = new LinkedBlockingQueue<>();
+  private final Thread thread;
+  private volatile boolean closed;
+
+  GroupCommit(Writer writer) {
+    this.writer = writer;
+    this.thread = new Thread(this::run, "ferry-group-commit");
+    thread.setDaemon(true);
+    thread.start();
+  }
+
+  /** Queues a change; {@link Change#written} is called on the writer thread (or here if closed). */
+  void submit(Change change) {
+    if (closed) {
+      change.written(new StoreException("store is closed", null));
+      return;
+    }
+    queue.add(change);
+  }
+
+  private void run() {
+    List<Change> batch = new ArrayList<>();
+    while (true) {
+      try {
+        Change first = queue.poll(100, TimeUnit.MILLISECONDS);
+        if (first == null) {
+          if (closed && queue.isEmpty()) {
+            return;
+          }
+          continue;
+        }
+        batch.add(first);
+        queue.drainTo(batch, MAX_BATCH - 1);
+        commit(batch);
+      } catch (InterruptedException e) {
+        // Only close() interrupts, after closed was set: finish what is queued.
+        Thread.currentThread().interrupt();
+        drainAfterInterrupt(batch);
+        return;
+      } finally {
+        batch.clear();
+      }
+    }
+  }
+
+  private void drainAfterInterrupt(List<Change> batch) {
+    batch.clear();
+    queue.drainTo(batch);
+    if (!batch.isEmpty()) {
+      commit(batch);
+    }
+  }
+
+  private void commit(List<Change> changes) {
+    Throwable failure = null;
+    try (WriteBatch batch = new WriteBatch()) {
+      BatchState state = new BatchState();
+      boolean sync = false;
+      for (Change c : changes) {
+        c.addTo(batch, state);
+        sync |= c.needsSync();
+      }
+      writer.write(batch, sync);
+    } catch (RocksDBException | RuntimeException e) {
+      failure = e instanceof RocksDBException ? new StoreException("cannot write", e) : e;
+      log.error("group commit of {} changes failed", changes.size(), e);
+    }
+    for (Change c : changes) {
+      try {
+        c.written(failure);
+      } catch (RuntimeException | Error e) {
+        log.error("completing a write failed", e);
+      }
+    }
+  }
+
+  /** Writes what is queued, then stops the writer thread. */
+  @Override
+  public void close() {
+    closed = true;
+    try {
+      thread.join(TimeUnit.SECONDS.toMillis(30));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    List<Change> left = new ArrayList<>();
+    queue.drainTo(left);
+    left.forEach(c -> c.written(new StoreException("store is closed", null)));
+  }
+}

@@ -55,7 +55,9 @@ public final class LoadClient {
   public static ManagedChannel channel(ServerAddress server) {
     SslContext ssl;
     try {
-      ssl = GrpcSslContexts.configure(io.netty.handler.ssl.SslContextBuilder.forClient(), SslProvider.JDK)
+      // BoringSSL like the server (and like the peers' clients): the driver shares the cores.
+      ssl = GrpcSslContexts.configure(io.netty.handler.ssl.SslContextBuilder.forClient(),
+              io.netty.handler.ssl.OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK)
           .trustManager(InsecureTrustManagerFactory.INSTANCE)
           .protocols("TLSv1.3")
           .build();

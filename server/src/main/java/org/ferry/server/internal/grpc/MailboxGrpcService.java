@@ -4,6 +4,7 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import org.ferry.proto.OwnerKeys;
@@ -15,6 +16,8 @@ import org.ferry.proto.v1.ReceiveRequest;
 import org.ferry.proto.v1.ReceiveResponse;
 import org.ferry.proto.v1.SendRequest;
 import org.ferry.proto.v1.SendResponse;
+import org.ferry.proto.v1.SendStreamRequest;
+import org.ferry.proto.v1.SendStreamResponse;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.QueuedEnvelope;
@@ -55,6 +58,29 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
 
   @Override
   public void send(SendRequest request, StreamObserver<SendResponse> response) {
+    // Returns at once; the response goes out when the group commit has synced the envelope.
+    accept(request).whenComplete((ok, failure) -> {
+      if (failure == null) {
+        response.onNext(SendResponse.getDefaultInstance());
+        response.onCompleted();
+      } else {
+        response.onError(GrpcErrors.toStatusException(unwrap(failure), "send"));
+      }
+    });
+  }
+
+  @Override
+  public StreamObserver<SendStreamRequest> sendStream(StreamObserver<SendStreamResponse> response) {
+    SendStream stream = new SendStream(this::accept, (ServerCallStreamObserver<SendStreamResponse>) response);
+    stream.start();
+    return stream;
+  }
+
+  /**
+   * Checks a send's shape (INVALID_ARGUMENT, thrown) and hands it to the manager; the future
+   * completes once the envelope is durable.
+   */
+  private CompletableFuture<Void> accept(SendRequest request) {
     MailboxId id = MailboxId.fromWire(request.getMailboxId());
     if (request.getSendCapability().size() != 32) {
       throw GrpcErrors.invalidArgument(
@@ -72,23 +98,16 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
       throw GrpcErrors.invalidArgument(
           "envelope body must be one of %s bytes, got %d", PaddingBuckets.SIZES, bodyLength);
     }
-    // Returns at once; the response goes out when the group commit has synced the envelope.
-    mailboxes.sendAsync(
-            id,
-            request.getSendCapability().toByteArray(),
-            request.getEnvelope().getId().toByteArray(),
-            request.getEnvelope().getBody().toByteArray(),
-            Duration.ofSeconds(Integer.toUnsignedLong(request.getTtlSeconds())))
-        .whenComplete((ok, failure) -> {
-          if (failure == null) {
-            response.onNext(SendResponse.getDefaultInstance());
-            response.onCompleted();
-          } else {
-            response.onError(GrpcErrors.toStatusException(
-                failure instanceof CompletionException c && c.getCause() != null ? c.getCause() : failure,
-                "send"));
-          }
-        });
+    return mailboxes.sendAsync(
+        id,
+        request.getSendCapability().toByteArray(),
+        request.getEnvelope().getId().toByteArray(),
+        request.getEnvelope().getBody().toByteArray(),
+        Duration.ofSeconds(Integer.toUnsignedLong(request.getTtlSeconds())));
+  }
+
+  static Throwable unwrap(Throwable failure) {
+    return failure instanceof CompletionException c && c.getCause() != null ? c.getCause() : failure;
   }
 
   @Override

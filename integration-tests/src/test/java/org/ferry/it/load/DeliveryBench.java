@@ -1,6 +1,7 @@
 package org.ferry.it.load;
 
 import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -19,6 +20,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -27,6 +29,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.ferry.proto.v1.Delivery;
 import org.ferry.proto.v1.MailboxesGrpc;
+import org.ferry.proto.v1.SendStreamRequest;
+import org.ferry.proto.v1.SendStreamResponse;
 
 /**
  * The delivery benchmarks of docs/BENCHMARKS.md ("Delivery (issue 10)"): one fresh
@@ -58,6 +62,11 @@ import org.ferry.proto.v1.MailboxesGrpc;
  */
 public final class DeliveryBench implements AutoCloseable {
   private static final int SENDERS = 16;
+  /**
+   * How the senders send: "stream" (default: one SendStream on the connection with SENDERS
+   * sends in flight) or "unary" (SENDERS threads, each a blocking Send call at a time).
+   */
+  static final String API = System.getProperty("ferry.bench.api", "stream");
   private static final int BODY = Benchmarks.BODY;
   private static final int ROUNDS = Integer.getInteger("ferry.bench.rounds", 3);
   private static final long WARMUP_MS = Integer.getInteger("ferry.bench.warmup", 20) * 1000L;
@@ -106,8 +115,10 @@ public final class DeliveryBench implements AutoCloseable {
     int n = Integer.parseInt(args[3]);
     Path prosody = mode.equals("compare") ? Path.of(args[4]) : null;
     System.out.printf(Locale.ROOT, "delivery: %d cores, java %s, %s; N=%d, %d rounds, %d senders on 1 connection, "
-            + "1 KiB random bodies, synced writes; load average %s%n", Runtime.getRuntime().availableProcessors(),
-        System.getProperty("java.version"), Instant.now(), n, ROUNDS, SENDERS, loadAverage());
+            + "1 KiB random bodies, synced writes, sends by %s; load average %s%n", Runtime.getRuntime().availableProcessors(),
+        System.getProperty("java.version"), Instant.now(), n, ROUNDS, SENDERS,
+        API.equals("stream") ? "SendStream (" + SENDERS + " in flight)" : "unary Send (" + SENDERS + " threads)",
+        loadAverage());
     try (DeliveryBench b = new DeliveryBench(Path.of(args[0]), Path.of(args[1]), n)) {
       b.run(mode, prosody);
     }
@@ -326,7 +337,14 @@ public final class DeliveryBench implements AutoCloseable {
       CountDownLatch go = new CountDownLatch(1);
       long now = System.nanoTime();
       AtomicLong slot = new AtomicLong(now);
-      for (int i = 0; i < SENDERS; i++) {
+      if (API.equals("stream")) {
+        workers.add(senders.submit(() -> {
+          go.await();
+          streamed(box, left, slot, intervalNanos);
+          return null;
+        }));
+      }
+      for (int i = 0; i < (API.equals("stream") ? 0 : SENDERS); i++) {
         workers.add(senders.submit(() -> {
           go.await();
           var stub = MailboxesGrpc.newBlockingStub(channel);
@@ -349,6 +367,55 @@ public final class DeliveryBench implements AutoCloseable {
       }
       startedAt = System.nanoTime();
       go.countDown();
+    }
+
+    /** One SendStream with SENDERS sends in flight; returns once every send was answered. */
+    private void streamed(LoadClient.Mailbox box, AtomicLong left, AtomicLong slot, long intervalNanos)
+        throws Exception {
+      Semaphore room = new Semaphore(SENDERS);
+      CompletableFuture<Void> ended = new CompletableFuture<>();
+      AtomicLong failed = new AtomicLong();
+      StreamObserver<SendStreamRequest> requests = MailboxesGrpc.newStub(channel).sendStream(new StreamObserver<>() {
+        @Override
+        public void onNext(SendStreamResponse r) {
+          if (r.getCode() != 0) {
+            failed.incrementAndGet();
+          }
+          sent.incrementAndGet();
+          lastSent.accumulateAndGet(System.nanoTime(), Math::max);
+          room.release();
+        }
+
+        @Override
+        public void onError(Throwable t) {
+          ended.completeExceptionally(t);
+        }
+
+        @Override
+        public void onCompleted() {
+          ended.complete(null);
+        }
+      });
+      long id = 0;
+      while (stop.getCount() > 0 && left.getAndDecrement() > 0) {
+        long start;
+        if (intervalNanos > 0) {
+          start = slot.addAndGet(intervalNanos);
+          for (long wait; (wait = start - System.nanoTime()) > 0; ) {
+            LockSupport.parkNanos(wait);
+          }
+        } else {
+          start = System.nanoTime();
+        }
+        room.acquire();
+        requests.onNext(SendStreamRequest.newBuilder().setRequestId(id++)
+            .setSend(box.send(LoadClient.noise(16), body(start))).build());
+      }
+      requests.onCompleted();
+      ended.get(60, TimeUnit.SECONDS);
+      if (failed.get() > 0) {
+        throw new IllegalStateException(failed.get() + " sends were refused");
+      }
     }
 
     /** Lets the senders run for a while (a timed wait on a latch nobody counts down early). */

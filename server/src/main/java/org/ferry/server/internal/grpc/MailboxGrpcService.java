@@ -6,6 +6,7 @@ import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import io.netty.util.internal.ThreadExecutorMap;
 import java.util.concurrent.Executor;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.proto.PaddingBuckets;
@@ -114,9 +115,14 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
   public StreamObserver<ReceiveRequest> receive(StreamObserver<ReceiveResponse> response) {
     byte[] nonce = new byte[32];
     random.nextBytes(nonce);
+    // The stream's work runs on its connection's event loop when the call starts there (Send and
+    // Receive run on the event loop): its deliveries and acks then need no thread hand-off.
+    // Elsewhere (in-process tests) on the delivery pool.
+    Executor loop = ThreadExecutorMap.currentExecutor();
     ReceiveStream stream =
         new ReceiveStream(
-            mailboxes, (ServerCallStreamObserver<ReceiveResponse>) response, deliveryExecutor, nonce);
+            mailboxes, (ServerCallStreamObserver<ReceiveResponse>) response,
+            loop != null ? loop : deliveryExecutor, nonce);
     stream.start();
     return stream;
   }

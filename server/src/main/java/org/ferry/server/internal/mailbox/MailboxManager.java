@@ -184,7 +184,8 @@ public final class MailboxManager {
     if (expired.isEmpty()) {
       return slice;
     }
-    store.deleteAll(id, expired);
+    // Not waited for: the reader runs on an event loop, and the slice moves past them anyway.
+    store.deleteAllAsync(id, expired);
     return new QueueSlice(
         slice.envelopes().stream().filter(e -> !e.isExpired(now)).toList(), slice.scannedTo());
   }

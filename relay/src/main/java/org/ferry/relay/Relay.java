@@ -74,6 +74,51 @@ public final class Relay implements AutoCloseable {
     this.webAddress = webAddress;
   }
 
+  /**
+   * Checks a fallback web server's address on its own: a resolvable host and a real port.
+   *
+   * @throws IllegalArgumentException naming the problem
+   */
+  public static void checkFallbackAddress(InetSocketAddress webServer) {
+    if (webServer.isUnresolved()) {
+      throw new IllegalArgumentException(
+          "the fallback web server's host cannot be resolved: " + webServer.getHostString());
+    }
+    if (webServer.getPort() == 0) {
+      throw new IllegalArgumentException("the fallback web server needs a port, not 0");
+    }
+  }
+
+  /**
+   * Checks a fallback against the web port it serves: that port must be open (a ws or poll
+   * carrier), and the fallback must not be that port itself, which would splice every
+   * connection back into the relay until it runs out of file descriptors.
+   *
+   * @throws IllegalArgumentException naming the problem
+   */
+  public static void checkFallback(InetSocketAddress webServer, InetSocketAddress webPort, Set<Carrier> carriers) {
+    checkFallbackAddress(webServer);
+    if (!carriers.contains(Carrier.WS) && !carriers.contains(Carrier.POLL)) {
+      throw new IllegalArgumentException(
+          "a fallback serves the web port, which only the ws and poll carriers open");
+    }
+    if (webPort.getPort() != 0 && webPort.getPort() == webServer.getPort()
+        && (webServer.getAddress().equals(webPort.getAddress()) || isLocal(webServer.getAddress())
+            && (webPort.getAddress() == null || webPort.getAddress().isAnyLocalAddress()
+                || isLocal(webPort.getAddress())))) {
+      throw new IllegalArgumentException(
+          "the fallback web server is this relay's own web port " + webPort.getPort());
+    }
+  }
+
+  private static boolean isLocal(java.net.InetAddress a) {
+    try {
+      return a.isLoopbackAddress() || a.isAnyLocalAddress() || java.net.NetworkInterface.getByInetAddress(a) != null;
+    } catch (java.net.SocketException e) {
+      return false;
+    }
+  }
+
   public static Builder builder() {
     return new Builder();
   }
@@ -191,6 +236,7 @@ public final class Relay implements AutoCloseable {
      * careful prober can tell from the real thing.
      */
     public Builder fallback(InetSocketAddress webServer) {
+      checkFallbackAddress(webServer);
       this.fallback = Objects.requireNonNull(webServer, "webServer");
       return this;
     }
@@ -204,6 +250,9 @@ public final class Relay implements AutoCloseable {
     public Relay start() throws IOException {
       if (dataDirectory == null || listen == null || upstream == null) {
         throw new IllegalStateException("dataDirectory, listen and upstream are required");
+      }
+      if (fallback != null) {
+        checkFallback(fallback, listen, carriers);
       }
       SecureRandom random = new SecureRandom();
       Files.createDirectories(dataDirectory);

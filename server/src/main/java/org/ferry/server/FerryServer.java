@@ -339,6 +339,10 @@ public final class FerryServer implements AutoCloseable {
       if (carrierFallback != null && carrierListen == null) {
         throw new IllegalStateException("a carrier fallback needs carriers");
       }
+      if (carrierFallback != null) {
+        // Before anything is written: a bad fallback must not leave a half-made data directory.
+        Relay.checkFallback(carrierFallback, carrierListen, carrierKinds);
+      }
       SecureRandom random = new SecureRandom();
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", "ferry-server", random);

@@ -11,8 +11,6 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.SecureRandom;
-import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -25,8 +23,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.X509TrustManager;
 import org.ferry.it.censor.Censor;
 import org.ferry.proto.BridgeLine;
 import org.ferry.relay.Relay;
@@ -185,19 +181,7 @@ class ActiveProbingTest {
   }
 
   private static byte[] httpsExchange(InetSocketAddress to, byte[] request) throws Exception {
-    SSLContext tls = SSLContext.getInstance("TLS");
-    tls.init(null, new TrustManager[] {new X509TrustManager() {
-      @Override
-      public void checkClientTrusted(X509Certificate[] chain, String authType) {}
-
-      @Override
-      public void checkServerTrusted(X509Certificate[] chain, String authType) {}
-
-      @Override
-      public X509Certificate[] getAcceptedIssuers() {
-        return new X509Certificate[0];
-      }
-    }}, new SecureRandom());
+    SSLContext tls = TrustingTls.context();
     try (Socket raw = new Socket()) {
       raw.connect(to, 2000);
       try (SSLSocket s = (SSLSocket) tls.getSocketFactory().createSocket(raw, to.getHostString(), to.getPort(), true)) {

@@ -16,8 +16,6 @@ import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.SecureRandom;
-import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
@@ -31,10 +29,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.X509TrustManager;
 import org.ferry.it.censor.Censor;
 import org.ferry.it.censor.Censor.Rule;
 import org.ferry.proto.BridgeLine;
@@ -309,7 +304,7 @@ class RelayFallbackTest {
   private static String exchange(InetSocketAddress to, Probe probe, boolean tls) throws Exception {
     try (Socket raw = new Socket()) {
       raw.connect(to, 2000);
-      Socket s = tls ? trustingTls().getSocketFactory().createSocket(raw, to.getHostString(), to.getPort(), true) : raw;
+      Socket s = tls ? TrustingTls.context().getSocketFactory().createSocket(raw, to.getHostString(), to.getPort(), true) : raw;
       if (s instanceof SSLSocket ssl) {
         ssl.startHandshake();
       }
@@ -354,22 +349,6 @@ class RelayFallbackTest {
     }
   }
 
-  private static SSLContext trustingTls() throws Exception {
-    SSLContext tls = SSLContext.getInstance("TLS");
-    tls.init(null, new TrustManager[] {new X509TrustManager() {
-      @Override
-      public void checkClientTrusted(X509Certificate[] chain, String authType) {}
-
-      @Override
-      public void checkServerTrusted(X509Certificate[] chain, String authType) {}
-
-      @Override
-      public X509Certificate[] getAcceptedIssuers() {
-        return new X509Certificate[0];
-      }
-    }}, new SecureRandom());
-    return tls;
-  }
 
   @Test
   void webSocketAndPollingStillCarryMessagesThroughTheSamePort() throws Exception {

@@ -349,15 +349,7 @@ public final class DeliveryBench implements AutoCloseable {
           go.await();
           var stub = MailboxesGrpc.newBlockingStub(channel);
           while (stop.getCount() > 0 && left.getAndDecrement() > 0) {
-            long start;
-            if (intervalNanos > 0) {
-              start = slot.addAndGet(intervalNanos);
-              for (long wait; (wait = start - System.nanoTime()) > 0; ) {
-                LockSupport.parkNanos(wait);
-              }
-            } else {
-              start = System.nanoTime();
-            }
+            long start = nextStart(slot, intervalNanos);
             stub.send(box.send(LoadClient.noise(16), body(start)));
             sent.incrementAndGet();
             lastSent.accumulateAndGet(System.nanoTime(), Math::max);
@@ -367,6 +359,18 @@ public final class DeliveryBench implements AutoCloseable {
       }
       startedAt = System.nanoTime();
       go.countDown();
+    }
+
+    /** Paced: waits for the next slot of the schedule and returns it; else now. */
+    private long nextStart(AtomicLong slot, long intervalNanos) {
+      if (intervalNanos <= 0) {
+        return System.nanoTime();
+      }
+      long start = slot.addAndGet(intervalNanos);
+      for (long wait; (wait = start - System.nanoTime()) > 0; ) {
+        LockSupport.parkNanos(wait);
+      }
+      return start;
     }
 
     /** One SendStream with SENDERS sends in flight; returns once every send was answered. */
@@ -398,15 +402,7 @@ public final class DeliveryBench implements AutoCloseable {
       });
       long id = 0;
       while (stop.getCount() > 0 && left.getAndDecrement() > 0) {
-        long start;
-        if (intervalNanos > 0) {
-          start = slot.addAndGet(intervalNanos);
-          for (long wait; (wait = start - System.nanoTime()) > 0; ) {
-            LockSupport.parkNanos(wait);
-          }
-        } else {
-          start = System.nanoTime();
-        }
+        long start = nextStart(slot, intervalNanos);
         room.acquire();
         requests.onNext(SendStreamRequest.newBuilder().setRequestId(id++)
             .setSend(box.send(LoadClient.noise(16), body(start))).build());

@@ -56,8 +56,10 @@ class CliScenarioTest {
       Cli.ok(b, "init", "--server", server.address().toString());
       Cli.ok(b, "accept", Cli.ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
       Cli.ok(b, "send", "alice", "first");
-      // Send finds Bob's acceptance on Alice's server, and keeps his message for her receive.
-      Cli.ok(a, "send", "bob", "hello");
+      // Send finds Bob's acceptance on Alice's server, says so, and keeps his message for her receive.
+      Cli.Result sent = Cli.client(a, "send", "bob", "hello");
+      assertEquals(0, sent.exit(), sent.toString());
+      assertEquals(List.of("bob accepted your invitation", "sent to bob"), sent.errLines());
       assertEquals(List.of("alice: hello"), Cli.client(b, "receive", "--timeout", "1").outLines());
       assertEquals(List.of("bob: first"), Cli.client(a, "receive", "--timeout", "1").outLines());
     }

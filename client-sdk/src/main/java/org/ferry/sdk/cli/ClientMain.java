@@ -255,7 +255,12 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       try (FerryClient client = parent.open()) {
+        boolean invited = client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
         client.send(label, text);
+        if (invited) {
+          // Send picked up their acceptance itself; say so, as receive would have.
+          spec.commandLine().getErr().println(label + " accepted your invitation");
+        }
         spec.commandLine().getErr().println("sent to " + label);
       }
       return 0;

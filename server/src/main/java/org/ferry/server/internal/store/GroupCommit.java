@@ -1,7 +1,10 @@
 package org.ferry.server.internal.store;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -37,9 +40,9 @@ final class GroupCommit implements AutoCloseable {
     void written(Throwable failure);
   }
 
-  /** What the changes of one batch share: positions already deleted by an earlier change in it. */
+  /** What the changes of one batch share: queue keys already deleted by an earlier change in it. */
   static final class BatchState {
-    final java.util.Set<String> deleted = new java.util.HashSet<>();
+    final Set<ByteBuffer> deleted = new HashSet<>();
   }
 
   /** The write itself: RocksDB's, with or without sync. */
@@ -70,34 +73,21 @@ final class GroupCommit implements AutoCloseable {
 
   private void run() {
     List<Change> batch = new ArrayList<>();
-    while (true) {
+    while (!closed || !queue.isEmpty()) {
+      Change first;
       try {
-        Change first = queue.poll(100, TimeUnit.MILLISECONDS);
-        if (first == null) {
-          if (closed && queue.isEmpty()) {
-            return;
-          }
-          continue;
-        }
+        first = queue.poll(100, TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        // Nothing interrupts this thread; close() sets closed and waits for the queue to empty.
+        Thread.currentThread().interrupt();
+        return;
+      }
+      if (first != null) {
         batch.add(first);
         queue.drainTo(batch, MAX_BATCH - 1);
         commit(batch);
-      } catch (InterruptedException e) {
-        // Only close() interrupts, after closed was set: finish what is queued.
-        Thread.currentThread().interrupt();
-        drainAfterInterrupt(batch);
-        return;
-      } finally {
         batch.clear();
       }
-    }
-  }
-
-  private void drainAfterInterrupt(List<Change> batch) {
-    batch.clear();
-    queue.drainTo(batch);
-    if (!batch.isEmpty()) {
-      commit(batch);
     }
   }
 

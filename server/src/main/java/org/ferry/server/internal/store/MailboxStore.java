@@ -15,9 +15,9 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.HexFormat;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import org.ferry.proto.PaddingBuckets;
@@ -72,7 +72,6 @@ public final class MailboxStore implements AutoCloseable {
   /** Queue value: format, expires-at millis, envelope id, body. */
   private static final int QUEUE_VALUE_OVERHEAD = 1 + 8 + QueuedEnvelope.ENVELOPE_ID_LENGTH;
   private static final byte[] EMPTY = new byte[0];
-  private static final HexFormat HEX = HexFormat.of();
   private static final int SWEEP_BATCH = 1024;
 
   static {
@@ -251,7 +250,7 @@ public final class MailboxStore implements AutoCloseable {
   private static <T> T await(CompletableFuture<T> future) {
     try {
       return future.join();
-    } catch (java.util.concurrent.CompletionException e) {
+    } catch (CompletionException e) {
       if (e.getCause() instanceof RuntimeException r) {
         throw r;
       }
@@ -371,7 +370,7 @@ public final class MailboxStore implements AutoCloseable {
         List<byte[]> values = db.multiGetAsList(Collections.nCopies(keys.size(), queue), keys);
         for (int i = 0; i < keys.size(); i++) {
           byte[] value = values.get(i);
-          if (value == null || !state.deleted.add(HEX.formatHex(keys.get(i)))) {
+          if (value == null || !state.deleted.add(ByteBuffer.wrap(keys.get(i)))) {
             continue;
           }
           ByteBuffer v = ByteBuffer.wrap(value);

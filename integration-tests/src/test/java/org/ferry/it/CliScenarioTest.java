@@ -47,14 +47,19 @@ class CliScenarioTest {
     }
   }
 
+  /** Alice (in {@code a}) and Bob (in {@code b}) join the server; Bob accepts Alice's invitation. */
+  private static void aliceInvitesBob(RunningServer server, Path a, Path b) {
+    Cli.ok(a, "init", "--server", server.address().toString());
+    Cli.ok(b, "init", "--server", server.address().toString());
+    Cli.ok(b, "accept", Cli.ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
+  }
+
   @Test
   void theInviterCanSendRightAfterTheInviteeAcceptedWithoutReceivingFirst() throws Exception {
     Path a = dir.resolve("a");
     Path b = dir.resolve("b");
     try (RunningServer server = new RunningServer(dir.resolve("server"))) {
-      Cli.ok(a, "init", "--server", server.address().toString());
-      Cli.ok(b, "init", "--server", server.address().toString());
-      Cli.ok(b, "accept", Cli.ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
+      aliceInvitesBob(server, a, b);
       Cli.ok(b, "send", "alice", "first");
       // Send finds Bob's acceptance on Alice's server, says so, and keeps his message for her receive.
       Cli.Result sent = Cli.client(a, "send", "bob", "hello");
@@ -70,9 +75,7 @@ class CliScenarioTest {
     Path a = dir.resolve("a");
     Path b = dir.resolve("b");
     try (RunningServer server = new RunningServer(dir.resolve("server"))) {
-      Cli.ok(a, "init", "--server", server.address().toString());
-      Cli.ok(b, "init", "--server", server.address().toString());
-      Cli.ok(b, "accept", Cli.ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
+      aliceInvitesBob(server, a, b);
       for (int i = 0; i < 40; i++) {
         Cli.ok(b, "send", "alice", "message " + i);
       }

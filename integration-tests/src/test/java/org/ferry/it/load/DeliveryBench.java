@@ -217,14 +217,18 @@ public final class DeliveryBench implements AutoCloseable {
 
   private record Online(double rate, double sentSeconds, double deliveredSeconds) {}
 
+  /** One envelope through first: the owner is subscribed and its stream is open. */
+  private void primeOwner(LoadClient.Mailbox box, Tally tally) throws Exception {
+    MailboxesGrpc.newBlockingStub(channel).send(box.send(LoadClient.noise(16), body(System.nanoTime())));
+    tally.await(1, Duration.ofSeconds(60));
+  }
+
   /** N envelopes to a connected owner; from the first send to the owner having them all. */
   private Online online() throws Exception {
     LoadClient.Mailbox box = LoadClient.createMailbox(channel);
     Tally tally = new Tally();
     try (Receiver owner = new Receiver(server::address, List.of(box), tally)) {
-      // One envelope through first: the owner is subscribed and its stream is open.
-      MailboxesGrpc.newBlockingStub(channel).send(box.send(LoadClient.noise(16), body(System.nanoTime())));
-      tally.await(1, Duration.ofSeconds(60));
+      primeOwner(box, tally);
       Load load = new Load(box, n, 0);
       long sent = load.awaitSent(bound(n));
       long delivered = tally.await(1 + n, bound(n));
@@ -257,8 +261,7 @@ public final class DeliveryBench implements AutoCloseable {
     LoadClient.Mailbox box = LoadClient.createMailbox(channel);
     Tally tally = new Tally();
     try (Receiver owner = new Receiver(server::address, List.of(box), tally)) {
-      MailboxesGrpc.newBlockingStub(channel).send(box.send(LoadClient.noise(16), body(System.nanoTime())));
-      tally.await(1, Duration.ofSeconds(60));
+      primeOwner(box, tally);
       long lead = TimeUnit.MILLISECONDS.toNanos(RATE_LEAD_MS);
       tally.recordFrom = System.nanoTime() + lead;
       Load load = new Load(box, Long.MAX_VALUE, 1_000_000_000L / PACED_RATE);

@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
@@ -130,7 +131,7 @@ public final class MessageReceiver {
   }
 
   /** With a null listener, messages stay in the local inbox. */
-  private int receive(Duration idle, MessageListener listener, java.util.function.Predicate<ContactRecord> which) {
+  private int receive(Duration idle, MessageListener listener, Predicate<ContactRecord> which) {
     forgetOldEnvelopeIds();
     int handed = listener == null ? 0 : handOverInbox(listener);
     Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();

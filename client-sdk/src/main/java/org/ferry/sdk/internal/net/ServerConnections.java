@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
+import java.nio.channels.ClosedChannelException;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.FerryException;
@@ -137,7 +138,7 @@ public final class ServerConnections implements AutoCloseable {
       case UNAVAILABLE -> true;
       case UNKNOWN -> {
         for (Throwable t = e; t != null; t = t.getCause()) {
-          if (t instanceof java.nio.channels.ClosedChannelException) {
+          if (t instanceof ClosedChannelException) {
             yield true;
           }
         }

@@ -12,7 +12,11 @@ import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
 import io.netty.handler.ssl.OpenSsl;
+import io.netty.util.internal.PlatformDependent;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
@@ -38,7 +42,9 @@ import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
 import org.ferry.server.internal.grpc.InvitationGrpcService;
+import org.ferry.server.internal.grpc.CappedServerChannel;
 import org.ferry.server.internal.grpc.MailboxGrpcService;
+import org.ferry.server.internal.grpc.StreamLimits;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
@@ -87,6 +93,9 @@ public final class FerryServer implements AutoCloseable {
       MailboxesGrpc.getReceiveMethod().getFullMethodName(),
       MailboxesGrpc.getSendStreamMethod().getFullMethodName());
 
+  /** Calls open at once on one connection, at most (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  static final int MAX_CALLS_PER_CONNECTION = 128;
+
   /** gRPC message limit: the largest envelope plus room for the request around it. */
   static final int MAX_INBOUND_MESSAGE = 128 * 1024;
 
@@ -98,6 +107,7 @@ public final class FerryServer implements AutoCloseable {
   private final ScheduledExecutorService background;
   private final ServerAddress address;
   private final Relay carriers;
+  private final EventLoopGroup[] eventLoops;
   private boolean closed;
 
   private FerryServer(
@@ -108,7 +118,9 @@ public final class FerryServer implements AutoCloseable {
       ExecutorService blockingExecutor,
       ScheduledExecutorService background,
       ServerAddress address,
-      Relay carriers) {
+      Relay carriers,
+      EventLoopGroup... eventLoops) {
+    this.eventLoops = eventLoops;
     this.blockingExecutor = blockingExecutor;
     this.carriers = carriers;
     this.grpcServer = grpcServer;
@@ -173,6 +185,9 @@ public final class FerryServer implements AutoCloseable {
     deliveryExecutor.shutdownNow();
     blockingExecutor.shutdownNow();
     background.shutdownNow();
+    for (EventLoopGroup group : eventLoops) {
+      group.shutdownGracefully(0, 5, TimeUnit.SECONDS);
+    }
     if (quiet) {
       store.close();
       log.info("ferry server stopped");
@@ -195,6 +210,7 @@ public final class FerryServer implements AutoCloseable {
     private ServerLimits limits = ServerLimits.DEFAULTS;
     private Duration sweepInterval = Duration.ofMinutes(1);
     private Duration unsafeWriteDelay;
+    private int maxConnections = defaultMaxConnections(Runtime.getRuntime().maxMemory());
     private final List<ServerInterceptor> interceptors = new ArrayList<>();
 
     private Builder() {}
@@ -331,6 +347,25 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Client connections open at once, at most; one more is closed as soon as it is accepted.
+     * Default: one per 256 KiB of the JVM's maximum heap, from 256 to 65,536 (1,024 for a
+     * 256 MiB heap).
+     *
+     * @throws IllegalArgumentException if not positive
+     */
+    public Builder maxConnections(int maxConnections) {
+      if (maxConnections < 1) {
+        throw new IllegalArgumentException("maxConnections must be positive: " + maxConnections);
+      }
+      this.maxConnections = maxConnections;
+      return this;
+    }
+
+    static int defaultMaxConnections(long maxHeapBytes) {
+      return (int) Math.max(256, Math.min(65_536, maxHeapBytes / (256 * 1024)));
+    }
+
     /** Opens the store, loads or makes the key, and starts listening. */
     public FerryServer start() throws IOException {
       if (dataDirectory == null) {
@@ -358,6 +393,9 @@ public final class FerryServer implements AutoCloseable {
       ExecutorService blockingExecutor = Executors.newCachedThreadPool(daemonThreads("ferry-calls"));
       ScheduledExecutorService background =
           Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
+      // Our own event loops, so that the listening channel can be ours (CappedServerChannel).
+      EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, daemonThreads("ferry-accept"), NioIoHandler.newFactory());
+      EventLoopGroup workers = new MultiThreadIoEventLoopGroup(0, daemonThreads("ferry-io"), NioIoHandler.newFactory());
       try {
         MailboxManager mailboxes =
             new MailboxManager(store, clock, random, defaultTtl, limits);
@@ -371,8 +409,15 @@ public final class FerryServer implements AutoCloseable {
             sweepInterval.toNanos(), sweepInterval.toNanos(), TimeUnit.NANOSECONDS);
         HealthStatusManager health = new HealthStatusManager();
         ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
+        StreamLimits streamLimits =
+            StreamLimits.forMemory(PlatformDependent.maxDirectMemory(), Runtime.getRuntime().maxMemory());
+        AtomicInteger openConnections = new AtomicInteger();
+        int connectionCap = maxConnections;
         Server grpc =
             NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+                .bossEventLoopGroup(boss)
+                .workerEventLoopGroup(workers)
+                .channelFactory(() -> new CappedServerChannel(connectionCap, openConnections))
                 .sslContext(ssl)
                 // Send and Receive never block (writes go through the store's group commit,
                 // streams through their own executor): they run on the event loop, with no
@@ -387,7 +432,14 @@ public final class FerryServer implements AutoCloseable {
                 })
                 .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
                 .permitKeepAliveTime(30, TimeUnit.SECONDS)
-                .addService(intercepted(new MailboxGrpcService(mailboxes, deliveryExecutor, random), errors))
+                // Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a
+                // connection with no call for this long is closed (clients reconnect by themselves).
+                .maxConcurrentCallsPerConnection(MAX_CALLS_PER_CONNECTION)
+                .maxConnectionIdle(15, TimeUnit.MINUTES)
+                .addTransportFilter(streamLimits.transportFilter())
+                .intercept(streamLimits.interceptor())
+                .addService(intercepted(
+                    new MailboxGrpcService(mailboxes, deliveryExecutor, random, streamLimits), errors))
                 .addService(intercepted(new InvitationGrpcService(mailboxes), errors))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
@@ -417,8 +469,11 @@ public final class FerryServer implements AutoCloseable {
             throw e;
           }
         }
-        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay);
+        return new FerryServer(
+            grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay, boss, workers);
       } catch (IOException | RuntimeException e) {
+        boss.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+        workers.shutdownGracefully(0, 0, TimeUnit.SECONDS);
         deliveryExecutor.shutdownNow();
         blockingExecutor.shutdownNow();
         background.shutdownNow();

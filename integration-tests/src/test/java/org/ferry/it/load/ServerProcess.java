@@ -105,6 +105,10 @@ public final class ServerProcess implements AutoCloseable {
     return address;
   }
 
+  public boolean isAlive() {
+    return process.isAlive();
+  }
+
   public long pid() {
     return process.pid();
   }

@@ -1,5 +1,6 @@
 package org.ferry.server.internal.grpc;
 
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.security.SecureRandom;
@@ -28,9 +29,13 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
   private final MailboxManager mailboxes;
   private final Executor deliveryExecutor;
   private final SecureRandom random;
+  private final StreamLimits limits;
 
-  public MailboxGrpcService(MailboxManager mailboxes, Executor deliveryExecutor, SecureRandom random) {
+  /** A service whose receive streams share {@code limits}. */
+  public MailboxGrpcService(MailboxManager mailboxes, Executor deliveryExecutor, SecureRandom random,
+      StreamLimits limits) {
     this.mailboxes = mailboxes;
+    this.limits = limits;
     this.deliveryExecutor = deliveryExecutor;
     this.random = random;
   }
@@ -119,10 +124,24 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
     // Receive run on the event loop): its deliveries and acks then need no thread hand-off.
     // Elsewhere (in-process tests) on the delivery pool.
     Executor loop = ThreadExecutorMap.currentExecutor();
-    ReceiveStream stream =
-        new ReceiveStream(
-            mailboxes, (ServerCallStreamObserver<ReceiveResponse>) response,
-            loop != null ? loop : deliveryExecutor, nonce);
+    ReceiveStream stream;
+    try {
+      stream = new ReceiveStream(
+          mailboxes, limits, (ServerCallStreamObserver<ReceiveResponse>) response,
+          loop != null ? loop : deliveryExecutor, nonce);
+    } catch (StatusRuntimeException refused) {
+      response.onError(refused);
+      return new StreamObserver<>() {
+        @Override
+        public void onNext(ReceiveRequest ignored) {}
+
+        @Override
+        public void onError(Throwable t) {}
+
+        @Override
+        public void onCompleted() {}
+      };
+    }
     stream.start();
     return stream;
   }

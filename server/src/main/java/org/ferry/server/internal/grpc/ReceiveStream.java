@@ -60,6 +60,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Acks are collected and handed to the store's group commit as one delete per mailbox when
  * the stream has no more requests queued; the window reopens at once.
+ *
+ * <p><b>Memory.</b> The stream sends only while the transport is ready, and reads the store at
+ * most {@link StreamLimits#READ_BYTES} at a time, so a client that stops reading holds at most
+ * {@link StreamLimits#STREAM_BYTES} of the server's direct memory; the stream reserved that much
+ * from {@link StreamLimits} when it opened. Handed-over envelopes also come out of the limits'
+ * shared handoff budget. An {@code Error} in the stream's work (out of memory, most likely) fails
+ * this stream and is logged; it never kills the thread it ran on.
  */
 final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private static final Logger log = LoggerFactory.getLogger(ReceiveStream.class);
@@ -71,6 +78,8 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   static final long HANDOFF_BYTES = 1L << 20;
 
   private final MailboxManager mailboxes;
+  private final StreamLimits limits;
+  private final StreamLimits.Reservation reservation;
   private final ServerCallStreamObserver<ReceiveResponse> out;
   private final Executor serial;
   private final byte[] nonce;
@@ -114,10 +123,13 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
         return;
       }
       Handoff h = new Handoff(seq, previous, envelope);
-      if (handoffBytes.addAndGet(h.size()) <= HANDOFF_BYTES) {
+      if (takeHandoff(h.size())) {
         inbox.add(h);
+        if (closed && inbox.remove(h)) {
+          // Released meanwhile, and its clean-up did not see this one.
+          returnHandoff(h.size());
+        }
       } else {
-        handoffBytes.addAndGet(-h.size());
         droppedUpTo.accumulateAndGet(seq, Math::max);
       }
       if (wakeQueued.compareAndSet(false, true)) {
@@ -129,12 +141,19 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     }
   }
 
+  /**
+   * @throws io.grpc.StatusRuntimeException RESOURCE_EXHAUSTED when {@code limits} allow no more
+   *     receive streams on this connection or on the server
+   */
   ReceiveStream(
       MailboxManager mailboxes,
+      StreamLimits limits,
       ServerCallStreamObserver<ReceiveResponse> out,
       Executor executor,
       byte[] nonce) {
     this.mailboxes = mailboxes;
+    this.limits = limits;
+    this.reservation = limits.openStream();
     this.out = out;
     this.serial = new SerializingExecutor(executor);
     this.nonce = nonce.clone();
@@ -194,6 +213,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       throw GrpcErrors.failedPrecondition("too many mailboxes on one stream");
     }
     mailboxes.authenticateReceiver(id, nonce, request.getSignature().toByteArray());
+    limits.subscribe(id);
     Subscription sub = new Subscription(id, request.getConfirmAcks());
     subscriptions.put(id, sub);
     // Watch first, then read: whatever finishes after the watch began is handed over, whatever
@@ -271,7 +291,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
           // The next write in this mailbox's order: nothing lies between it and what is handled.
           Handoff h = first.getValue();
           sub.buffered.pollFirstEntry();
-          handoffBytes.addAndGet(-h.size());
+          returnHandoff(h.size());
           if (h.envelope() != null && !mailboxes.isExpired(h.envelope())) {
             send(sub, h.envelope());
           }
@@ -284,7 +304,8 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
         if (sub.handled >= sub.readUntil || mailboxes.visibleUpTo(sub.id) <= sub.handled) {
           return;
         }
-        QueueSlice slice = mailboxes.pending(sub.id, sub.handled + 1, WINDOW - sub.unacked.size());
+        QueueSlice slice = mailboxes.pending(
+            sub.id, sub.handled + 1, WINDOW - sub.unacked.size(), StreamLimits.READ_BYTES);
         for (QueuedEnvelope env : slice.envelopes()) {
           send(sub, env);
         }
@@ -298,8 +319,22 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
 
   private void dropHandled(Subscription sub) {
     while (!sub.buffered.isEmpty() && sub.buffered.firstKey() <= sub.handled) {
-      handoffBytes.addAndGet(-sub.buffered.pollFirstEntry().getValue().size());
+      returnHandoff(sub.buffered.pollFirstEntry().getValue().size());
     }
+  }
+
+  /** Room for a handed-over envelope in this stream's buffer and the server's handoff budget. */
+  private boolean takeHandoff(int size) {
+    if (handoffBytes.addAndGet(size) <= HANDOFF_BYTES && limits.takeHandoff(size)) {
+      return true;
+    }
+    handoffBytes.addAndGet(-size);
+    return false;
+  }
+
+  private void returnHandoff(int size) {
+    handoffBytes.addAndGet(-size);
+    limits.returnHandoff(size);
   }
 
   private void send(Subscription sub, QueuedEnvelope env) {
@@ -351,14 +386,22 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     }
   }
 
+  /** Ends the stream's hold on everything: watches, counts, buffers, its reservation. Idempotent. */
   private void release() {
     closed = true;
     subscriptions.values().forEach(s -> {
       if (s.watch != null) {
         s.watch.close();
       }
+      limits.unsubscribe(s.id);
+      for (Handoff h; (h = s.inbox.poll()) != null; ) {
+        returnHandoff(h.size());
+      }
+      s.buffered.values().forEach(h -> returnHandoff(h.size()));
+      s.buffered.clear();
     });
     subscriptions.clear();
     pendingAcks.clear();
+    reservation.close();
   }
 }

@@ -177,8 +177,17 @@ public final class MailboxManager {
    * moves past a run of expired envelopes instead of stopping at it.
    */
   public QueueSlice pending(MailboxId id, long fromSeq, int limit) {
+    return pending(id, fromSeq, limit, Long.MAX_VALUE);
+  }
+
+  /**
+   * Like {@link #pending(MailboxId, long, int)}, stopping once the envelopes read hold
+   * {@code maxBytes} of body (at least one envelope): see {@link MailboxStore#read(MailboxId,
+   * long, int, long)}.
+   */
+  public QueueSlice pending(MailboxId id, long fromSeq, int limit, long maxBytes) {
     Instant now = clock.instant();
-    QueueSlice slice = store.read(id, fromSeq, limit);
+    QueueSlice slice = store.read(id, fromSeq, limit, maxBytes);
     List<Long> expired = slice.envelopes().stream()
         .filter(e -> e.isExpired(now)).map(QueuedEnvelope::seq).toList();
     if (expired.isEmpty()) {

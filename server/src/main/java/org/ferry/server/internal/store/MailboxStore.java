@@ -294,6 +294,15 @@ public final class MailboxStore implements AutoCloseable {
    * otherwise the mailbox's visible end.
    */
   public QueueSlice read(MailboxId mailbox, long fromSeq, int limit) {
+    return read(mailbox, fromSeq, limit, Long.MAX_VALUE);
+  }
+
+  /**
+   * Like {@link #read(MailboxId, long, int)}, and also stops once the envelopes read hold
+   * {@code maxBytes} of body or more (it always returns at least one envelope if there is one):
+   * a reader that can send only so much at a time never holds a whole window in memory.
+   */
+  public QueueSlice read(MailboxId mailbox, long fromSeq, int limit, long maxBytes) {
     long upTo = sequences.visibleUpTo(mailbox);
     List<QueuedEnvelope> out = new ArrayList<>();
     if (fromSeq > upTo || limit <= 0) {
@@ -303,7 +312,9 @@ public final class MailboxStore implements AutoCloseable {
     try (Slice upper = new Slice(queueKey(mailbox, upTo + 1));
         ReadOptions ro = new ReadOptions().setIterateUpperBound(upper);
         RocksIterator it = db.newIterator(queue, ro)) {
-      for (it.seek(queueKey(mailbox, fromSeq)); it.isValid() && out.size() < limit; it.next()) {
+      long bytes = 0;
+      for (it.seek(queueKey(mailbox, fromSeq));
+          it.isValid() && out.size() < limit && bytes < maxBytes; it.next()) {
         byte[] key = it.key();
         if (!Arrays.equals(key, 0, 32, prefix, 0, 32)) {
           break;
@@ -317,6 +328,11 @@ public final class MailboxStore implements AutoCloseable {
         v.get(body);
         long seq = ByteBuffer.wrap(key, 32, 8).getLong();
         out.add(new QueuedEnvelope(mailbox, seq, envelopeId, body, expires));
+        bytes += body.length;
+      }
+      if (bytes >= maxBytes && out.size() < limit) {
+        // Stopped by size: the slice covers what it holds, not the visible end.
+        return new QueueSlice(out, out.get(out.size() - 1).seq());
       }
       it.status();
     } catch (RocksDBException e) {

@@ -29,7 +29,12 @@ final class OwnerStream implements AutoCloseable {
   private final StreamObserver<ReceiveRequest> requests;
 
   OwnerStream(TestServer server) {
-    requests = MailboxesGrpc.newStub(server.channel).receive(new StreamObserver<>() {
+    this(server, server.channel);
+  }
+
+  /** A stream on {@code channel} (another connection to the same server). */
+  OwnerStream(TestServer server, io.grpc.ManagedChannel channel) {
+    requests = MailboxesGrpc.newStub(channel).receive(new StreamObserver<>() {
       @Override
       public void onNext(ReceiveResponse r) {
         if (r.hasChallenge()) {
@@ -51,7 +56,8 @@ final class OwnerStream implements AutoCloseable {
         ended.set(Status.OK);
       }
     });
-    await().atMost(Duration.ofSeconds(10)).until(() -> nonce.get() != null);
+    // The challenge, or the end of a stream the server refused.
+    await().atMost(Duration.ofSeconds(10)).until(() -> nonce.get() != null || ended.get() != null);
   }
 
   byte[] nonce() {

@@ -98,4 +98,79 @@ class SendStreamTest {
       assertEquals(1, stored(server, box));
     }
   }
+
+  /** The server's side of a call, recording what the stream asks of the transport. */
+  private static final class FakeCall extends io.grpc.stub.ServerCallStreamObserver<SendStreamResponse> {
+    int requested;
+
+    @Override
+    public void request(int count) {
+      requested += count;
+    }
+
+    @Override
+    public boolean isCancelled() {
+      return false;
+    }
+
+    @Override
+    public void setOnCancelHandler(Runnable onCancelHandler) {}
+
+    @Override
+    public void setCompression(String compression) {}
+
+    @Override
+    public boolean isReady() {
+      return true;
+    }
+
+    @Override
+    public void setOnReadyHandler(Runnable onReadyHandler) {}
+
+    @Override
+    public void disableAutoInboundFlowControl() {}
+
+    @Override
+    public void disableAutoRequest() {}
+
+    @Override
+    public void setMessageCompression(boolean enable) {}
+
+    @Override
+    public void onNext(SendStreamResponse value) {}
+
+    @Override
+    public void onError(Throwable t) {}
+
+    @Override
+    public void onCompleted() {}
+  }
+
+  @Test
+  void aStreamWhoseSendsAreNotYetDurableReadsNoMoreThanItsByteBound() {
+    FakeCall call = new FakeCall();
+    java.util.List<java.util.concurrent.CompletableFuture<Void>> pending = new java.util.ArrayList<>();
+    SendStream stream = new SendStream(r -> {
+      java.util.concurrent.CompletableFuture<Void> f = new java.util.concurrent.CompletableFuture<>();
+      pending.add(f);
+      return f;
+    }, call);
+    stream.start();
+    TestServer.Box box = new TestServer.Box(ByteString.copyFrom(new byte[32]), null, new byte[32]);
+    // A client with endless 64 KiB sends: it may send only what the stream asked for.
+    int read = 0;
+    while (read < call.requested && read < 10_000) {
+      stream.onNext(SendStreamRequest.newBuilder().setRequestId(read)
+          .setSend(TestServer.sendTo(box, new byte[16], 65536)).build());
+      read++;
+    }
+    long held = (long) read * 65536;
+    // Its bound, plus the requests already asked for when it was reached (old code: 1,024, 64 MiB).
+    assertEquals(true, held <= SendStream.MAX_IN_FLIGHT_BYTES + SendStream.READ_AHEAD * 65536L,
+        "read " + read + " sends of 64 KiB before any was durable");
+    // Once they are durable, it asks for more.
+    int before = call.requested;
+    pending.forEach(f -> f.complete(null));
+    assertEquals(true, call.requested > before, "asks for more once answered");
+  }
 }

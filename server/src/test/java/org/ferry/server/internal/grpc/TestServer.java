@@ -33,25 +33,41 @@ final class TestServer implements AutoCloseable {
   final MutableClock clock = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
   final MailboxStore store;
   final MailboxManager manager;
+  final StreamLimits streamLimits;
   private final ExecutorService executor = Executors.newFixedThreadPool(2);
   private final Server server;
   final ManagedChannel channel;
+  private final String name;
 
   TestServer(Path dir) throws Exception {
     this(dir, ServerLimits.DEFAULTS);
   }
 
   TestServer(Path dir, ServerLimits limits) throws Exception {
+    this(dir, limits, StreamLimits.forMemory(1L << 30, 1L << 30));
+  }
+
+  TestServer(Path dir, ServerLimits limits, StreamLimits streamLimits) throws Exception {
+    this.streamLimits = streamLimits;
     store = MailboxStore.open(dir);
     manager = new MailboxManager(store, clock, RANDOM, DEFAULT_TTL, limits);
     ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name)
-        .addService(ServerInterceptors.intercept(new MailboxGrpcService(manager, executor, RANDOM), errors))
+        .addTransportFilter(streamLimits.transportFilter())
+        .intercept(streamLimits.interceptor())
+        .addService(ServerInterceptors.intercept(
+            new MailboxGrpcService(manager, executor, RANDOM, streamLimits), errors))
         .addService(ServerInterceptors.intercept(new InvitationGrpcService(manager), errors))
         .build()
         .start();
-    channel = InProcessChannelBuilder.forName(name).build();
+    this.name = name;
+    channel = newChannel();
+  }
+
+  /** Another connection to this server; the caller shuts it down. */
+  ManagedChannel newChannel() {
+    return InProcessChannelBuilder.forName(name).build();
   }
 
   MailboxesGrpc.MailboxesBlockingStub mailboxes() {

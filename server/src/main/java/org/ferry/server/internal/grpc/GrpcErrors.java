@@ -2,6 +2,8 @@ package org.ferry.server.internal.grpc;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import org.ferry.proto.ErrorReasons;
+import org.ferry.server.internal.store.StoreException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -16,12 +18,18 @@ public final class GrpcErrors {
 
   /**
    * What to end a call with: a {@link StatusRuntimeException} as it is, trailers (error
-   * reasons) included; anything else is a bug, logged once here with {@code where}, and reaches
+   * reasons) included; a store that is out of disk space RESOURCE_EXHAUSTED (SERVER_FULL);
+   * anything else is a bug, logged once here with {@code where}, and reaches
    * the client as INTERNAL without details.
    */
   public static StatusRuntimeException toStatusException(Throwable e, String where) {
     if (e instanceof StatusRuntimeException s) {
       return s;
+    }
+    if (e instanceof StoreException s && s.diskFull()) {
+      // Logged once by the store's disk watch, not per call.
+      return ErrorReasons.withReason(Status.Code.RESOURCE_EXHAUSTED, ErrorReasons.SERVER_FULL,
+          "the server's disk is full; try again later");
     }
     log.error("{} failed", where, e);
     return Status.INTERNAL.withDescription("internal server error").asRuntimeException();

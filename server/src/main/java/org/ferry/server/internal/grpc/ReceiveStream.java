@@ -14,8 +14,10 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.proto.v1.Ack;
@@ -32,6 +34,7 @@ import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.QueuedEnvelope;
 import org.ferry.server.internal.store.MailboxSequencer;
 import org.ferry.server.internal.store.QueueSlice;
+import org.ferry.server.internal.store.StoreException;
 import org.ferry.server.internal.util.SerializingExecutor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -76,6 +79,8 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   static final int MAX_SUBSCRIPTIONS = 4096;
   /** Bytes of handed-over envelopes one stream buffers across its mailboxes: 1 MiB. */
   static final long HANDOFF_BYTES = 1L << 20;
+  /** How soon acks that could not be written for lack of disk space are tried again: 500 ms. */
+  static final long ACK_RETRY_MILLIS = 500;
 
   private final MailboxManager mailboxes;
   private final StreamLimits limits;
@@ -251,7 +256,12 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       List<Long> ids = e.getValue();
       // Written by the group commit; the window reopened already when the acks came in.
       mailboxes.acknowledgeAsync(sub.id, ids).whenComplete((removed, failure) -> serial.execute(() -> {
-        if (failure != null) {
+        if (failure != null && StoreException.isDiskFullFailure(failure)) {
+          // The envelopes stay stored; the acks are written once the disk has room. The stream
+          // goes on, so that its owner can drain and free space.
+          CompletableFuture.delayedExecutor(ACK_RETRY_MILLIS, TimeUnit.MILLISECONDS, serial)
+              .execute(() -> guarded(() -> requeueAcks(sub, ids)));
+        } else if (failure != null) {
           fail(GrpcErrors.toStatusException(failure, "ack"));
         } else if (sub.confirmAcks && !closed && subscriptions.get(sub.id) == sub) {
           guarded(() -> out.onNext(ReceiveResponse.newBuilder()
@@ -265,6 +275,17 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
     for (Map.Entry<Subscription, List<Long>> e : batch) {
       pump(e.getKey());
     }
+  }
+
+  /** Acks whose write failed for lack of disk space, to be applied again. */
+  private void requeueAcks(Subscription sub, List<Long> ids) {
+    if (closed || subscriptions.get(sub.id) != sub) {
+      return;
+    }
+    if (pendingAcks.isEmpty()) {
+      serial.execute(() -> guarded(this::applyAcks));
+    }
+    pendingAcks.computeIfAbsent(sub, s -> new ArrayList<>()).addAll(ids);
   }
 
   /** When the transport can take more: every mailbox may have something waiting. */

@@ -103,7 +103,12 @@ final class GroupCommit implements AutoCloseable {
       writer.write(batch, sync);
     } catch (RocksDBException | RuntimeException e) {
       failure = e instanceof RocksDBException ? new StoreException("cannot write", e) : e;
-      log.error("group commit of {} changes failed", changes.size(), e);
+      if (StoreException.isDiskFull(e)) {
+        // Expected while the disk is full (DiskSpace says so once): no stack trace per batch.
+        log.warn("group commit of {} changes failed: disk full", changes.size());
+      } else {
+        log.error("group commit of {} changes failed", changes.size(), e);
+      }
     }
     for (Change c : changes) {
       try {

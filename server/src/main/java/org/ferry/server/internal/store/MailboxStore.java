@@ -18,6 +18,10 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import org.ferry.proto.PaddingBuckets;
@@ -29,14 +33,18 @@ import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.DBOptions;
+import org.rocksdb.Env;
 import org.rocksdb.FlushOptions;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.Slice;
+import org.rocksdb.SstFileManager;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The server's durable state in RocksDB.
@@ -62,6 +70,8 @@ import org.rocksdb.WriteOptions;
  * (or swept again) and the client drops the duplicate. A killed process loses none of them.
  */
 public final class MailboxStore implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(MailboxStore.class);
+
   private static final byte FORMAT = 1;
   private static final byte[] SEQ_CEILING = "seq-ceiling".getBytes(US_ASCII);
   private static final byte[] TOTAL_BYTES = "total-bytes".getBytes(US_ASCII);
@@ -96,14 +106,27 @@ public final class MailboxStore implements AutoCloseable {
   private final GroupCommit commits;
   /** Mirrors the persisted total so that budget checks need no read. */
   private final AtomicLong queuedBytes;
+  private final DiskSpace space;
+  private final SstFileManager sstFiles;
+  /** Flushes and compacts to give space back while the disk is full (see {@link #reclaim}). */
+  private final ExecutorService reclaimer = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "ferry-store-reclaim");
+    t.setDaemon(true);
+    return t;
+  });
+  private final AtomicBoolean reclaimQueued = new AtomicBoolean();
 
   private MailboxStore(
       DBOptions dbOptions,
       ColumnFamilyOptions cfOptions,
       ColumnFamilyOptions counterOptions,
       RocksDB db,
-      List<ColumnFamilyHandle> h)
+      List<ColumnFamilyHandle> h,
+      DiskSpace space,
+      SstFileManager sstFiles)
       throws RocksDBException {
+    this.space = space;
+    this.sstFiles = sstFiles;
     this.dbOptions = dbOptions;
     this.cfOptions = cfOptions;
     this.counterOptions = counterOptions;
@@ -121,14 +144,49 @@ public final class MailboxStore implements AutoCloseable {
     this.sequences =
         new MailboxSequencer(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
     this.queuedBytes = new AtomicLong(counter(TOTAL_BYTES));
-    this.commits = new GroupCommit((batch, sync) -> db.write(sync ? syncWrite : asyncWrite, batch));
+    this.commits = new GroupCommit((batch, sync) -> {
+      try {
+        db.write(sync ? syncWrite : asyncWrite, batch);
+      } catch (RocksDBException e) {
+        if (StoreException.isDiskFull(e)) {
+          space.writeFailed();
+        }
+        throw e;
+      }
+    });
   }
 
-  /** Opens (or creates) the store in {@code directory}. */
+  /**
+   * Opens (or creates) the store in {@code directory}, keeping {@link
+   * DiskSpace#DEFAULT_RESERVE_BYTES} free on its disk.
+   */
   public static MailboxStore open(Path directory) throws IOException {
+    return open(directory, DiskSpace.DEFAULT_RESERVE_BYTES, DiskSpace.DEFAULT_BALLAST_BYTES);
+  }
+
+  /**
+   * Opens (or creates) the store in {@code directory}. New envelopes, mailboxes and invitations
+   * are refused (a {@link StoreException} whose {@link StoreException#diskFull} is true) while
+   * less than {@code reserveBytes} of its disk is usable; a reserve file of {@code ballastBytes}
+   * beside it is given back when the disk fills up so that deletes still find room (see {@link
+   * DiskSpace}).
+   */
+  public static MailboxStore open(Path directory, long reserveBytes, long ballastBytes) throws IOException {
     Files.createDirectories(directory);
-    DBOptions dbOptions =
-        new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
+    DiskSpace space = new DiskSpace(directory, reserveBytes, ballastBytes);
+    // RocksDB recovers by itself from running out of space (once there is room again) only when it
+    // has a file manager.
+    SstFileManager sstFiles;
+    try {
+      sstFiles = new SstFileManager(Env.getDefault());
+    } catch (RocksDBException e) {
+      throw new IOException("cannot set up the store's file manager: " + e.getMessage(), e);
+    }
+    // No fallocate: preallocated blocks (up to 1.1 times a table file) would take the little
+    // room a full disk has left from the deletes and flushes that give space back.
+    DBOptions dbOptions = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true)
+        .setSstFileManager(sstFiles)
+        .setAllowFAllocate(false);
     ColumnFamilyOptions cfOptions = new ColumnFamilyOptions();
     // Counters collapse in the memtable every few merges, so reading one stays cheap.
     ColumnFamilyOptions counterOptions =
@@ -143,12 +201,13 @@ public final class MailboxStore implements AutoCloseable {
     List<ColumnFamilyHandle> handles = new ArrayList<>();
     try {
       RocksDB db = RocksDB.open(dbOptions, directory.toString(), descriptors, handles);
-      return new MailboxStore(dbOptions, cfOptions, counterOptions, db, handles);
+      return new MailboxStore(dbOptions, cfOptions, counterOptions, db, handles, space, sstFiles);
     } catch (RocksDBException e) {
       handles.forEach(ColumnFamilyHandle::close);
       counterOptions.close();
       cfOptions.close();
       dbOptions.close();
+      sstFiles.close();
       throw new IOException("cannot open store in " + directory + ": " + e.getMessage(), e);
     }
   }
@@ -161,7 +220,22 @@ public final class MailboxStore implements AutoCloseable {
     }
   }
 
+  /**
+   * Whether the disk has room for new data now ({@link DiskSpace}); writes of new data fail with
+   * a {@link StoreException} whose {@link StoreException#diskFull} is true when it has not.
+   */
+  public boolean hasRoom() {
+    return space.hasRoom();
+  }
+
+  private void requireRoom() {
+    if (!space.hasRoom()) {
+      throw StoreException.diskFull("the server's disk is full");
+    }
+  }
+
   public void createMailbox(MailboxRecord record) {
+    requireRoom();
     ByteBuffer v = ByteBuffer.allocate(1 + 32 + 32 + 8);
     v.put(FORMAT).put(record.ownerKey()).put(record.sendCapabilityHash());
     v.putLong(record.createdAt().toEpochMilli());
@@ -207,6 +281,10 @@ public final class MailboxStore implements AutoCloseable {
       throw new IllegalArgumentException("envelope id must be 16 bytes: " + envelopeId.length);
     }
     CompletableFuture<Long> done = new CompletableFuture<>();
+    if (!space.hasRoom()) {
+      done.completeExceptionally(StoreException.diskFull("the server's disk is full"));
+      return done;
+    }
     MailboxSequencer.Begun begun = sequences.begin(mailbox);
     long seq = begun.seq();
     commits.submit(new GroupCommit.Change() {
@@ -245,6 +323,32 @@ public final class MailboxStore implements AutoCloseable {
       }
     });
     return done;
+  }
+
+  /**
+   * While the disk is full, deleted envelopes free nothing by themselves: they stay in the
+   * write-ahead log and memtable, or in table files, until a flush or compaction. This runs both
+   * (one at a time, on its own thread) so that owners who drain give the space back.
+   */
+  private void reclaim() {
+    // A flush or compaction writes out what is still live, at most everything queued: only once
+    // that fits twice over in what is left. Trying earlier would fail for lack of room, and a
+    // failed flush stops every write until RocksDB has recovered.
+    if (2 * queuedBytes.get() + (1 << 20) > space.usableBytes()
+        || !reclaimQueued.compareAndSet(false, true)) {
+      return;
+    }
+    reclaimer.execute(() -> {
+      reclaimQueued.set(false);
+      try (FlushOptions flush = new FlushOptions().setWaitForFlush(true)) {
+        db.flush(flush, handles);
+        db.compactRange(queue);
+        db.compactRange(expiry);
+      } catch (RocksDBException e) {
+        log.warn("cannot reclaim disk space from delivered envelopes yet ({} bytes usable): {}",
+            space.usableBytes(), e.getMessage());
+      }
+    });
   }
 
   private static <T> T await(CompletableFuture<T> future) {
@@ -370,6 +474,8 @@ public final class MailboxStore implements AutoCloseable {
       done.complete(0);
       return done;
     }
+    // Deletes are never refused; reading the space gives the reserve file back if it runs low.
+    space.hasRoom();
     List<Long> positions = List.copyOf(new LinkedHashSet<>(seqs));
     commits.submit(new GroupCommit.Change() {
       private int removed;
@@ -416,6 +522,9 @@ public final class MailboxStore implements AutoCloseable {
           return;
         }
         queuedBytes.addAndGet(-bytes);
+        if (removed > 0 && !space.hasRoom()) {
+          reclaim();
+        }
         done.complete(removed);
       }
     });
@@ -515,6 +624,7 @@ public final class MailboxStore implements AutoCloseable {
   }
 
   public void putInvitation(InvitationBlob blob) {
+    requireRoom();
     ByteBuffer v = ByteBuffer.allocate(1 + 1 + 8 + 32 + blob.blob().length);
     long expiresAt = blob.expiresAt().toEpochMilli();
     v.put(FORMAT).put((byte) (blob.taken() ? 1 : 0)).putLong(expiresAt);
@@ -604,6 +714,12 @@ public final class MailboxStore implements AutoCloseable {
   @Override
   public void close() {
     commits.close();
+    reclaimer.shutdown();
+    try {
+      reclaimer.awaitTermination(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     try (FlushOptions flush = new FlushOptions().setWaitForFlush(true)) {
       db.flush(flush, handles);
     } catch (RocksDBException e) {
@@ -616,5 +732,6 @@ public final class MailboxStore implements AutoCloseable {
     counterOptions.close();
     cfOptions.close();
     dbOptions.close();
+    sstFiles.close();
   }
 }

@@ -48,8 +48,18 @@ final class TestServer implements AutoCloseable {
   }
 
   TestServer(Path dir, ServerLimits limits, StreamLimits streamLimits) throws Exception {
+    this(MailboxStore.open(dir), limits, streamLimits);
+  }
+
+  /** A server on a store that keeps {@code reserveBytes} of its disk free (see DiskSpace). */
+  static TestServer withDiskReserve(Path dir, long reserveBytes, long ballastBytes) throws Exception {
+    return new TestServer(MailboxStore.open(dir, reserveBytes, ballastBytes), ServerLimits.DEFAULTS,
+        StreamLimits.forMemory(1L << 30, 1L << 30));
+  }
+
+  private TestServer(MailboxStore store, ServerLimits limits, StreamLimits streamLimits) throws Exception {
     this.streamLimits = streamLimits;
-    store = MailboxStore.open(dir);
+    this.store = store;
     manager = new MailboxManager(store, clock, RANDOM, DEFAULT_TTL, limits);
     ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
     String name = InProcessServerBuilder.generateName();

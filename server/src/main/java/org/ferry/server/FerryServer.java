@@ -34,6 +34,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
@@ -61,8 +62,9 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
- * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it) and
- * {@code store/} (RocksDB).
+ * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it),
+ * {@code store/} (RocksDB) and {@code .lock}, which a running server
+ * holds so that no second process uses the directory.
  */
 public final class FerryServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(FerryServer.class);
@@ -98,6 +100,7 @@ public final class FerryServer implements AutoCloseable {
   private final ScheduledExecutorService background;
   private final ServerAddress address;
   private final Relay carriers;
+  private final DataDirectoryLock lock;
   private boolean closed;
 
   private FerryServer(
@@ -108,7 +111,9 @@ public final class FerryServer implements AutoCloseable {
       ExecutorService blockingExecutor,
       ScheduledExecutorService background,
       ServerAddress address,
-      Relay carriers) {
+      Relay carriers,
+      DataDirectoryLock lock) {
+    this.lock = lock;
     this.blockingExecutor = blockingExecutor;
     this.carriers = carriers;
     this.grpcServer = grpcServer;
@@ -175,6 +180,7 @@ public final class FerryServer implements AutoCloseable {
     background.shutdownNow();
     if (quiet) {
       store.close();
+      lock.close();
       log.info("ferry server stopped");
     } else {
       log.warn("calls still running after shutdown; leaving the store to be released at exit");
@@ -331,7 +337,13 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
-    /** Opens the store, loads or makes the key, and starts listening. */
+    /**
+     * Takes the data directory's lock (held until {@link FerryServer#close}), opens the store,
+     * loads or makes the key, and starts listening.
+     *
+     * @throws org.ferry.datadir.DataDirectoryInUseException if another process has the directory
+     * @throws IOException if the key, the store or the port cannot be opened
+     */
     public FerryServer start() throws IOException {
       if (dataDirectory == null) {
         throw new IllegalStateException("dataDirectory is required");
@@ -343,6 +355,18 @@ public final class FerryServer implements AutoCloseable {
         // Before anything is written: a bad fallback must not leave a half-made data directory.
         Relay.checkFallback(carrierFallback, carrierListen, carrierKinds);
       }
+      // Before anything is made or changed in the directory: the loser of two servers started
+      // at once must not replace the winner's key.
+      DataDirectoryLock lock = DataDirectoryLock.acquire(dataDirectory);
+      try {
+        return start(lock);
+      } catch (IOException | RuntimeException e) {
+        lock.close();
+        throw e;
+      }
+    }
+
+    private FerryServer start(DataDirectoryLock lock) throws IOException {
       SecureRandom random = new SecureRandom();
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", "ferry-server", random);
@@ -417,7 +441,8 @@ public final class FerryServer implements AutoCloseable {
             throw e;
           }
         }
-        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay);
+        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay,
+            lock);
       } catch (IOException | RuntimeException e) {
         deliveryExecutor.shutdownNow();
         blockingExecutor.shutdownNow();

@@ -34,6 +34,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongSupplier;
 import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.MailboxesGrpc;
@@ -43,6 +44,7 @@ import org.ferry.server.internal.grpc.MailboxGrpcService;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.internal.time.ServerClock;
 import org.ferry.proto.BridgeLine;
 import org.ferry.relay.Carrier;
 import org.ferry.relay.Relay;
@@ -63,7 +65,8 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it),
- * {@code store/} (RocksDB) and {@code .lock}, which a running server
+ * {@code store/} (RocksDB), {@code clock} (the latest time the server saw; see
+ * {@link org.ferry.server.internal.time.ServerClock}) and {@code .lock}, which a running server
  * holds so that no second process uses the directory.
  */
 public final class FerryServer implements AutoCloseable {
@@ -101,6 +104,8 @@ public final class FerryServer implements AutoCloseable {
   private final ServerAddress address;
   private final Relay carriers;
   private final DataDirectoryLock lock;
+  private final ServerClock clock;
+  private final Path clockFile;
   private boolean closed;
 
   private FerryServer(
@@ -112,8 +117,12 @@ public final class FerryServer implements AutoCloseable {
       ScheduledExecutorService background,
       ServerAddress address,
       Relay carriers,
-      DataDirectoryLock lock) {
+      DataDirectoryLock lock,
+      ServerClock clock,
+      Path clockFile) {
     this.lock = lock;
+    this.clock = clock;
+    this.clockFile = clockFile;
     this.blockingExecutor = blockingExecutor;
     this.carriers = carriers;
     this.grpcServer = grpcServer;
@@ -179,11 +188,21 @@ public final class FerryServer implements AutoCloseable {
     blockingExecutor.shutdownNow();
     background.shutdownNow();
     if (quiet) {
+      saveClock(clock, clockFile);
       store.close();
       lock.close();
       log.info("ferry server stopped");
     } else {
       log.warn("calls still running after shutdown; leaving the store to be released at exit");
+    }
+  }
+
+  /** The server's now, for the next start to begin from; a failure is logged and tried again later. */
+  private static void saveClock(ServerClock clock, Path file) {
+    try {
+      clock.save(file);
+    } catch (IOException e) {
+      log.warn("cannot save the server's clock to {}: {}", file, e.getMessage());
     }
   }
 
@@ -197,6 +216,7 @@ public final class FerryServer implements AutoCloseable {
     private Set<Carrier> carrierKinds = Set.of();
     private InetSocketAddress carrierFallback;
     private Clock clock = Clock.systemUTC();
+    private LongSupplier ticker = System::nanoTime;
     private Duration defaultTtl = DEFAULT_TTL;
     private ServerLimits limits = ServerLimits.DEFAULTS;
     private Duration sweepInterval = Duration.ofMinutes(1);
@@ -249,9 +269,22 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
-    /** Time source for expiry; default the system UTC clock. */
+    /**
+     * The wall clock; default the system UTC clock. Expiries follow it forward (catching up with
+     * a step forward at most one extra second per second) and never back; see {@code
+     * docs/operators.md}, "Clock steps".
+     */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /**
+     * Monotonic nanoseconds for durations and rates, as {@link System#nanoTime()} (the default):
+     * only differences count. Tests that move the wall clock give a ticker that moves with it.
+     */
+    public Builder ticker(LongSupplier nanoTime) {
+      this.ticker = Objects.requireNonNull(nanoTime, "nanoTime");
       return this;
     }
 
@@ -367,6 +400,9 @@ public final class FerryServer implements AutoCloseable {
     }
 
     private FerryServer start(DataDirectoryLock lock) throws IOException {
+      Path clockFile = dataDirectory.resolve("clock");
+      ServerClock serverClock = new ServerClock(clock, ticker, ServerClock.load(clockFile));
+      serverClock.save(clockFile);
       SecureRandom random = new SecureRandom();
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", "ferry-server", random);
@@ -384,14 +420,17 @@ public final class FerryServer implements AutoCloseable {
           Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
       try {
         MailboxManager mailboxes =
-            new MailboxManager(store, clock, random, defaultTtl, limits);
+            new MailboxManager(store, serverClock, random, defaultTtl, limits);
         if (unsafeWriteDelay != null) {
           log.warn("UNSAFE: sends are acknowledged before they are written; for crash tests only");
           mailboxes.acknowledgeBeforeWriting(
               write -> background.schedule(write, unsafeWriteDelay.toNanos(), TimeUnit.NANOSECONDS));
         }
         background.scheduleWithFixedDelay(
-            () -> sweep(mailboxes),
+            () -> {
+              sweep(mailboxes);
+              saveClock(serverClock, clockFile);
+            },
             sweepInterval.toNanos(), sweepInterval.toNanos(), TimeUnit.NANOSECONDS);
         HealthStatusManager health = new HealthStatusManager();
         ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
@@ -442,7 +481,7 @@ public final class FerryServer implements AutoCloseable {
           }
         }
         return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay,
-            lock);
+            lock, serverClock, clockFile);
       } catch (IOException | RuntimeException e) {
         deliveryExecutor.shutdownNow();
         blockingExecutor.shutdownNow();

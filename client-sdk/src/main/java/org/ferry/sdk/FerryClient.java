@@ -5,6 +5,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -16,6 +17,8 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import org.ferry.datadir.DataDirectoryInUseException;
+import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
@@ -71,13 +74,15 @@ public final class FerryClient implements AutoCloseable {
 
   private final ClientContext ctx;
   private final CarrierConnector connector;
+  private final Optional<DataDirectoryLock> ownLock;
   private final InvitationManager invitations;
   private final MessageSender sender;
   private final MessageReceiver receiver;
 
-  private FerryClient(ClientContext ctx, CarrierConnector connector) {
+  private FerryClient(ClientContext ctx, CarrierConnector connector, Optional<DataDirectoryLock> ownLock) {
     this.ctx = ctx;
     this.connector = connector;
+    this.ownLock = ownLock;
     this.invitations = new InvitationManager(ctx);
     this.sender = new MessageSender(ctx);
     this.receiver = new MessageReceiver(ctx);
@@ -397,7 +402,7 @@ public final class FerryClient implements AutoCloseable {
     }
   }
 
-  /** Closes connections and the local store. */
+  /** Closes connections and the local store, and lets go of the data directory if it took it. */
   @Override
   public synchronized void close() {
     ctx.net().close();
@@ -405,11 +410,13 @@ public final class FerryClient implements AutoCloseable {
     connector.close();
     ctx.routes().close();
     ctx.store().close();
+    ownLock.ifPresent(DataDirectoryLock::close);
   }
 
   /** Configures a client; {@link #build()} opens (or creates) its local store. */
   public static final class Builder {
     private Path dataDirectory;
+    private DataDirectoryLock heldLock;
     private byte[] storageKey;
     private Clock clock = Clock.systemUTC();
     private Duration callTimeout = Duration.ofSeconds(20);
@@ -449,9 +456,26 @@ public final class FerryClient implements AutoCloseable {
       return this;
     }
 
-    /** Required: where the local store lives. Created if missing. */
+    /**
+     * Required (or {@link #dataDirectory(DataDirectoryLock)}): where the local store lives;
+     * created owner-only if missing. {@link #build} takes the directory's lock (see
+     * {@link DataDirectoryLock}) and the client holds it until {@link FerryClient#close}: one
+     * process at a time may use a data directory.
+     */
     public Builder dataDirectory(Path dataDirectory) {
       this.dataDirectory = Objects.requireNonNull(dataDirectory, "dataDirectory");
+      this.heldLock = null;
+      return this;
+    }
+
+    /**
+     * Instead of {@link #dataDirectory(Path)}: a data directory whose lock the caller holds
+     * already (say, after waiting for it, or to make files in it before the client opens). The
+     * caller keeps the lock and releases it after closing the client.
+     */
+    public Builder dataDirectory(DataDirectoryLock held) {
+      this.heldLock = Objects.requireNonNull(held, "held");
+      this.dataDirectory = held.directory();
       return this;
     }
 
@@ -485,19 +509,39 @@ public final class FerryClient implements AutoCloseable {
     /**
      * Opens the client.
      *
-     * @throws FerryException STORAGE if the store cannot be opened (wrong key, in use)
+     * @throws FerryException STORAGE if the store cannot be opened (wrong key), or the data
+     *     directory is in use by another process (the message names it)
      */
     public FerryClient build() {
       if (dataDirectory == null || storageKey == null) {
         throw new IllegalStateException("dataDirectory and storageKey are required");
       }
+      Optional<DataDirectoryLock> ownLock = Optional.empty();
+      if (heldLock == null) {
+        try {
+          ownLock = Optional.of(DataDirectoryLock.acquire(dataDirectory));
+        } catch (IOException e) {
+          throw new FerryException(FerryException.Reason.STORAGE,
+              e instanceof DataDirectoryInUseException ? e.getMessage()
+                  : "cannot open data directory " + dataDirectory + ": " + e.getMessage(), e);
+        }
+      }
+      try {
+        return open(ownLock);
+      } catch (RuntimeException e) {
+        ownLock.ifPresent(DataDirectoryLock::close);
+        throw e;
+      }
+    }
+
+    private FerryClient open(Optional<DataDirectoryLock> ownLock) {
       LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
       SecureRandom random = new SecureRandom();
       CarrierConnector connector =
           new CarrierConnector(proxy, obfs4proxy, dataDirectory.resolve("obfs4"), callTimeout);
       Dialer dialer = new Dialer(connector, new RouteBook(store, clock, random), dialStagger, callTimeout);
       return new FerryClient(
-          new ClientContext(store, new ServerConnections(callTimeout, dialer), clock, random), connector);
+          new ClientContext(store, new ServerConnections(callTimeout, dialer), clock, random), connector, ownLock);
     }
   }
 }

@@ -33,7 +33,6 @@ import java.util.concurrent.TimeUnit;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.HostPort;
 import org.ferry.proto.ServerAddress;
-import org.ferry.relay.internal.fs.PrivateFiles;
 import org.ferry.relay.internal.http.Decoy;
 import org.ferry.relay.internal.http.PollSessions;
 import org.ferry.relay.internal.http.RelayHttpHandler;
@@ -41,6 +40,8 @@ import org.ferry.relay.internal.obfs4.Obfs4ServerTransport;
 import org.ferry.relay.internal.pipe.Fallback;
 import org.ferry.relay.internal.pipe.Upstream;
 import org.ferry.relay.internal.tls.TlsIdentity;
+import org.ferry.datadir.DataDirectoryLock;
+import org.ferry.datadir.PrivateFiles;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,9 +66,12 @@ public final class Relay implements AutoCloseable {
   private final Obfs4ServerTransport obfs4;
   private final List<BridgeLine> bridges;
   private final InetSocketAddress webAddress;
+  private final DataDirectoryLock lock;
 
   private Relay(EventLoopGroup boss, EventLoopGroup workers, List<Channel> listeners,
-      PollSessions poll, Obfs4ServerTransport obfs4, List<BridgeLine> bridges, InetSocketAddress webAddress) {
+      PollSessions poll, Obfs4ServerTransport obfs4, List<BridgeLine> bridges, InetSocketAddress webAddress,
+      DataDirectoryLock lock) {
+    this.lock = lock;
     this.boss = boss;
     this.workers = workers;
     this.listeners = listeners;
@@ -159,6 +163,7 @@ public final class Relay implements AutoCloseable {
     }
     workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    lock.close();
   }
 
   /** Configures a relay; {@link #start} makes it. */
@@ -249,7 +254,13 @@ public final class Relay implements AutoCloseable {
       return this;
     }
 
-    /** Starts listening and, for obfs4, starts obfs4proxy; writes DIR/bridges. */
+    /**
+     * Takes the data directory's lock (see {@link DataDirectoryLock}), loads or makes the keys,
+     * starts listening and, for obfs4, starts obfs4proxy; writes DIR/bridges. The lock is held
+     * until {@link Relay#close}.
+     *
+     * @throws org.ferry.datadir.DataDirectoryInUseException if another process has the directory
+     */
     public Relay start() throws IOException {
       if (dataDirectory == null || listen == null || upstream == null) {
         throw new IllegalStateException("dataDirectory, listen and upstream are required");
@@ -258,7 +269,16 @@ public final class Relay implements AutoCloseable {
         checkFallback(fallback, listen, carriers);
       }
       SecureRandom random = new SecureRandom();
-      Files.createDirectories(dataDirectory);
+      DataDirectoryLock lock = DataDirectoryLock.acquire(dataDirectory);
+      try {
+        return start(lock, random);
+      } catch (IOException | RuntimeException e) {
+        lock.close();
+        throw e;
+      }
+    }
+
+    private Relay start(DataDirectoryLock lock, SecureRandom random) throws IOException {
       // A bland name: whoever completes TLS with the web port must learn nothing of Ferry.
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "relay", "localhost", random);
@@ -324,7 +344,7 @@ public final class Relay implements AutoCloseable {
         log.info("relay listening on {} for {}; {}", webAt.getPort(), carriers,
             fallback == null ? "other requests get the built-in decoy"
                 : "other connections go to " + HostPort.format(fallback.getHostString(), fallback.getPort()));
-        return new Relay(boss, workers, listeners, poll, obfs4, lines, webAt);
+        return new Relay(boss, workers, listeners, poll, obfs4, lines, webAt, lock);
       } catch (IOException | RuntimeException e) {
         listeners.forEach(Channel::close);
         if (obfs4 != null) {
@@ -348,7 +368,7 @@ public final class Relay implements AutoCloseable {
     byte[] b = new byte[16];
     random.nextBytes(b);
     String s = Base64.getUrlEncoder().withoutPadding().encodeToString(b);
-    PrivateFiles.write(file, s + "\n");
+    PrivateFiles.createNew(file, s + "\n");
     return s;
   }
 

@@ -38,6 +38,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongSupplier;
+import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
@@ -48,6 +50,7 @@ import org.ferry.server.internal.grpc.StreamLimits;
 import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
+import org.ferry.server.internal.time.ServerClock;
 import org.ferry.proto.BridgeLine;
 import org.ferry.relay.Carrier;
 import org.ferry.relay.Relay;
@@ -67,8 +70,10 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
- * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it) and
- * {@code store/} (RocksDB).
+ * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it),
+ * {@code store/} (RocksDB), {@code clock} (the latest time the server saw; see
+ * {@link org.ferry.server.internal.time.ServerClock}) and {@code .lock}, which a running server
+ * holds so that no second process uses the directory.
  */
 public final class FerryServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(FerryServer.class);
@@ -108,6 +113,9 @@ public final class FerryServer implements AutoCloseable {
   private final ServerAddress address;
   private final Relay carriers;
   private final EventLoopGroup[] eventLoops;
+  private final DataDirectoryLock lock;
+  private final ServerClock clock;
+  private final Path clockFile;
   private boolean closed;
 
   private FerryServer(
@@ -119,8 +127,14 @@ public final class FerryServer implements AutoCloseable {
       ScheduledExecutorService background,
       ServerAddress address,
       Relay carriers,
+      DataDirectoryLock lock,
+      ServerClock clock,
+      Path clockFile,
       EventLoopGroup... eventLoops) {
     this.eventLoops = eventLoops;
+    this.lock = lock;
+    this.clock = clock;
+    this.clockFile = clockFile;
     this.blockingExecutor = blockingExecutor;
     this.carriers = carriers;
     this.grpcServer = grpcServer;
@@ -189,10 +203,21 @@ public final class FerryServer implements AutoCloseable {
       group.shutdownGracefully(0, 5, TimeUnit.SECONDS);
     }
     if (quiet) {
+      saveClock(clock, clockFile);
       store.close();
+      lock.close();
       log.info("ferry server stopped");
     } else {
       log.warn("calls still running after shutdown; leaving the store to be released at exit");
+    }
+  }
+
+  /** The server's now, for the next start to begin from; a failure is logged and tried again later. */
+  private static void saveClock(ServerClock clock, Path file) {
+    try {
+      clock.save(file);
+    } catch (IOException e) {
+      log.warn("cannot save the server's clock to {}: {}", file, e.getMessage());
     }
   }
 
@@ -206,6 +231,7 @@ public final class FerryServer implements AutoCloseable {
     private Set<Carrier> carrierKinds = Set.of();
     private InetSocketAddress carrierFallback;
     private Clock clock = Clock.systemUTC();
+    private LongSupplier ticker = System::nanoTime;
     private Duration defaultTtl = DEFAULT_TTL;
     private ServerLimits limits = ServerLimits.DEFAULTS;
     private Duration sweepInterval = Duration.ofMinutes(1);
@@ -259,9 +285,22 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
-    /** Time source for expiry; default the system UTC clock. */
+    /**
+     * The wall clock; default the system UTC clock. Expiries follow it forward (catching up with
+     * a step forward at most one extra second per second) and never back; see {@code
+     * docs/operators.md}, "Clock steps".
+     */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /**
+     * Monotonic nanoseconds for durations and rates, as {@link System#nanoTime()} (the default):
+     * only differences count. Tests that move the wall clock give a ticker that moves with it.
+     */
+    public Builder ticker(LongSupplier nanoTime) {
+      this.ticker = Objects.requireNonNull(nanoTime, "nanoTime");
       return this;
     }
 
@@ -366,7 +405,13 @@ public final class FerryServer implements AutoCloseable {
       return (int) Math.max(256, Math.min(65_536, maxHeapBytes / (256 * 1024)));
     }
 
-    /** Opens the store, loads or makes the key, and starts listening. */
+    /**
+     * Takes the data directory's lock (held until {@link FerryServer#close}), opens the store,
+     * loads or makes the key, and starts listening.
+     *
+     * @throws org.ferry.datadir.DataDirectoryInUseException if another process has the directory
+     * @throws IOException if the key, the store or the port cannot be opened
+     */
     public FerryServer start() throws IOException {
       if (dataDirectory == null) {
         throw new IllegalStateException("dataDirectory is required");
@@ -378,6 +423,21 @@ public final class FerryServer implements AutoCloseable {
         // Before anything is written: a bad fallback must not leave a half-made data directory.
         Relay.checkFallback(carrierFallback, carrierListen, carrierKinds);
       }
+      // Before anything is made or changed in the directory: the loser of two servers started
+      // at once must not replace the winner's key.
+      DataDirectoryLock lock = DataDirectoryLock.acquire(dataDirectory);
+      try {
+        return start(lock);
+      } catch (IOException | RuntimeException e) {
+        lock.close();
+        throw e;
+      }
+    }
+
+    private FerryServer start(DataDirectoryLock lock) throws IOException {
+      Path clockFile = dataDirectory.resolve("clock");
+      ServerClock serverClock = new ServerClock(clock, ticker, ServerClock.load(clockFile));
+      serverClock.save(clockFile);
       SecureRandom random = new SecureRandom();
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "server", "ferry-server", random);
@@ -398,14 +458,17 @@ public final class FerryServer implements AutoCloseable {
       EventLoopGroup workers = new MultiThreadIoEventLoopGroup(0, daemonThreads("ferry-io"), NioIoHandler.newFactory());
       try {
         MailboxManager mailboxes =
-            new MailboxManager(store, clock, random, defaultTtl, limits);
+            new MailboxManager(store, serverClock, random, defaultTtl, limits);
         if (unsafeWriteDelay != null) {
           log.warn("UNSAFE: sends are acknowledged before they are written; for crash tests only");
           mailboxes.acknowledgeBeforeWriting(
               write -> background.schedule(write, unsafeWriteDelay.toNanos(), TimeUnit.NANOSECONDS));
         }
         background.scheduleWithFixedDelay(
-            () -> sweep(mailboxes),
+            () -> {
+              sweep(mailboxes);
+              saveClock(serverClock, clockFile);
+            },
             sweepInterval.toNanos(), sweepInterval.toNanos(), TimeUnit.NANOSECONDS);
         HealthStatusManager health = new HealthStatusManager();
         ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
@@ -469,8 +532,8 @@ public final class FerryServer implements AutoCloseable {
             throw e;
           }
         }
-        return new FerryServer(
-            grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay, boss, workers);
+        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay,
+            lock, serverClock, clockFile, boss, workers);
       } catch (IOException | RuntimeException e) {
         boss.shutdownGracefully(0, 0, TimeUnit.SECONDS);
         workers.shutdownGracefully(0, 0, TimeUnit.SECONDS);

@@ -3,12 +3,12 @@ package org.ferry.sdk.cli;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.util.Optional;
 import javax.crypto.SecretKeyFactory;
 import javax.crypto.spec.PBEKeySpec;
+import org.ferry.datadir.PrivateFiles;
 import org.ferry.sdk.FerryException;
 
 /**
@@ -35,6 +35,14 @@ final class CliStorageKey {
     return Files.exists(dir.resolve(KEY_FILE)) || Files.exists(dir.resolve(SALT_FILE));
   }
 
+  /** Throws NOT_INITIALIZED unless a store (of either kind) exists in {@code dir}. */
+  static void requireExists(Path dir) {
+    if (!exists(dir)) {
+      throw new FerryException(FerryException.Reason.NOT_INITIALIZED,
+          "no Ferry client in " + dir + ": run init first");
+    }
+  }
+
   /** The key for an existing store. */
   static byte[] load(Path dir, Optional<String> passphrase) throws IOException {
     if (Files.exists(dir.resolve(KEY_FILE))) {
@@ -53,9 +61,8 @@ final class CliStorageKey {
         "no Ferry client in " + dir + ": run init first");
   }
 
-  /** Makes the key for a new store. */
+  /** Makes the key for a new store; the caller holds the directory's lock. */
   static byte[] create(Path dir, Optional<String> passphrase) throws IOException {
-    Files.createDirectories(dir);
     SecureRandom random = new SecureRandom();
     if (passphrase.isPresent()) {
       byte[] salt = new byte[16];
@@ -96,14 +103,8 @@ final class CliStorageKey {
     }
   }
 
+  /** Never over an existing key or salt: that would make the store unreadable for good. */
   private static void writeOwnerOnly(Path file, byte[] content) throws IOException {
-    Path tmp = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
-    try {
-      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
-      Files.write(tmp, content);
-      Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    PrivateFiles.createNew(file, content);
   }
 }

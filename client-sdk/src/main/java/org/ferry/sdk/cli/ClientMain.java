@@ -5,6 +5,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import org.ferry.datadir.DataDirectoryInUseException;
+import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.Contact;
 import org.ferry.sdk.FerryClient;
@@ -86,12 +88,41 @@ public final class ClientMain {
     return Optional.ofNullable(System.getenv(CliStorageKey.PASSPHRASE_ENV)).filter(p -> !p.isEmpty());
   }
 
-  FerryClient open() throws Exception {
-    return builder(CliStorageKey.load(data, passphrase())).build();
+  /**
+   * How long a command waits for another command (or process) using the same data directory to
+   * finish: commands are short (a receive waits 5 s for news by default), so two started at once
+   * from a script run one after the other instead of one failing; a long-running holder still
+   * gets a clear refusal.
+   */
+  static final Duration LOCK_PATIENCE = Duration.ofSeconds(10);
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  /** The data directory's lock, for a command on an initialised client; never creates it. */
+  DataDirectoryLock lockData() throws InterruptedException {
+    CliStorageKey.requireExists(data);
+    return lockData(data);
   }
 
-  FerryClient.Builder builder(byte[] key) {
-    FerryClient.Builder b = FerryClient.builder().dataDirectory(data).storageKey(key);
+  /** The lock on {@code dir}, created owner-only if missing, waiting up to {@link #LOCK_PATIENCE}. */
+  DataDirectoryLock lockData(Path dir) throws InterruptedException {
+    try {
+      return DataDirectoryLock.acquire(dir, LOCK_PATIENCE, () -> spec.commandLine().getErr().println(
+          "ferry client: waiting for " + dir + ", which another Ferry process is using..."));
+    } catch (DataDirectoryInUseException e) {
+      throw new FerryException(FerryException.Reason.STORAGE, e.getMessage(), e);
+    } catch (java.io.IOException e) {
+      throw new FerryException(FerryException.Reason.STORAGE,
+          "cannot open data directory " + dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  FerryClient open(DataDirectoryLock lock) throws Exception {
+    return builder(CliStorageKey.load(data, passphrase()), lock).build();
+  }
+
+  FerryClient.Builder builder(byte[] key, DataDirectoryLock lock) {
+    FerryClient.Builder b = FerryClient.builder().dataDirectory(lock).storageKey(key);
     String p = proxy != null ? proxy : System.getenv("FERRY_PROXY");
     if (p != null && !p.isBlank()) {
       b.proxy(p);
@@ -140,17 +171,23 @@ public final class ClientMain {
         org.ferry.proto.BridgeLine.parse(line);
       }
       String creationToken = creationTokenFile == null ? "" : readToken(creationTokenFile);
+      try (DataDirectoryLock lock = parent.lockData(parent.data)) {
+        return initialize(lock, address, creationToken);
+      }
+    }
+
+    private Integer initialize(DataDirectoryLock lock, ServerAddress address, String creationToken)
+        throws Exception {
       if (CliStorageKey.exists(parent.data)) {
         throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
             "a Ferry client already lives in " + parent.data);
       }
       Path store = parent.data.resolve("store");
       Path obfs4 = parent.data.resolve("obfs4");
-      boolean dataExisted = java.nio.file.Files.exists(parent.data);
       boolean storeExisted = java.nio.file.Files.exists(store);
       boolean obfs4Existed = java.nio.file.Files.exists(obfs4);
       byte[] key = CliStorageKey.create(parent.data, passphrase());
-      try (FerryClient client = parent.builder(key).build()) {
+      try (FerryClient client = parent.builder(key, lock).build()) {
         client.initialize(address, creationToken, bridges);
       } catch (FerryException | IllegalArgumentException e) {
         // Undo exactly what init made, so that it can simply be run again.
@@ -161,9 +198,8 @@ public final class ClientMain {
         if (!obfs4Existed) {
           deleteRecursively(obfs4);
         }
-        if (!dataExisted) {
-          java.nio.file.Files.deleteIfExists(parent.data);
-        }
+        // The directory itself stays, owner-only with its lock file: removing a lock file that
+        // another command may be waiting on would let two commands in at once.
         throw e;
       }
       spec.commandLine().getErr().println(CliStorageKey.protectionNote(parent.data));
@@ -214,7 +250,7 @@ public final class ClientMain {
       if (days < 1 || days > 30) {
         throw new IllegalArgumentException("--valid-for must be 1 to 30 days: " + days);
       }
-      try (FerryClient client = parent.open()) {
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         Invitation invitation = client.createInvitation(name, Duration.ofDays(days));
         spec.commandLine().getOut().println(invitation.uri());
       }
@@ -235,7 +271,7 @@ public final class ClientMain {
 
     @Override
     public Integer call() throws Exception {
-      try (FerryClient client = parent.open()) {
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         Contact contact = client.acceptInvitation(uri, name);
         spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
             + contact.safetyNumber().orElse("(none yet)"));
@@ -254,7 +290,7 @@ public final class ClientMain {
 
     @Override
     public Integer call() throws Exception {
-      try (FerryClient client = parent.open()) {
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         boolean invited = client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
         client.send(label, text);
         if (invited) {
@@ -283,7 +319,7 @@ public final class ClientMain {
       }
       PrintWriter out = spec.commandLine().getOut();
       PrintWriter err = spec.commandLine().getErr();
-      try (FerryClient client = parent.open()) {
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         client.receive(Duration.ofMillis((long) (seconds * 1000)), new MessageListener() {
           @Override
           public void onMessage(ReceivedMessage m) {
@@ -308,7 +344,7 @@ public final class ClientMain {
 
     @Override
     public Integer call() throws Exception {
-      try (FerryClient client = parent.open()) {
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         for (Contact c : client.contacts()) {
           spec.commandLine().getOut().println(c.label() + "\t" + c.state().name().toLowerCase(java.util.Locale.ROOT)
               + "\t" + c.safetyNumber().orElse("-"));
@@ -335,7 +371,7 @@ public final class ClientMain {
       @Override
       public Integer call() throws Exception {
         String line = String.join(" ", words);
-        try (FerryClient client = bridges.parent.open()) {
+        try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
           client.addBridge(line);
         }
         spec.commandLine().getErr().println("bridge added");
@@ -350,7 +386,7 @@ public final class ClientMain {
 
       @Override
       public Integer call() throws Exception {
-        try (FerryClient client = bridges.parent.open()) {
+        try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
           client.bridges().forEach(spec.commandLine().getOut()::println);
         }
         return 0;
@@ -367,7 +403,7 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
-      try (FerryClient client = parent.open()) {
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         String problem = null;
         try {
           client.checkConnection();

@@ -103,7 +103,7 @@ public final class RouteBook implements AutoCloseable {
     return load(server).getBridgesList().stream().map(h -> new Health(
         BridgeLine.parse(h.getLine()), h.getSuccesses(), h.getFailures(), h.getConsecutiveFailures(),
         instant(h.getLastSuccessAt()), instant(h.getLastFailureAt()),
-        h.getRetryAfter() > now ? instant(h.getRetryAfter()) : Optional.empty())).toList();
+        backingOff(h, now) ? instant(h.getRetryAfter()) : Optional.empty())).toList();
   }
 
   /** The line carrying the connection to {@code server} now, if one is up. */
@@ -127,8 +127,10 @@ public final class RouteBook implements AutoCloseable {
         goodIndex = i;
       }
     }
-    boolean reprobe = goodIndex > 0
-        && now - lastReprobe.getOrDefault(server, now) >= REPROBE_AFTER.toMillis();
+    long sinceReprobe = now - lastReprobe.getOrDefault(server, now);
+    // A wall clock stepped back since the last probe (sinceReprobe < 0) leaves how long it has
+    // been unknown: probe now rather than wait out the step.
+    boolean reprobe = goodIndex > 0 && (sinceReprobe >= REPROBE_AFTER.toMillis() || sinceReprobe < 0);
     lastReprobe.putIfAbsent(server, now);
     if (reprobe) {
       lastReprobe.put(server, now);
@@ -139,11 +141,21 @@ public final class RouteBook implements AutoCloseable {
       order.add(i);
     }
     order.sort(Comparator
-        .comparing((Integer i) -> r.getBridges(i).getRetryAfter() > now)
+        .comparing((Integer i) -> backingOff(r.getBridges(i), now))
         .thenComparing(i -> i != preferred)
-        .thenComparing(i -> r.getBridges(i).getRetryAfter() > now ? r.getBridges(i).getRetryAfter() : 0L)
+        .thenComparing(i -> backingOff(r.getBridges(i), now) ? r.getBridges(i).getRetryAfter() : 0L)
         .thenComparing(i -> i));
     return order.stream().map(i -> BridgeLine.parse(r.getBridges(i).getLine())).toList();
+  }
+
+  /**
+   * Whether a line waits out a back-off at wall time {@code now}. Back-offs are kept as wall
+   * times so that they survive restarts; a wall clock now before the failure was stepped back
+   * since, and the line is tried again rather than kept waiting for the length of the step
+   * (a step forward ends back-offs early: at most one early try each).
+   */
+  private static boolean backingOff(BridgeHealth h, long now) {
+    return now < h.getRetryAfter() && now >= h.getLastFailureAt();
   }
 
   /** {@code line} carried a TLS handshake to {@code server}: it works on this network. */

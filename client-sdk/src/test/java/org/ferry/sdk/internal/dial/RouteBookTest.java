@@ -10,6 +10,7 @@ import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
 import org.ferry.proto.BridgeLine;
@@ -115,6 +116,22 @@ class RouteBookTest {
       clock.advance(RouteBook.REPROBE_AFTER);
       assertEquals(List.of(DIRECT, WS, OBFS4), routes.plan(SERVER), "the lines given first get a chance");
       assertEquals(OBFS4, routes.plan(SERVER).get(0), "and then what works leads again");
+    }
+  }
+
+  @Test
+  void aClockSteppedBackNeitherStretchesABackOffNorPutsOffTheNextProbe() {
+    try (LocalStore store = LocalStore.open(dir, KEY); RouteBook routes = book(store)) {
+      routes.addBridges(SERVER, List.of(WS, OBFS4), true);
+      routes.succeeded(SERVER, OBFS4);
+      routes.plan(SERVER);
+      routes.failed(SERVER, WS);
+      clock.advance(Duration.ofHours(-1));
+      clock.advance(RouteBook.BACKOFF_BASE.multipliedBy(2));
+      assertEquals(Optional.empty(), routes.health(SERVER).get(1).backingOffUntil(),
+          "a back-off of seconds lasted for the hour the clock went back");
+      assertEquals(List.of(DIRECT, WS, OBFS4), routes.plan(SERVER),
+          "the better lines are probed again without waiting out the step");
     }
   }
 }

@@ -20,7 +20,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
 import java.util.Date;
-import org.ferry.relay.internal.fs.PrivateFiles;
+import org.ferry.datadir.PrivateFiles;
 import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
@@ -38,6 +38,10 @@ public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
   /**
    * Loads the identity {@code name} from {@code dir}, or makes and saves one if there is none yet,
    * with {@code commonName} as the certificate's subject (anyone who opens TLS to it sees it).
+   * The caller holds the data directory's lock ({@link org.ferry.datadir.DataDirectoryLock});
+   * even so, the files are created only where none exist, never over another key.
+   *
+   * @throws java.nio.file.FileAlreadyExistsException if a key appeared while this one was made
    */
   public static TlsIdentity loadOrCreate(Path dir, String name, String commonName, SecureRandom random)
       throws IOException {
@@ -55,9 +59,9 @@ public record TlsIdentity(PrivateKey privateKey, X509Certificate certificate) {
     }
     Files.createDirectories(dir);
     TlsIdentity created = create(commonName, random);
-    PrivateFiles.write(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
+    PrivateFiles.createNew(keyFile, pem("PRIVATE KEY", created.privateKey.getEncoded()));
     try {
-      PrivateFiles.write(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
+      PrivateFiles.createNew(certFile, pem("CERTIFICATE", created.certificate.getEncoded()));
     } catch (GeneralSecurityException e) {
       throw new IOException("cannot encode certificate", e);
     }

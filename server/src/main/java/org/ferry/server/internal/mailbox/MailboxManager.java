@@ -4,7 +4,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -18,6 +17,7 @@ import org.ferry.server.internal.store.MailboxSequencer;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.MailboxUsage;
 import org.ferry.server.internal.store.QueueSlice;
+import org.ferry.server.internal.time.ServerClock;
 import org.ferry.server.internal.util.Bytes;
 
 /** Mailboxes, sends, deliveries and invitations: the rules, independent of gRPC. */
@@ -26,7 +26,7 @@ public final class MailboxManager {
   public static final int MAX_INVITATION_BLOB = 8192;
 
   private final MailboxStore store;
-  private final Clock clock;
+  private final ServerClock clock;
   private final SecureRandom random;
   private final Duration defaultTtl;
   private final ServerLimits limits;
@@ -37,7 +37,7 @@ public final class MailboxManager {
 
   public MailboxManager(
       MailboxStore store,
-      Clock clock,
+      ServerClock clock,
       SecureRandom random,
       Duration defaultTtl,
       ServerLimits limits) {
@@ -50,7 +50,7 @@ public final class MailboxManager {
     this.defaultTtl = defaultTtl;
     this.limits = limits;
     this.quotas = new QuotaGuard(store, limits);
-    this.creations = new TokenBucket(clock, limits.createPerSecond(), limits.createBurst());
+    this.creations = new TokenBucket(clock::nanoTime, limits.createPerSecond(), limits.createBurst());
   }
 
   /**

@@ -1,31 +1,33 @@
 package org.ferry.server.internal.mailbox;
 
-import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
+import java.util.function.LongSupplier;
 
-/** A rate limit on an injected clock: {@code burst} at once, then {@code perSecond}. */
+/**
+ * A rate limit on a monotonic ticker ({@link System#nanoTime()} or a test's): {@code burst} at
+ * once, then {@code perSecond}. Steps of the wall clock neither lock it up nor refill it.
+ */
 final class TokenBucket {
-  private final Clock clock;
+  private final LongSupplier ticker;
   private final double perSecond;
   private final double burst;
   private double tokens;
-  private Instant refilled;
+  private long refilled;
 
-  TokenBucket(Clock clock, double perSecond, int burst) {
-    this.clock = clock;
+  TokenBucket(LongSupplier ticker, double perSecond, int burst) {
+    this.ticker = ticker;
     this.perSecond = perSecond;
     this.burst = burst;
     this.tokens = burst;
-    this.refilled = clock.instant();
+    this.refilled = ticker.getAsLong();
   }
 
   /** Takes a token; if there is none, how long until there will be one. */
   synchronized Duration tryTake() {
-    Instant now = clock.instant();
-    if (now.isAfter(refilled)) {
-      double elapsed = Duration.between(refilled, now).toNanos() / 1e9;
-      tokens = Math.min(burst, tokens + elapsed * perSecond);
+    long now = ticker.getAsLong();
+    long elapsed = now - refilled;
+    if (elapsed > 0) {
+      tokens = Math.min(burst, tokens + elapsed / 1e9 * perSecond);
       refilled = now;
     }
     if (tokens >= 1) {

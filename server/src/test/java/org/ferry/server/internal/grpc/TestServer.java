@@ -11,6 +11,7 @@ import java.security.KeyPair;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.ferry.proto.OwnerKeys;
@@ -23,6 +24,7 @@ import org.ferry.server.internal.mailbox.MailboxManager;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.util.Bytes;
+import org.ferry.server.internal.time.ServerClock;
 import org.ferry.server.testing.MutableClock;
 
 /** The real services over a real store, in-process, with a clock the test moves. */
@@ -60,7 +62,8 @@ final class TestServer implements AutoCloseable {
   private TestServer(MailboxStore store, ServerLimits limits, StreamLimits streamLimits) throws Exception {
     this.streamLimits = streamLimits;
     this.store = store;
-    manager = new MailboxManager(store, clock, RANDOM, DEFAULT_TTL, limits);
+    manager = new MailboxManager(
+        store, new ServerClock(clock, clock::nanoTime, Optional.empty()), RANDOM, DEFAULT_TTL, limits);
     ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name)

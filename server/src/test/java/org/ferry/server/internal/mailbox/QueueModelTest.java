@@ -21,6 +21,7 @@ import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.MailboxUsage;
+import org.ferry.server.internal.time.ServerClock;
 import org.ferry.server.testing.MutableClock;
 import org.junit.jupiter.api.Test;
 import org.ferry.server.internal.util.Bytes;
@@ -124,7 +125,7 @@ class QueueModelTest {
 
     void open() throws IOException {
       store = MailboxStore.open(dir);
-      manager = new MailboxManager(store, clock, random, DEFAULT_TTL, LIMITS);
+      manager = new MailboxManager(store, new ServerClock(clock, clock::nanoTime, Optional.empty()), random, DEFAULT_TTL, LIMITS);
     }
 
     void restart() throws IOException {

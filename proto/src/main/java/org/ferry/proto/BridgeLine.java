@@ -100,8 +100,8 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
   /**
    * Parses one line written for this version; notes from {@link #read} are dropped.
    *
-   * @throws IllegalArgumentException saying what is wrong, if the line is malformed or names a
-   *     carrier this version does not know
+   * @throws Malformed saying what is wrong, if the line is malformed or names a carrier this
+   *     version does not know
    */
   public static BridgeLine parse(String line) {
     Reading r = read(line);
@@ -112,8 +112,8 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
    * Reads one line that may come from an older or newer version: unknown parameters are left
    * out and a line for an unknown carrier comes back empty, each with a note.
    *
-   * @throws IllegalArgumentException saying what is wrong (naming the parameter, for a bad
-   *     value), if the line is malformed
+   * @throws Malformed saying what is wrong (naming the parameter, for a bad value), if the
+   *     line is malformed
    */
   public static Reading read(String line) {
     Objects.requireNonNull(line, "line");
@@ -196,10 +196,9 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
       List<String> notes = unknown.stream().map(k -> parsed.shortForm() + ": left out parameter '"
           + (k.length() > 20 ? k.substring(0, 20) + "..." : k) + "', which this version does not know").toList();
       return new Reading(Optional.of(parsed), notes);
+    } catch (Malformed e) {
+      throw e;
     } catch (IllegalArgumentException e) {
-      if (e.getMessage() != null && e.getMessage().startsWith("not a bridge line")) {
-        throw e;
-      }
       throw bad(line, e.getMessage());
     }
   }
@@ -276,8 +275,26 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
     return toString().hashCode();
   }
 
-  private static IllegalArgumentException bad(String line, String why) {
-    String shown = line.length() > 80 ? line.substring(0, 80) + "..." : line;
-    return new IllegalArgumentException("not a bridge line (" + why + "): '" + shown + "'");
+  private static Malformed bad(String line, String why) {
+    return new Malformed(line, why);
+  }
+
+  /**
+   * A line that cannot be read. Its message quotes the line (for the person who typed it);
+   * {@link #reason} does not, for logs, where the line's secret path or cert must not go.
+   */
+  public static final class Malformed extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+    private final String reason;
+
+    Malformed(String line, String reason) {
+      super("not a bridge line (" + reason + "): '" + (line.length() > 80 ? line.substring(0, 80) + "..." : line) + "'");
+      this.reason = reason;
+    }
+
+    /** What is wrong, without the line. */
+    public String reason() {
+      return reason;
+    }
   }
 }

@@ -38,6 +38,7 @@ public final class ManagedTransport implements AutoCloseable {
    *
    * @param server true for a server transport (SMETHOD), false for a client one (CMETHOD)
    * @param env the TOR_PT_* variables beyond the version, state location and stdin watch
+   * @throws NotInstalledException if {@code executable} is not found
    * @throws IOException if it cannot be run, reports an error, or offers no such method; the
    *     message says which
    */
@@ -54,6 +55,10 @@ public final class ManagedTransport implements AutoCloseable {
     try {
       process = pb.start();
     } catch (IOException e) {
+      if (!isInstalled(executable)) {
+        throw new NotInstalledException(executable + " is not installed (not found"
+            + (executable.contains("/") ? "" : " on the PATH") + ")", e);
+      }
       throw new IOException("cannot run " + executable + ": " + e.getMessage(), e);
     }
     String word = server ? "SMETHOD" : "CMETHOD";
@@ -108,6 +113,28 @@ public final class ManagedTransport implements AutoCloseable {
       b.append(c);
     }
     return b.toString();
+  }
+
+  /** The program to start was not found: the one case where installing it is the answer. */
+  public static final class NotInstalledException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    NotInstalledException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  /** Whether {@code executable} exists: as a path if it has a '/', else in a directory of the PATH. */
+  static boolean isInstalled(String executable) {
+    if (executable.contains("/")) {
+      return Files.exists(Path.of(executable));
+    }
+    for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+      if (!dir.isEmpty() && Files.exists(Path.of(dir, executable))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The words of the method line after the keyword: {@code [name, address, ARGS:...]} or {@code [name, socks5, address]}. */

@@ -72,6 +72,8 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
   /** Blanks that copying from documents and chat apps puts between words. */
   private static final Pattern BLANKS = Pattern.compile("[\\s\\p{Z}\\u200B\\u2060\\uFEFF]+");
   private static final Pattern KEY = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]*");
+  /** What a carrier of a later version may be called; anything else is not a line at all. */
+  private static final Pattern CARRIER = Pattern.compile("[A-Za-z][A-Za-z0-9_-]*");
 
   /**
    * @throws IllegalArgumentException if the host or port is invalid, a pin is not 32 bytes, or
@@ -129,6 +131,9 @@ public record BridgeLine(Kind kind, String host, int port, boolean tls, String p
     try {
       kind = Kind.valueOf(words[0].toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
+      if (!CARRIER.matcher(words[0]).matches()) {
+        throw bad(line, "it does not start with a carrier (direct, ws, poll, obfs4)");
+      }
       String word = words[0].length() > 20 ? words[0].substring(0, 20) + "..." : words[0];
       return new Reading(Optional.empty(), List.of("skipped a bridge line for carrier '" + word
           + "', which this version does not know (known: direct, ws, poll, obfs4)"));

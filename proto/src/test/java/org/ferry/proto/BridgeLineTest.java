@@ -42,7 +42,7 @@ class BridgeLineTest {
       "ws wss://1.2.3.4:443/x pin=short", "ws wss://1.2.3.4:443/x pin=***", "ws wss://1.2.3.4:443/x =red",
       "ws wss://1.2.3.4:443/x red", "obfs4 1.2.3.4:443", "obfs4 1.2.3.4:443 cert=" + CERT,
       "obfs4 1.2.3.4:443 cert=" + CERT + " iat-mode=0 cert=" + CERT, "direct 1.2.3.4:80 a=1 a=2",
-      "direct 1.2.3.4:80 \u00e9=1",
+      "direct 1.2.3.4:80 \u00e9=1", "1.2.3.4:80", "wss://1.2.3.4:443/x", "[::1]:80",
   })
   void malformedLinesAreRefusedWithTheReason(String text) {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BridgeLine.parse(text));

@@ -1,5 +1,6 @@
 package org.ferry.sdk.internal.net;
 
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOutboundHandlerAdapter;
@@ -16,7 +17,7 @@ import java.time.Duration;
  * setting; this handler, first in the channel, sets the timeout when the handler writes its
  * ClientHello, which Netty does before it arms the timer.
  */
-final class TlsHandshakeTimeout extends ChannelOutboundHandlerAdapter {
+public final class TlsHandshakeTimeout extends ChannelOutboundHandlerAdapter {
   private final Duration timeout;
 
   private TlsHandshakeTimeout(Duration timeout) {
@@ -27,9 +28,14 @@ final class TlsHandshakeTimeout extends ChannelOutboundHandlerAdapter {
   static ChannelFactory<LocalChannel> localChannels(Duration timeout) {
     return () -> {
       LocalChannel ch = new LocalChannel();
-      ch.pipeline().addFirst(new TlsHandshakeTimeout(timeout));
+      addTo(ch, timeout);
       return ch;
     };
+  }
+
+  /** Lets the TLS handshake of a new gRPC channel {@code ch}, not yet registered, take {@code timeout}. */
+  public static void addTo(Channel ch, Duration timeout) {
+    ch.pipeline().addFirst(new TlsHandshakeTimeout(timeout));
   }
 
   @Override

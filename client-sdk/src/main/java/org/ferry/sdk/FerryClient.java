@@ -11,6 +11,7 @@ import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
@@ -41,6 +42,8 @@ import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;
 import org.signal.libsignal.protocol.IdentityKeyPair;
 import org.signal.libsignal.protocol.fingerprint.NumericFingerprintGenerator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A Ferry user on one device: identity, contacts, sessions and the connection to their home
@@ -71,6 +74,7 @@ public final class FerryClient implements AutoCloseable {
   public static final Duration MAX_INVITATION_VALIDITY = Duration.ofDays(30);
   /** How long {@link #send} waits for an invited contact's acceptance once subscribed: 1 s. */
   static final Duration ACCEPTANCE_WAIT = Duration.ofSeconds(1);
+  private static final Logger log = LoggerFactory.getLogger(FerryClient.class);
 
   private final ClientContext ctx;
   private final CarrierConnector connector;
@@ -125,11 +129,14 @@ public final class FerryClient implements AutoCloseable {
    * reach it when its own address is blocked. The client tries them by itself (see
    * {@link #addBridge}); they are checked here like the address itself.
    *
-   * @throws FerryException INVALID_BRIDGE if a line is malformed, and as the other initialize
+   * @throws FerryException INVALID_BRIDGE if a line is malformed, and as the other initialize;
+   *     parameters and carriers this version does not know are left out with a logged note, as
+   *     in {@link #addBridge}
    */
   public synchronized void initialize(ServerAddress homeServer, String creationToken, List<String> bridges) {
     Objects.requireNonNull(homeServer, "homeServer");
-    List<BridgeLine> lines = parseBridges(bridges);
+    GivenBridges given = GivenBridges.read(bridges);
+    given.notes().forEach(note -> log.info("bridge line: {}", note));
     if (creationToken.length() > 256) {
       throw new IllegalArgumentException("creation token is longer than 256 characters");
     }
@@ -137,7 +144,7 @@ public final class FerryClient implements AutoCloseable {
       throw new FerryException(FerryException.Reason.ALREADY_INITIALIZED,
           "already initialised with server " + ctx.homeServer().hostPort());
     }
-    ctx.routes().addBridges(homeServer, lines, false);
+    ctx.routes().addBridges(homeServer, given.lines(), false);
     checkServing(homeServer);
     IdentityKeyPair identity = IdentityKeyPair.generate();
     int registrationId = 1 + ctx.random().nextInt(16380);
@@ -161,11 +168,19 @@ public final class FerryClient implements AutoCloseable {
    * staggered, and keeps to what works on the current network. Invitations made from now on
    * carry the lines, so invitees can reach this server too.
    *
-   * @throws FerryException INVALID_BRIDGE, NOT_INITIALIZED
+   * <p>A line from another version is read as far as this one can: a parameter it does not
+   * know is left out, and a line for a carrier it does not know is not added; each with a note.
+   * Fields may be separated by spaces, tabs or no-break spaces.
+   *
+   * @return notes on what was left out (naming no secret of the line), empty if it was taken whole
+   * @throws FerryException INVALID_BRIDGE if the line is malformed or a known parameter has a
+   *     bad value (the message names it), NOT_INITIALIZED
    */
-  public synchronized void addBridge(String line) {
+  public synchronized List<String> addBridge(String line) {
     requireInitialized();
-    ctx.routes().addBridges(ctx.homeServer(), parseBridges(List.of(line)), true);
+    GivenBridges given = GivenBridges.read(List.of(line));
+    ctx.routes().addBridges(ctx.homeServer(), given.lines(), true);
+    return given.notes();
   }
 
   /** The home server's bridge lines, in the order they were added. */
@@ -208,11 +223,22 @@ public final class FerryClient implements AutoCloseable {
     checkServing(ctx.homeServer());
   }
 
-  private static List<BridgeLine> parseBridges(List<String> lines) {
-    try {
-      return lines.stream().map(BridgeLine::parse).toList();
-    } catch (IllegalArgumentException e) {
-      throw new FerryException(FerryException.Reason.INVALID_BRIDGE, e.getMessage(), e);
+  /** Lines given by the app or user, read like any version's; malformed ones are refused. */
+  private record GivenBridges(List<BridgeLine> lines, List<String> notes) {
+    static GivenBridges read(List<String> texts) {
+      List<BridgeLine> lines = new ArrayList<>();
+      List<String> notes = new ArrayList<>();
+      for (String text : texts) {
+        BridgeLine.Reading r;
+        try {
+          r = BridgeLine.read(text);
+        } catch (IllegalArgumentException e) {
+          throw new FerryException(FerryException.Reason.INVALID_BRIDGE, e.getMessage(), e);
+        }
+        r.line().ifPresent(lines::add);
+        notes.addAll(r.notes());
+      }
+      return new GivenBridges(List.copyOf(lines), List.copyOf(notes));
     }
   }
 

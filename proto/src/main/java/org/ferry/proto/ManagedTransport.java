@@ -38,6 +38,7 @@ public final class ManagedTransport implements AutoCloseable {
    *
    * @param server true for a server transport (SMETHOD), false for a client one (CMETHOD)
    * @param env the TOR_PT_* variables beyond the version, state location and stdin watch
+   * @throws NotInstalledException if {@code executable} is not found
    * @throws IOException if it cannot be run, reports an error, or offers no such method; the
    *     message says which
    */
@@ -54,6 +55,10 @@ public final class ManagedTransport implements AutoCloseable {
     try {
       process = pb.start();
     } catch (IOException e) {
+      if (!isInstalled(executable)) {
+        throw new NotInstalledException(executable + " is not installed (not found"
+            + (executable.contains("/") ? "" : " on the PATH") + ")", e);
+      }
       throw new IOException("cannot run " + executable + ": " + e.getMessage(), e);
     }
     String word = server ? "SMETHOD" : "CMETHOD";
@@ -71,6 +76,65 @@ public final class ManagedTransport implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted while starting " + executable, e);
     }
+  }
+
+  /**
+   * A client transport's per-connection arguments as its SOCKS5 username and password, as the
+   * pluggable-transport spec (pt-spec.txt, version 1, section 3.5) encodes them: {@code k=v}
+   * pairs joined by {@code ;}, with {@code \\}, {@code ;} and {@code =} in keys and values
+   * escaped by a backslash, so that no value can add arguments of its own. The first 255 bytes go
+   * in the username and the rest in the password, which is one NUL byte if nothing is left.
+   *
+   * @return {@code [username, password]}
+   * @throws IllegalArgumentException if a key is empty, a key or value holds anything but
+   *     printable ASCII, or the whole is over 510 bytes (SOCKS5 fields are 255 bytes, RFC 1929)
+   */
+  public static List<String> socksArguments(Map<String, String> arguments) {
+    StringBuilder b = new StringBuilder();
+    arguments.forEach((k, v) -> {
+      if (k.isEmpty() || !(k + v).chars().allMatch(c -> c >= ' ' && c <= '~')) {
+        throw new IllegalArgumentException("transport argument '" + k + "' is empty or not printable ASCII");
+      }
+      b.append(b.length() == 0 ? "" : ";").append(escapeArgument(k)).append('=').append(escapeArgument(v));
+    });
+    String all = b.toString();
+    if (all.length() > 510) {
+      throw new IllegalArgumentException("transport arguments are longer than SOCKS5 allows: " + all.length() + " bytes");
+    }
+    return all.length() <= 255 ? List.of(all, "\0") : List.of(all.substring(0, 255), all.substring(255));
+  }
+
+  private static String escapeArgument(String s) {
+    StringBuilder b = new StringBuilder(s.length());
+    for (char c : s.toCharArray()) {
+      if (c == '\\' || c == ';' || c == '=') {
+        b.append('\\');
+      }
+      b.append(c);
+    }
+    return b.toString();
+  }
+
+  /** The program to start was not found: the one case where installing it is the answer. */
+  public static final class NotInstalledException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    NotInstalledException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  /** Whether {@code executable} exists: as a path if it has a '/', else in a directory of the PATH. */
+  static boolean isInstalled(String executable) {
+    if (executable.contains("/")) {
+      return Files.exists(Path.of(executable));
+    }
+    for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+      if (!dir.isEmpty() && Files.exists(Path.of(dir, executable))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The words of the method line after the keyword: {@code [name, address, ARGS:...]} or {@code [name, socks5, address]}. */

@@ -23,6 +23,10 @@ public record ServerAddress(String host, int port, byte[] fingerprint) {
     if (host.isEmpty() || host.chars().anyMatch(c -> c <= ' ' || c == '#' || c == '/')) {
       throw new IllegalArgumentException("invalid host: '" + host + "'");
     }
+    if (HostPort.isIpLiteral(host)) {
+      // One spelling per address, so that equal addresses are equal (RFC 5952).
+      host = HostPort.checkHost(host);
+    }
     if (port < 1 || port > 65535) {
       throw new IllegalArgumentException("port out of range: " + port);
     }

@@ -32,6 +32,14 @@ class ServerAddressTest {
   }
 
   @Test
+  void oneIpv6AddressHasOneSpellingSoItsSpellingsAreEqual() {
+    ServerAddress longForm = new ServerAddress("0:0:0:0:0:0:0:1", 7443, FP);
+    assertEquals("::1", longForm.host());
+    assertEquals(new ServerAddress("::1", 7443, FP), longForm);
+    assertEquals(longForm, ServerAddress.parse("[0:0:0:0:0:0:0:1]:7443#" + longForm.fingerprintText()));
+  }
+
+  @Test
   void rejectsAddressesWithoutFingerprintPortOrValidKey() {
     String fp = new ServerAddress("h", 1, FP).fingerprintText();
     assertThrows(IllegalArgumentException.class, () -> ServerAddress.parse("127.0.0.1:7443"));

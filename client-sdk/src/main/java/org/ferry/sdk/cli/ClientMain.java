@@ -168,7 +168,8 @@ public final class ClientMain {
     public Integer call() throws Exception {
       ServerAddress address = ServerAddress.parse(server);
       for (String line : bridges) {
-        org.ferry.proto.BridgeLine.parse(line);
+        org.ferry.proto.BridgeLine.read(line).notes()
+            .forEach(note -> spec.commandLine().getErr().println("ferry client: note: " + note));
       }
       String creationToken = creationTokenFile == null ? "" : readToken(creationTokenFile);
       try (DataDirectoryLock lock = parent.lockData(parent.data)) {
@@ -371,10 +372,13 @@ public final class ClientMain {
       @Override
       public Integer call() throws Exception {
         String line = String.join(" ", words);
+        java.util.List<String> notes;
         try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
-          client.addBridge(line);
+          notes = client.addBridge(line);
         }
-        spec.commandLine().getErr().println("bridge added");
+        notes.forEach(note -> spec.commandLine().getErr().println("ferry client: note: " + note));
+        boolean skipped = notes.stream().anyMatch(n -> n.startsWith("skipped"));
+        spec.commandLine().getErr().println(skipped ? "no bridge added" : "bridge added");
         return 0;
       }
     }

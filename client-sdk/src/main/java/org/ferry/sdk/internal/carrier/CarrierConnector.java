@@ -31,12 +31,17 @@ import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
 import org.ferry.proto.BridgeLine;
+import org.ferry.proto.HostPort;
+import org.ferry.proto.ManagedTransport;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.internal.net.PinnedTrustManager;
 
@@ -78,11 +83,26 @@ public final class CarrierConnector implements AutoCloseable {
         case WS -> stream(line, listener, true, proxy, null);
         case POLL -> PollPipe.open(this, line, listener);
         // Starting obfs4proxy blocks (up to 20 s the first time): not on an event loop.
-        case OBFS4 -> CompletableFuture.supplyAsync(this::obfs4)
-            .thenCompose(socks -> stream(line, listener, false, Optional.empty(), socks));
+        case OBFS4 -> {
+          checkObfs4CanKeepNamesFromDns(line);
+          yield CompletableFuture.supplyAsync(this::obfs4)
+              .thenCompose(socks -> stream(line, listener, false, Optional.empty(), socks));
+        }
       };
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  /**
+   * obfs4proxy looks a host name up with the system's resolver before it dials an HTTP proxy
+   * (TOR_PT_PROXY=http://..., obfs4proxy 0.0.14), which would leak the name; it hands names to
+   * a SOCKS5 proxy unresolved. So an obfs4 line that names a host cannot go through an HTTP proxy.
+   */
+  private void checkObfs4CanKeepNamesFromDns(BridgeLine line) {
+    if (proxy.isPresent() && proxy.get().type() == ProxySettings.Type.HTTP && !HostPort.isIpLiteral(line.host())) {
+      throw new IllegalArgumentException("obfs4 line " + line.shortForm() + " names a host, and obfs4proxy would look it"
+          + " up outside the HTTP proxy; use a SOCKS5 proxy, or an obfs4 line with an IP address");
     }
   }
 
@@ -111,7 +131,8 @@ public final class CarrierConnector implements AutoCloseable {
         ChannelPipeline p = ch.pipeline();
         ProxyHandler proxyHandler = null;
         if (obfs4Socks != null) {
-          proxyHandler = new Socks5ProxyHandler(obfs4Socks, obfs4Username(line), "\0");
+          List<String> auth = ManagedTransport.socksArguments(obfs4Arguments(line));
+          proxyHandler = new Socks5ProxyHandler(obfs4Socks, auth.get(0), auth.get(1));
         } else if (via.isPresent()) {
           proxyHandler = proxyHandler(via.get());
         }
@@ -187,10 +208,14 @@ public final class CarrierConnector implements AutoCloseable {
     return b;
   }
 
+  /**
+   * Where to connect for {@code line}. Through a proxy (or obfs4proxy's SOCKS port) nothing is
+   * looked up here: an IP literal goes as an address (SOCKS5 ATYP 1 or 4, CONNECT [v6]:port) and
+   * a name unresolved, for the proxy to resolve.
+   */
   static InetSocketAddress target(BridgeLine line, boolean proxied) {
-    return proxied
-        ? InetSocketAddress.createUnresolved(line.host(), line.port())
-        : new InetSocketAddress(line.host(), line.port());
+    HostPort hp = new HostPort(line.host(), line.port());
+    return proxied ? hp.withoutLookup() : hp.toSocketAddress();
   }
 
   Optional<ProxySettings> proxy() {
@@ -212,9 +237,12 @@ public final class CarrierConnector implements AutoCloseable {
     };
   }
 
-  /** The pluggable-transport spec's way of passing bridge arguments through SOCKS5. */
-  static String obfs4Username(BridgeLine line) {
-    return "cert=" + line.params().get("cert") + ";iat-mode=" + line.params().get("iat-mode");
+  /** A line's arguments for obfs4proxy, in a fixed order; escaped by {@link ManagedTransport#socksArguments}. */
+  static Map<String, String> obfs4Arguments(BridgeLine line) {
+    Map<String, String> args = new LinkedHashMap<>();
+    args.put("cert", line.params().get("cert"));
+    args.put("iat-mode", line.params().get("iat-mode"));
+    return args;
   }
 
   /** TLS for an HTTPS carrier: pinned to the line's key if it has a pin, else the system's CAs. */

@@ -33,8 +33,10 @@ final class Obfs4ClientTransport implements AutoCloseable {
     ManagedTransport pt;
     try {
       pt = ManagedTransport.start(executable, stateDir, false, "obfs4", env);
-    } catch (IOException e) {
+    } catch (ManagedTransport.NotInstalledException e) {
       throw new IOException(e.getMessage() + " (obfs4 bridges need the obfs4proxy package)", e);
+    } catch (IOException e) {
+      throw new IOException("obfs4proxy did not start: " + e.getMessage(), e);
     }
     // CMETHOD obfs4 socks5 127.0.0.1:PORT
     List<String> m = pt.method();

@@ -3,6 +3,7 @@ package org.ferry.sdk.internal.invite;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import org.ferry.proto.BridgeLine;
@@ -10,6 +11,8 @@ import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.InvitationCode;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.internal.crypto.Kdf;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The invitation URI, {@code ferry:invite/<base64url(InvitationCode)>}, and the keys derived
@@ -17,6 +20,7 @@ import org.ferry.sdk.internal.crypto.Kdf;
  * invitation's mailbox; the server sees only hashes of what it needs to check.
  */
 public final class InvitationCodec {
+  private static final Logger log = LoggerFactory.getLogger(InvitationCodec.class);
   public static final String PREFIX = "ferry:invite/";
   static final int VERSION = 1;
   /** Most bridge lines an invitation carries: it has to fit a QR code. */
@@ -85,18 +89,35 @@ public final class InvitationCodec {
     if (code.getBridgesCount() > MAX_BRIDGES) {
       throw invalid("it has more than " + MAX_BRIDGES + " bridge lines");
     }
-    List<BridgeLine> bridges;
-    try {
-      bridges = code.getBridgesList().stream().map(BridgeLine::parse).toList();
-    } catch (IllegalArgumentException e) {
-      throw invalid("one of its bridge lines is malformed");
-    }
+    List<BridgeLine> bridges = readBridges(code.getBridgesList(), "an invitation");
     return new Parsed(
         server,
         code.getMailboxId().toByteArray(),
         code.getSecret().toByteArray(),
         Instant.ofEpochSecond(code.getExpiresAt()),
         bridges);
+  }
+
+  /**
+   * The lines of {@code texts} (from an invitation or a contact card, written by any version)
+   * that this version can use. What it leaves out is logged as a note, without the lines'
+   * secrets: unknown parameters, lines for unknown carriers, and malformed lines, which cost
+   * only themselves, never the rest.
+   *
+   * @param source where the lines come from, for the notes ("an invitation")
+   */
+  public static List<BridgeLine> readBridges(List<String> texts, String source) {
+    List<BridgeLine> lines = new ArrayList<>();
+    for (String text : texts) {
+      try {
+        BridgeLine.Reading r = BridgeLine.read(text);
+        r.notes().forEach(note -> log.info("bridge line in {}: {}", source, note));
+        r.line().ifPresent(lines::add);
+      } catch (BridgeLine.Malformed e) {
+        log.warn("bridge line in {}: skipped a malformed line ({})", source, e.reason());
+      }
+    }
+    return List.copyOf(lines);
   }
 
   private static FerryException invalid(String why) {

@@ -358,14 +358,8 @@ public final class MessageReceiver {
 
   /** Keeps the well-formed bridge lines a contact gave for its server. */
   private void rememberBridges(MailboxAddress a) {
-    List<BridgeLine> lines = new ArrayList<>();
-    for (String text : a.getBridgesList().subList(0, Math.min(a.getBridgesCount(), InvitationCodec.MAX_BRIDGES))) {
-      try {
-        lines.add(BridgeLine.parse(text));
-      } catch (IllegalArgumentException e) {
-        log.warn("ignored a malformed bridge line in a contact card");
-      }
-    }
+    List<BridgeLine> lines = InvitationCodec.readBridges(
+        a.getBridgesList().subList(0, Math.min(a.getBridgesCount(), InvitationCodec.MAX_BRIDGES)), "a contact card");
     ctx.routes().addBridges(ServerAddress.parse(a.getServer()), lines, true);
   }
 

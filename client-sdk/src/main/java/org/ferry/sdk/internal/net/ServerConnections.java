@@ -5,7 +5,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
-import io.netty.channel.local.LocalChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
@@ -60,7 +59,7 @@ public final class ServerConnections implements AutoCloseable {
       throw new IllegalStateException("TLS 1.3 is unavailable in this JVM", e);
     }
     return NettyChannelBuilder.forAddress(dialer.address(server))
-        .channelType(LocalChannel.class)
+        .channelFactory(TlsHandshakeTimeout.localChannels(callTimeout))
         .eventLoopGroup(dialer.localGroup())
         .overrideAuthority(server.hostPort())
         .sslContext(ssl)

@@ -25,7 +25,7 @@ class RouteBookTest {
   private static final BridgeLine DIRECT = BridgeLine.parse("direct 203.0.113.7:7443");
   private static final BridgeLine WS = BridgeLine.parse("ws wss://198.51.100.4:443/abcdefghijklmnop");
   private static final BridgeLine POLL = BridgeLine.parse("poll https://198.51.100.4:443/abcdefghijklmnop");
-  private static final BridgeLine OBFS4 = BridgeLine.parse("obfs4 198.51.100.4:8444 cert=abc iat-mode=0");
+  private static final BridgeLine OBFS4 = BridgeLine.parse("obfs4 198.51.100.4:8444 cert=" + "c".repeat(70) + " iat-mode=0");
 
   @TempDir Path dir;
   private final SteppedClock clock = new SteppedClock();

@@ -56,6 +56,42 @@ class InvitationCodecTest {
     assertTrue(uri.length() < 700, uri.length() + " characters");
   }
 
+  /** An invitation as another version may write it, with raw bridge lines. */
+  private static String uriWithLines(List<String> lines) {
+    InvitationCodec.Parsed base = sample("203.0.113.7");
+    org.ferry.proto.v1.InvitationCode code = org.ferry.proto.v1.InvitationCode.newBuilder()
+        .setVersion(InvitationCodec.VERSION)
+        .setServer(base.server().toString())
+        .setMailboxId(com.google.protobuf.ByteString.copyFrom(base.mailboxId()))
+        .setSecret(com.google.protobuf.ByteString.copyFrom(base.secret()))
+        .setExpiresAt(base.expiresAt().getEpochSecond())
+        .addAllBridges(lines)
+        .build();
+    return InvitationCodec.PREFIX + java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(code.toByteArray());
+  }
+
+  @Test
+  void anInvitationFromANewerVersionStaysUsableAndKeepsEveryLineItCanUse() {
+    String cert = "c".repeat(70);
+    String uri = uriWithLines(List.of(
+        "ws wss://198.51.100.4:443/secretpath pin=" + "A".repeat(43) + " fronting=cdn.example",
+        "meek https://cdn.example/x front=y",
+        "obfs4\t198.51.100.4:8444\u00a0cert=" + cert + " iat-mode=0 seed=42",
+        "obfs4 198.51.100.4:8445 cert=" + cert + " iat-mode=x"));
+    InvitationCodec.Parsed parsed = InvitationCodec.parse(uri);
+    assertEquals(List.of(
+        BridgeLine.parse("ws wss://198.51.100.4:443/secretpath pin=" + "A".repeat(43)),
+        BridgeLine.parse("obfs4 198.51.100.4:8444 cert=" + cert + " iat-mode=0")), parsed.bridges());
+  }
+
+  @Test
+  void contactCardsAndInvitationsReadLinesAlikeLeavingOutOnlyWhatCannotBeUsed() {
+    List<BridgeLine> kept = InvitationCodec.readBridges(List.of(
+        "direct 198.51.100.4:7443 via=somewhere", "snowflake", "ws wss://1.2.3.4:443/", "poll http://[0:0:0:0:0:0:0:1]:80/s"),
+        "a contact card");
+    assertEquals(List.of(BridgeLine.parse("direct 198.51.100.4:7443"), BridgeLine.parse("poll http://[::1]:80/s")), kept);
+  }
+
   @Test
   void keysDerivedFromTheSecretAreDistinctPerPurpose() {
     InvitationCodec.Parsed inv = sample("127.0.0.1");

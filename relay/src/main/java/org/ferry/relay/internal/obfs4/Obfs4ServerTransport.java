@@ -28,7 +28,8 @@ public final class Obfs4ServerTransport implements AutoCloseable {
   /**
    * Starts obfs4proxy listening on {@code bind} and forwarding to {@code orPort}.
    *
-   * @throws IOException if it cannot be started or reports an error; the message says which
+   * @throws IOException if it cannot be started or reports an error; the message says which,
+   *     and suggests installing obfs4proxy only when it is not installed
    */
   public static Obfs4ServerTransport start(
       String executable, Path stateDir, InetSocketAddress bind, InetSocketAddress orPort) throws IOException {
@@ -38,8 +39,12 @@ public final class Obfs4ServerTransport implements AutoCloseable {
           "TOR_PT_SERVER_TRANSPORTS", "obfs4",
           "TOR_PT_SERVER_BINDADDR", "obfs4-" + HostPort.of(bind),
           "TOR_PT_ORPORT", HostPort.of(orPort).toString()));
+    } catch (ManagedTransport.NotInstalledException e) {
+      throw new IOException(e.getMessage() + ": install the obfs4proxy package, or leave obfs4 out of --carriers", e);
     } catch (IOException e) {
-      throw new IOException(e.getMessage() + " (install the obfs4proxy package, or leave obfs4 out of --carriers)", e);
+      throw new IOException("obfs4proxy is installed but did not start: " + e.getMessage()
+          + "; check that " + (bind.getPort() == 0 ? "the obfs4 port" : HostPort.of(bind)) + " is free"
+          + " (--obfs4-listen picks another) and that " + stateDir + " is writable, or leave obfs4 out of --carriers", e);
     }
     // SMETHOD obfs4 ADDRESS ARGS:cert=...,iat-mode=0
     List<String> m = pt.method();

@@ -10,6 +10,7 @@ import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
 import org.ferry.proto.BridgeLine;
@@ -103,6 +104,20 @@ class RouteBookTest {
       assertEquals(List.of(DIRECT, WS), routes.plan(SERVER), "after its back-off the line is in its place again");
       routes.succeeded(SERVER, DIRECT);
       assertEquals(0, routes.health(SERVER).get(0).consecutiveFailures());
+    }
+  }
+
+  @Test
+  void aBridgeThatAnswersForADeadServerIsNotBackedOff() {
+    try (LocalStore store = LocalStore.open(dir, KEY); RouteBook routes = book(store)) {
+      routes.addBridges(SERVER, List.of(WS, POLL), true);
+      routes.failed(SERVER, WS);
+      assertTrue(routes.health(SERVER).get(1).backingOffUntil().isPresent());
+      routes.bridgeAnswered(SERVER, WS);
+      RouteBook.Health ws = routes.health(SERVER).get(1);
+      assertEquals(Optional.empty(), ws.backingOffUntil(), "the bridge works; its server does not");
+      assertEquals(0, ws.consecutiveFailures());
+      assertEquals(List.of(DIRECT, WS, POLL), routes.plan(SERVER));
     }
   }
 

@@ -7,15 +7,19 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import org.ferry.it.censor.Censor;
 import org.ferry.it.censor.Censor.Rule;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
+import org.ferry.relay.Carrier;
+import org.ferry.relay.Relay;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.NetworkStatus;
@@ -105,6 +109,30 @@ class DialErrorsTest {
           .filter(l -> l.line().equals(b.toString())).findFirst().orElseThrow();
       assertTrue(h.backingOffUntil().isPresent(), "a blocked bridge backs off: " + h);
     }
+  }
+
+  @Test
+  void anObfs4BridgeWhoseServerIsDownIsNotBackedOff() throws Exception {
+    Relay obfs4Relay = closer.add(Relay.builder()
+        .dataDirectory(dir.resolve("obfs4-relay"))
+        .listen(new InetSocketAddress("127.0.0.1", 0))
+        .upstream(new InetSocketAddress("127.0.0.1", net.server.address().port()))
+        .carriers(EnumSet.of(Carrier.OBFS4))
+        .obfs4proxy(ExternalTools.require("obfs4proxy", "obfs4proxy"))
+        .start());
+    BridgeLine obfs4 = obfs4Relay.bridgeLines().get(0);
+    byte[] key = new byte[32];
+    new SecureRandom().nextBytes(key);
+    FerryClient alice = closer.add(FerryClient.builder().dataDirectory(dir.resolve("alice")).storageKey(key).build());
+    alice.initialize(censoredServer(), "", List.of(obfs4.toString()));
+
+    net.server.stop();
+    FerryException down = assertThrows(FerryException.class, () -> alice.createInvitation("bob"));
+    assertTrue(down.getMessage().contains("obfs4 ") && down.getMessage().contains("the server behind it did not"),
+        down.getMessage());
+    NetworkStatus.Line h = alice.networkStatus().get(0).lines().stream()
+        .filter(l -> l.line().equals(obfs4.toString())).findFirst().orElseThrow();
+    assertEquals(Optional.empty(), h.backingOffUntil(), "a healthy bridge is not backed off for a dead server: " + h);
   }
 
   @Test

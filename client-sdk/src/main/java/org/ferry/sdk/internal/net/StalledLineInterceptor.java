@@ -19,8 +19,9 @@ import org.ferry.sdk.internal.dial.Dialer;
  * closed its connection because the line stalled. A call that times out is reported to the
  * dialer, which counts it against the line if nothing came back while it waited.
  *
- * <p>Making a call again is safe here because the connection was given up with the call's
- * answer not come back: sends carry their envelope id, which the recipient de-duplicates.
+ * <p>A call is made again only when nothing of its answer came back, so its outcome is unknown:
+ * a send carries its envelope id, which the recipient de-duplicates; a mailbox creation may leave
+ * an unused mailbox behind; an invitation taken twice is refused the second time as used.
  */
 final class StalledLineInterceptor implements ClientInterceptor {
   /** Attempts of one call: the first and at most this many minus one after stalls. */

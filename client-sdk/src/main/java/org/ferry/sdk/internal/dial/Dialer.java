@@ -134,7 +134,8 @@ public final class Dialer implements AutoCloseable {
 
     /** Whether, since this call started, a connection to its server was closed because its line stalled. */
     public boolean lineStalledSince() {
-      return stalledAt.getOrDefault(server, Long.MIN_VALUE) - startedAt >= 0;
+      Long at = stalledAt.get(server);
+      return at != null && at - startedAt >= 0;
     }
 
     /**
@@ -328,10 +329,13 @@ public final class Dialer implements AutoCloseable {
       if (timedOut) {
         quietSince = since;
       } else {
-        Set<Call> calls = waiting.getOrDefault(server, Set.of());
-        quietSince = calls.stream().mapToLong(c -> c.startedAt).min().orElse(now);
+        quietSince = now;
+        for (Call c : waiting.getOrDefault(server, Set.of())) {
+          quietSince = c.startedAt - quietSince < 0 ? c.startedAt : quietSince;
+        }
       }
-      quietSince = Math.max(quietSince, lastDown);
+      // System.nanoTime values are compared by their difference only.
+      quietSince = lastDown - quietSince > 0 ? lastDown : quietSince;
       if (timedOut ? lastDown - since < 0 : now - quietSince > stallAfter.toNanos()) {
         long quiet = TimeUnit.NANOSECONDS.toSeconds(now - quietSince);
         failLine("stalled: nothing came back for " + Math.max(1, quiet) + " s");

@@ -14,7 +14,6 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import org.ferry.it.censor.Censor;
-import org.ferry.it.censor.Censor.Rule;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.relay.Carrier;
@@ -44,14 +43,10 @@ class ExternalProxiesTest {
 
   @BeforeEach
   void start() throws Exception {
-    server = closer.add(new RunningServer(dir.resolve("server")));
-    relay = closer.add(Relay.builder()
-        .dataDirectory(dir.resolve("relay"))
-        .listen(new InetSocketAddress("127.0.0.1", 0))
-        .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
-        .carriers(EnumSet.of(Carrier.WS, Carrier.POLL))
-        .start());
-    direct = closer.add(Censor.start(new InetSocketAddress("127.0.0.1", server.address().port())).block(Rule.BLOCK_PORT));
+    BridgedServer net = closer.add(new BridgedServer(dir));
+    server = net.server;
+    relay = net.relay;
+    direct = net.direct;
   }
 
   @AfterEach
@@ -141,21 +136,7 @@ class ExternalProxiesTest {
 
   @Test
   void pollingThroughTinyproxyThatRefusesConnectAndWebSockets() throws Exception {
-    String tinyproxy = ExternalTools.require("tinyproxy", "tinyproxy");
-    Path tp = Files.createDirectories(dir.resolve("tinyproxy"));
-    int port = ExternalProcess.freePort();
-    Files.writeString(tp.resolve("tinyproxy.conf"), """
-        Port %d
-        Listen 127.0.0.1
-        Timeout 600
-        Allow 127.0.0.1
-        ConnectPort 443
-        MaxClients 100
-        LogLevel Critical
-        PidFile "%s/tinyproxy.pid"
-        """.formatted(port, tp));
-    closer.add(ExternalProcess.start(List.of(tinyproxy, "-d", "-c", tp.resolve("tinyproxy.conf").toString()),
-        tp.resolve("stdout.log"), port));
+    int port = ExternalTools.startTinyproxy(dir, closer);
     int web = relay.webAddress().getPort();
     List<BridgeLine> lines = List.of(
         new BridgeLine(BridgeLine.Kind.WS, "127.0.0.1", web, false, secretPath(), Optional.empty(), java.util.Map.of()),

@@ -29,6 +29,29 @@ final class ExternalTools {
     return program;
   }
 
+  /**
+   * Starts tinyproxy on a free loopback port, closed by {@code closer}; like many office proxies it
+   * allows CONNECT only to port 443 (so no WebSocket to other ports either). Returns the port.
+   */
+  static int startTinyproxy(Path dir, Closer closer) throws java.io.IOException {
+    String tinyproxy = require("tinyproxy", "tinyproxy");
+    Path tp = Files.createDirectories(dir.resolve("tinyproxy"));
+    int port = ExternalProcess.freePort();
+    Files.writeString(tp.resolve("tinyproxy.conf"), """
+        Port %d
+        Listen 127.0.0.1
+        Timeout 600
+        Allow 127.0.0.1
+        ConnectPort 443
+        MaxClients 100
+        LogLevel Critical
+        PidFile "%s/tinyproxy.pid"
+        """.formatted(port, tp));
+    closer.add(ExternalProcess.start(java.util.List.of(tinyproxy, "-d", "-c", tp.resolve("tinyproxy.conf").toString()),
+        tp.resolve("stdout.log"), port));
+    return port;
+  }
+
   static Optional<Path> find(String program) {
     String path = System.getenv().getOrDefault("PATH", "") + File.pathSeparator + "/usr/sbin" + File.pathSeparator + "/usr/bin";
     for (String dir : path.split(File.pathSeparator)) {

@@ -33,7 +33,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * blocks connections by rule, the way national firewalls do. Rules look at what the client sends
  * first (TLS ClientHello, the HTTP/2 preface, a WebSocket upgrade, any HTTP request), or act on
  * the whole connection (block the port, drop silently, reset after N bytes, throttle). Blocking
- * is a TCP reset. Rules can change while it runs; they apply to new connections.
+ * is a TCP reset. Rules can change while it runs; they apply to new connections. It can also
+ * stall connections: forward some bytes, then drop everything silently and keep the connection
+ * open, as a middlebox that lets a handshake through and blackholes the rest.
  */
 public final class Censor implements AutoCloseable {
   /** What to block. */
@@ -62,6 +64,8 @@ public final class Censor implements AutoCloseable {
   private volatile Set<Rule> rules = EnumSet.noneOf(Rule.class);
   private volatile long resetAfterBytes;
   private final AtomicInteger resetsLeft = new AtomicInteger();
+  private volatile long stallAfterBytes;
+  private final AtomicInteger stalls = new AtomicInteger();
   private volatile long throttleBytesPerSecond;
   private volatile boolean recording;
   private final List<byte[]> recorded = Collections.synchronizedList(new ArrayList<>());
@@ -113,6 +117,26 @@ public final class Censor implements AutoCloseable {
       c.client.eventLoop().execute(() -> c.cutAfter = c.transferred + bytes);
     }
     return this;
+  }
+
+  /**
+   * Stalls every open connection once {@code bytes} more have crossed it (both directions
+   * together), and every new one after {@code bytes}: from then on nothing is forwarded either
+   * way, nothing is reset, and the connection stays open. 0 stops stalling new connections.
+   */
+  public Censor stallAfter(long bytes) {
+    this.stallAfterBytes = bytes;
+    if (bytes > 0) {
+      for (FromClient c : live) {
+        c.client.eventLoop().execute(() -> c.stallAt = c.transferred + bytes);
+      }
+    }
+    return this;
+  }
+
+  /** Connections stalled by {@link #stallAfter}. */
+  public int stalls() {
+    return stalls.get();
   }
 
   /** Limits each connection to about {@code bytesPerSecond} each way; 0 for no limit. */
@@ -203,6 +227,8 @@ public final class Censor implements AutoCloseable {
     private Pump toServer;
     private Channel client;
     private long cutAfter;
+    private long stallAt;
+    private boolean stalled;
     /** Bytes forwarded both ways; both directions run on the client's event loop. */
     private long transferred;
 
@@ -229,6 +255,7 @@ public final class Censor implements AutoCloseable {
         return;
       }
       cutAfter = resetsLeft.getAndUpdate(n -> Math.max(0, n - 1)) > 0 ? resetAfterBytes : 0;
+      stallAt = stallAfterBytes;
       new Bootstrap().group(client.eventLoop()).channel(NioSocketChannel.class)
           .option(ChannelOption.AUTO_READ, false)
           .handler(new ChannelInboundHandlerAdapter())
@@ -316,6 +343,16 @@ public final class Censor implements AutoCloseable {
           buf.release();
           reset(from);
           reset(to);
+          return;
+        }
+        if (stalled || (stallAt > 0 && transferred > stallAt)) {
+          if (!stalled) {
+            stalled = true;
+            stalls.incrementAndGet();
+          }
+          // Blackholed: swallow, and read on so that the sender's side sees its bytes go.
+          buf.release();
+          from.read();
           return;
         }
         to.writeAndFlush(buf).addListener((ChannelFutureListener) f -> {

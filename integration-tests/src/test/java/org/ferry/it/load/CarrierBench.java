@@ -1,6 +1,5 @@
 package org.ferry.it.load;
 
-import io.grpc.ManagedChannel;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -71,7 +70,7 @@ public final class CarrierBench {
   }
 
   /** A channel the way the SDK makes them, reaching the server over {@code line} only. */
-  private record Route(String name, ManagedChannel channel, AutoCloseable[] parts) implements AutoCloseable {
+  private record Route(String name, io.grpc.Channel channel, AutoCloseable[] parts) implements AutoCloseable {
     @Override
     public void close() {
       // The channel first, then the parts in the order given.
@@ -79,7 +78,9 @@ public final class CarrierBench {
         for (int i = parts.length - 1; i >= 0; i--) {
           closer.add(parts[i]);
         }
-        closer.add(channel::shutdownNow);
+        if (channel instanceof io.grpc.ManagedChannel managed) {
+          closer.add(managed::shutdownNow);
+        }
       }
     }
   }
@@ -141,7 +142,7 @@ public final class CarrierBench {
     }
   }
 
-  private static double throughput(ManagedChannel channel, LoadClient.Mailbox box, Duration run)
+  private static double throughput(io.grpc.Channel channel, LoadClient.Mailbox box, Duration run)
       throws InterruptedException {
     AtomicLong sent = new AtomicLong();
     CountDownLatch done = new CountDownLatch(SENDERS);
@@ -166,7 +167,7 @@ public final class CarrierBench {
     return sent.get() * 1e9 / (System.nanoTime() - start);
   }
 
-  private static double p50Millis(ManagedChannel channel, LoadClient.Mailbox box) {
+  private static double p50Millis(io.grpc.Channel channel, LoadClient.Mailbox box) {
     MailboxesGrpc.MailboxesBlockingStub stub = MailboxesGrpc.newBlockingStub(channel);
     long[] nanos = new long[LATENCY_SENDS];
     for (int i = 0; i < LATENCY_SENDS; i++) {

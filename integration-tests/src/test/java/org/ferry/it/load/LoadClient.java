@@ -70,7 +70,7 @@ public final class LoadClient {
         .build();
   }
 
-  public static Mailbox createMailbox(ManagedChannel channel) {
+  public static Mailbox createMailbox(io.grpc.Channel channel) {
     KeyPair owner = OwnerKeys.generate();
     byte[] capability = random(32);
     ByteString id = MailboxesGrpc.newBlockingStub(channel)

@@ -123,7 +123,9 @@ public final class CarrierConnector implements AutoCloseable {
   /** A TCP stream carrier: direct, WebSocket, or obfs4 via obfs4proxy's SOCKS5 port. */
   private CompletableFuture<Pipe> stream(BridgeLine line, Pipe.Listener listener, boolean webSocket,
       Optional<ProxySettings> via, InetSocketAddress obfs4Socks) {
-    PipeHandler end = new PipeHandler(listener, webSocket);
+    boolean proxied = via.isPresent();
+    PipeHandler end = new PipeHandler(listener, webSocket,
+        obfs4Socks != null ? CarrierFailure::ofObfs4 : t -> CarrierFailure.of(t, proxied));
     SslContext tls = webSocket && line.tls() ? tls(line) : null;
     Bootstrap b = bootstrap(via.isPresent() || obfs4Socks != null, group).handler(new ChannelInitializer<Channel>() {
       @Override
@@ -156,7 +158,8 @@ public final class CarrierConnector implements AutoCloseable {
                 ctx.pipeline().remove(this);
                 end.ready(ctx.channel());
               } else if (evt == WebSocketClientProtocolHandler.ClientHandshakeStateEvent.HANDSHAKE_TIMEOUT) {
-                end.fail(new IOException("WebSocket upgrade timed out"), ctx.channel());
+                end.fail(new CarrierFailure(CarrierFailure.Kind.LINE, "no answer to the WebSocket upgrade in time"),
+                    ctx.channel());
               } else {
                 ctx.fireUserEventTriggered(evt);
               }

@@ -8,23 +8,27 @@ import io.netty.handler.codec.http.websocketx.BinaryWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.ContinuationWebSocketFrame;
 import io.netty.util.ReferenceCountUtil;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
 
 /**
  * The end of a carrier's Netty pipeline: passes bytes (or binary WebSocket frames) to the pipe's
  * listener, and reports the close once. Until {@link #ready} the pipe is still being opened: a
- * failure then fails the open instead.
+ * failure then fails the open instead, with a {@link CarrierFailure} that says why in plain words.
  */
 final class PipeHandler extends ChannelInboundHandlerAdapter implements Pipe {
   private final Pipe.Listener listener;
   static final int MAX_FRAME = 1 << 20;
   private final boolean webSocket;
+  private final Function<Throwable, CarrierFailure> explain;
   final CompletableFuture<Pipe> opened = new CompletableFuture<>();
   private Channel channel;
   private boolean closedReported;
 
-  PipeHandler(Pipe.Listener listener, boolean webSocket) {
+  /** @param explain turns what failed an open into the reason the dialer reports */
+  PipeHandler(Pipe.Listener listener, boolean webSocket, Function<Throwable, CarrierFailure> explain) {
     this.listener = listener;
     this.webSocket = webSocket;
+    this.explain = explain;
   }
 
   /** Called on the channel's loop when the carrier is usable. */
@@ -37,7 +41,7 @@ final class PipeHandler extends ChannelInboundHandlerAdapter implements Pipe {
 
   void fail(Throwable cause, Channel ch) {
     ch.close();
-    opened.completeExceptionally(cause);
+    opened.completeExceptionally(explain.apply(cause));
   }
 
   @Override
@@ -56,7 +60,7 @@ final class PipeHandler extends ChannelInboundHandlerAdapter implements Pipe {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     if (!opened.isDone()) {
-      opened.completeExceptionally(new java.io.IOException("carrier closed while opening"));
+      opened.completeExceptionally(explain.apply(new java.nio.channels.ClosedChannelException()));
     } else if (!closedReported) {
       closedReported = true;
       listener.onClosed();
@@ -66,7 +70,7 @@ final class PipeHandler extends ChannelInboundHandlerAdapter implements Pipe {
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     if (!opened.isDone()) {
-      opened.completeExceptionally(cause);
+      opened.completeExceptionally(explain.apply(cause));
     }
     ctx.close();
   }

@@ -20,7 +20,6 @@ import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.proxy.ProxyHandler;
-import java.io.IOException;
 import java.security.SecureRandom;
 import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
@@ -35,6 +34,10 @@ import org.ferry.proto.PollFrames;
  * relay may hold a request while it has nothing to send, {@value #MIN_HOLD_MILLIS} ms doubling up
  * to {@value #MAX_HOLD_MILLIS} ms while idle. A request that gets no answer is sent again, on a
  * new connection if need be, up to {@value #RETRIES} times.
+ *
+ * <p>An answer counts only if it has the relay's framing (200, {@value PollFrames#CONTENT_TYPE},
+ * known flags): a block page or captive portal answering in the relay's place fails the pipe. A
+ * first answer that closes the session at once means the relay could not reach its server.
  *
  * <p>Through an HTTP proxy, {@code http://} lines are sent as plain proxied requests (absolute
  * URI), which works where a proxy allows no CONNECT; {@code https://} lines use CONNECT.
@@ -220,7 +223,7 @@ final class PollPipe implements Pipe {
     if (channel != null) {
       channel.close();
     }
-    if (!opened.completeExceptionally(cause)) {
+    if (!opened.completeExceptionally(CarrierFailure.of(cause, connector.proxy().isPresent()))) {
       listener.onClosed();
     }
   }
@@ -230,11 +233,23 @@ final class PollPipe implements Pipe {
       return;
     }
     ByteBuf content = response.content();
-    if (!response.status().equals(HttpResponseStatus.OK) || content.readableBytes() < PollFrames.RESPONSE_HEADER) {
-      fail(new IOException("relay answered " + response.status().code()));
+    if (!response.status().equals(HttpResponseStatus.OK)) {
+      fail(CarrierFailure.httpAnswer(response.status(), "the relay's polling answer"));
+      return;
+    }
+    String type = response.headers().get(HttpHeaderNames.CONTENT_TYPE, "");
+    if (!type.equalsIgnoreCase(PollFrames.CONTENT_TYPE) || content.readableBytes() < PollFrames.RESPONSE_HEADER
+        || (content.getUnsignedByte(content.readerIndex()) & ~PollFrames.CLOSE) != 0) {
+      String what = type.isEmpty() ? "no content type" : CarrierFailure.plain(type.replaceAll(";.*", ""));
+      fail(new CarrierFailure(CarrierFailure.Kind.LINE, "answered HTTP 200 with " + what
+          + ", not the relay's polling framing (a block page or captive portal?)"));
       return;
     }
     int flags = content.readUnsignedByte();
+    if (!opened.isDone() && (flags & PollFrames.CLOSE) != 0 && !content.isReadable()) {
+      fail(new CarrierFailure(CarrierFailure.Kind.SERVER_BEHIND_BRIDGE, CarrierFailure.SERVER_BEHIND));
+      return;
+    }
     inFlight = null;
     seq++;
     opened.complete(this);
@@ -265,7 +280,7 @@ final class PollPipe implements Pipe {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
       if (ctx.channel() == channel && inFlight != null) {
-        retryOrFail(new IOException("connection to the polling bridge closed"));
+        retryOrFail(new java.nio.channels.ClosedChannelException());
       }
     }
 

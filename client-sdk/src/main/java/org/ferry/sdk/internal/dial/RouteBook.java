@@ -181,6 +181,14 @@ public final class RouteBook implements AutoCloseable {
     put(server, b.build(), true);
   }
 
+  /**
+   * {@code line}'s bridge answered as a relay, but the server behind it did not: the line itself
+   * works, so it is not backed off (a failure counted when the server's end dropped it is lifted).
+   */
+  public synchronized void bridgeAnswered(ServerAddress server, BridgeLine line) {
+    put(server, withHealth(server, line, h -> h.setConsecutiveFailures(0).setRetryAfter(0)).build(), true);
+  }
+
   /** The connection carried by {@code line} has ended. */
   public synchronized void ended(ServerAddress server, BridgeLine line) {
     inUse.remove(server, line);

@@ -31,6 +31,16 @@ public final class PinnedTrustManager extends X509ExtendedTrustManager {
     }
   }
 
+  /** Whether {@code error} or one of its causes is a key that did not match its pin. */
+  public static boolean isPinMismatch(Throwable error) {
+    for (Throwable t = error; t != null; t = t.getCause()) {
+      if (t instanceof PinMismatchException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   private void check(X509Certificate[] chain) throws CertificateException {
     if (chain == null || chain.length == 0) {
       throw new CertificateException("server sent no certificate");

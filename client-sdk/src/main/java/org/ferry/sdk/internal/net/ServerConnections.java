@@ -1,5 +1,7 @@
 package org.ferry.sdk.internal.net;
 
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -17,16 +19,19 @@ import java.nio.channels.ClosedChannelException;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.FerryException;
+import org.ferry.sdk.internal.carrier.CarrierFailure;
 import org.ferry.sdk.internal.dial.Dialer;
 
 /**
  * One gRPC channel per server, TLS 1.3 pinned to the server's key, over whichever carrier the
- * {@link Dialer} finds.
+ * {@link Dialer} finds. Unary calls are watched for lines that stall ({@link
+ * StalledLineInterceptor}) and made again over the next line while their deadline allows.
  */
 public final class ServerConnections implements AutoCloseable {
   static final int MAX_INBOUND_MESSAGE = 128 * 1024;
 
   private final Map<ServerAddress, ManagedChannel> channels = new HashMap<>();
+  private final Map<ServerAddress, Channel> intercepted = new HashMap<>();
   private final Duration callTimeout;
   private final Dialer dialer;
 
@@ -44,8 +49,10 @@ public final class ServerConnections implements AutoCloseable {
     return callTimeout;
   }
 
-  public synchronized ManagedChannel channel(ServerAddress server) {
-    return channels.computeIfAbsent(server, this::open);
+  /** The channel to {@code server}, opened on first use. */
+  public synchronized Channel channel(ServerAddress server) {
+    return intercepted.computeIfAbsent(server, s -> ClientInterceptors.intercept(
+        channels.computeIfAbsent(s, this::open), new StalledLineInterceptor(s, dialer)));
   }
 
   private ManagedChannel open(ServerAddress server) {
@@ -59,7 +66,7 @@ public final class ServerConnections implements AutoCloseable {
       throw new IllegalStateException("TLS 1.3 is unavailable in this JVM", e);
     }
     return NettyChannelBuilder.forAddress(dialer.address(server))
-        .channelFactory(TlsHandshakeTimeout.localChannels(callTimeout))
+        .channelFactory(dialer.channelFactory())
         .eventLoopGroup(dialer.localGroup())
         .overrideAuthority(server.hostPort())
         .sslContext(ssl)
@@ -120,7 +127,8 @@ public final class ServerConnections implements AutoCloseable {
               + dialer.lastFailure(server).orElseGet(() -> rootCause(e)), e);
       case DEADLINE_EXCEEDED -> new FerryException(
           FerryException.Reason.UNREACHABLE,
-          "server " + server.hostPort() + " did not answer in time", e);
+          "server " + server.hostPort() + " did not answer in time"
+              + dialer.lastFailure(server).map(f -> " (" + f + ")").orElse(""), e);
       default -> new FerryException(
           FerryException.Reason.REJECTED,
           "server " + server.hostPort() + " refused: " + desc + " (" + status.getCode() + ")", e);
@@ -152,9 +160,11 @@ public final class ServerConnections implements AutoCloseable {
     while (t.getCause() != null && t.getCause() != t) {
       t = t.getCause();
     }
-    String m = t.getMessage();
-    m = m == null || m.isBlank() ? String.valueOf(e.getStatus().getDescription()) : m;
-    return m.lines().findFirst().orElse(m);
+    if (t == e) {
+      // grpc-java appends the Netty pipeline on further lines: the first is the message.
+      return CarrierFailure.describe(new java.io.IOException(e.getStatus().getDescription()));
+    }
+    return CarrierFailure.describe(t);
   }
 
   @Override
@@ -171,5 +181,6 @@ public final class ServerConnections implements AutoCloseable {
       }
     }
     channels.clear();
+    intercepted.clear();
   }
 }

@@ -1,11 +1,9 @@
 package org.ferry.sdk.internal.net;
 
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOutboundHandlerAdapter;
 import io.netty.channel.ChannelPromise;
-import io.netty.channel.local.LocalChannel;
 import io.netty.handler.ssl.SslHandler;
 import java.time.Duration;
 
@@ -22,15 +20,6 @@ public final class TlsHandshakeTimeout extends ChannelOutboundHandlerAdapter {
 
   private TlsHandshakeTimeout(Duration timeout) {
     this.timeout = timeout;
-  }
-
-  /** Local channels for gRPC whose TLS handshake may take {@code timeout}. */
-  static ChannelFactory<LocalChannel> localChannels(Duration timeout) {
-    return () -> {
-      LocalChannel ch = new LocalChannel();
-      addTo(ch, timeout);
-      return ch;
-    };
   }
 
   /** Lets the TLS handshake of a new gRPC channel {@code ch}, not yet registered, take {@code timeout}. */

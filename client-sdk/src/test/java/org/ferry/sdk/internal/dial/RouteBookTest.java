@@ -108,6 +108,20 @@ class RouteBookTest {
   }
 
   @Test
+  void aBridgeThatAnswersForADeadServerIsNotBackedOff() {
+    try (LocalStore store = LocalStore.open(dir, KEY); RouteBook routes = book(store)) {
+      routes.addBridges(SERVER, List.of(WS, POLL), true);
+      routes.failed(SERVER, WS);
+      assertTrue(routes.health(SERVER).get(1).backingOffUntil().isPresent());
+      routes.bridgeAnswered(SERVER, WS);
+      RouteBook.Health ws = routes.health(SERVER).get(1);
+      assertEquals(Optional.empty(), ws.backingOffUntil(), "the bridge works; its server does not");
+      assertEquals(0, ws.consecutiveFailures());
+      assertEquals(List.of(DIRECT, WS, POLL), routes.plan(SERVER));
+    }
+  }
+
+  @Test
   void betterLinesAreProbedAgainAfterAWhile() {
     try (LocalStore store = LocalStore.open(dir, KEY); RouteBook routes = book(store)) {
       routes.addBridges(SERVER, List.of(WS, OBFS4), true);

@@ -61,6 +61,7 @@ public final class Decoy {
         errorPage(HttpResponseStatus.BAD_REQUEST),
         errorPage(HttpResponseStatus.NOT_FOUND),
         errorPage(new HttpResponseStatus(405, "Not Allowed")),
+        errorPage(HttpResponseStatus.BAD_GATEWAY),
         "");
   }
 

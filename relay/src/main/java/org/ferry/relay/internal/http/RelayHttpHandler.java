@@ -99,7 +99,7 @@ public final class RelayHttpHandler extends SimpleChannelInboundHandler<FullHttp
     }
     if (isSecret(path)) {
       if (routes.webSocket() && req.method().equals(HttpMethod.GET) && isUpgrade(req)) {
-        WebSocketBridge.accept(ctx, req, routes.upstream());
+        WebSocketBridge.accept(ctx, req, routes.upstream(), routes.decoy());
         return;
       }
       if (routes.poll() != null && req.method().equals(HttpMethod.POST)) {

@@ -6,6 +6,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.websocketx.BinaryWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.CloseWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.ContinuationWebSocketFrame;
@@ -21,7 +22,8 @@ import org.ferry.relay.internal.pipe.Upstream;
 /**
  * The WebSocket carrier, relay side: after the upgrade, binary frames from the client are the
  * bytes of its TLS session with the server and go upstream as they are; bytes from the server
- * go back as binary frames.
+ * go back as binary frames. If the server cannot be reached the upgrade is answered 502, as a
+ * reverse proxy would, so that the client can tell a dead server from a blocked bridge.
  */
 final class WebSocketBridge extends ChannelInboundHandlerAdapter {
   static final int MAX_FRAME = 1 << 20;
@@ -34,7 +36,7 @@ final class WebSocketBridge extends ChannelInboundHandlerAdapter {
     this.handshaker = handshaker;
   }
 
-  static void accept(ChannelHandlerContext ctx, FullHttpRequest req, Upstream upstream) {
+  static void accept(ChannelHandlerContext ctx, FullHttpRequest req, Upstream upstream, Decoy decoy) {
     Channel client = ctx.channel();
     String location = "ws://" + req.headers().get(HttpHeaderNames.HOST, "localhost") + req.uri();
     WebSocketServerHandshaker handshaker =
@@ -50,7 +52,9 @@ final class WebSocketBridge extends ChannelInboundHandlerAdapter {
     upstream.connect(client.eventLoop()).addListener((ChannelFutureListener) connected -> {
       if (!connected.isSuccess()) {
         req.release();
-        client.close();
+        var badGateway = decoy.error(HttpResponseStatus.BAD_GATEWAY, false);
+        badGateway.headers().set(HttpHeaderNames.CONNECTION, "close");
+        client.writeAndFlush(badGateway).addListener(ChannelFutureListener.CLOSE);
         return;
       }
       Channel server = connected.channel();

@@ -137,6 +137,10 @@ public final class CarrierFailure extends IOException {
     if (t instanceof SSLException) {
       return "TLS with it failed: " + plain(t.getMessage());
     }
+    if (t instanceof IllegalArgumentException && t.getMessage() != null) {
+      // A line this client refuses to use as it stands (CarrierConnector says why, in full).
+      return t.getMessage().lines().findFirst().orElse("");
+    }
     String m = plain(t.getMessage());
     if (m.toLowerCase(Locale.ROOT).contains("connection reset")) {
       return "the connection was reset (blocked?)";

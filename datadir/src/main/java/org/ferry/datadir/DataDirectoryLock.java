@@ -6,11 +6,13 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
@@ -114,9 +116,15 @@ public final class DataDirectoryLock implements AutoCloseable {
   }
 
   private static DataDirectoryLock tryAcquire(Path directory) throws IOException {
-    createOwnerOnly(directory);
-    Path file = directory.resolve(FILE_NAME);
-    FileChannel channel = open(file);
+    FileChannel channel;
+    try {
+      createOwnerOnly(directory);
+      checkOnlyOursToChange(directory);
+      channel = open(directory.resolve(FILE_NAME));
+    } catch (AccessDeniedException e) {
+      throw new IOException("cannot use data directory " + directory + ": permission denied ("
+          + ownerOf(directory) + "; run Ferry as that user, or give it a directory of its own)", e);
+    }
     try {
       FileLock lock;
       try {
@@ -163,6 +171,43 @@ public final class DataDirectoryLock implements AutoCloseable {
         throw new IOException("data directory " + directory + " exists but is not a directory", e);
       }
     }
+  }
+
+  /**
+   * Refuses a directory that another user could change under us (their own, or writable by the
+   * group or by anyone): whoever can replace its files can replace the keys in it.
+   */
+  private static void checkOnlyOursToChange(Path directory) throws IOException {
+    PosixFileAttributes attributes;
+    try {
+      attributes = Files.readAttributes(directory, PosixFileAttributes.class);
+    } catch (UnsupportedOperationException notPosix) {
+      return;
+    }
+    String me = System.getProperty("user.name");
+    String owner = attributes.owner().getName();
+    if (!owner.equals(me)) {
+      throw new IOException("data directory " + directory + " belongs to " + owner + ", not to " + me
+          + ": run Ferry as " + owner + ", or give it a directory of its own");
+    }
+    Set<PosixFilePermission> p = attributes.permissions();
+    if (p.contains(PosixFilePermission.GROUP_WRITE) || p.contains(PosixFilePermission.OTHERS_WRITE)) {
+      throw new IOException("data directory " + directory + " can be changed by other users ("
+          + PosixFilePermissions.toString(p) + "): make it owner-only (chmod 700 " + directory + ")");
+    }
+  }
+
+  private static String ownerOf(Path directory) {
+    for (Path p = directory; p != null; p = p.getParent()) {
+      try {
+        if (Files.exists(p)) {
+          return "it belongs to " + Files.getOwner(p).getName() + ", not to " + System.getProperty("user.name");
+        }
+      } catch (IOException | UnsupportedOperationException e) {
+        break;
+      }
+    }
+    return "this user may not write there";
   }
 
   /** The holder's process id as its lock file says, or 0 if unknown. */

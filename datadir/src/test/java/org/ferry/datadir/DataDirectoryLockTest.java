@@ -85,4 +85,27 @@ class DataDirectoryLockTest {
       assertEquals(1, files.count(), "no temporary file is left behind");
     }
   }
+
+  @Test
+  void aDirectoryOtherUsersCanChangeIsRefusedWithWhatToDo() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("shared"));
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxrwxrwx"));
+    java.io.IOException e = assertThrows(java.io.IOException.class, () -> DataDirectoryLock.acquire(dir));
+    assertEquals("data directory " + dir + " can be changed by other users (rwxrwxrwx): make it owner-only"
+        + " (chmod 700 " + dir + ")", e.getMessage());
+    try (var files = Files.list(dir)) {
+      assertEquals(List.of(), files.toList(), "nothing written in it");
+    }
+  }
+
+  @Test
+  void aDirectoryOfAnotherUserIsRefusedNamingTheOwner() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue("root".equals(System.getProperty("user.name")),
+        "needs root to give a directory to another user");
+    Path dir = Files.createDirectories(tmp.resolve("theirs"));
+    Files.setOwner(dir, dir.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("nobody"));
+    java.io.IOException e = assertThrows(java.io.IOException.class, () -> DataDirectoryLock.acquire(dir));
+    assertEquals("data directory " + dir + " belongs to nobody, not to root: run Ferry as nobody, or give it"
+        + " a directory of its own", e.getMessage());
+  }
 }

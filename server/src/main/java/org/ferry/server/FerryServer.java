@@ -387,7 +387,9 @@ public final class FerryServer implements AutoCloseable {
     }
 
     /**
-     * Client connections open at once, at most; one more is closed as soon as it is accepted.
+     * Client connections open at once, at most. At the cap a new connection replaces the one that
+     * has done least (idle for 2 s or more, fewest bytes sent); if none is idle, the new one is
+     * closed as soon as it is accepted (see {@code CappedServerChannel}).
      * Default: one per 256 KiB of the JVM's maximum heap, from 256 to 65,536 (1,024 for a
      * 256 MiB heap).
      *
@@ -474,7 +476,7 @@ public final class FerryServer implements AutoCloseable {
         ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
         StreamLimits streamLimits =
             StreamLimits.forMemory(PlatformDependent.maxDirectMemory(), Runtime.getRuntime().maxMemory());
-        AtomicInteger openConnections = new AtomicInteger();
+        CappedServerChannel.Connections openConnections = new CappedServerChannel.Connections();
         int connectionCap = maxConnections;
         Server grpc =
             NettyServerBuilder.forAddress(new InetSocketAddress(host, port))

@@ -10,8 +10,6 @@ import io.grpc.health.v1.HealthGrpc;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.SecureRandom;
-import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,8 +17,6 @@ import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.X509TrustManager;
 import org.ferry.it.load.LoadClient;
 import org.ferry.proto.ServerAddress;
 import org.junit.jupiter.api.Test;
@@ -40,19 +36,7 @@ class ConnectionCapTest {
 
   /** A connection that completes TLS (ALPN h2) and the HTTP/2 preface, then says nothing. */
   private static SSLSocket idleHttp2(ServerAddress server) throws Exception {
-    SSLContext tls = SSLContext.getInstance("TLSv1.3");
-    tls.init(null, new TrustManager[] {new X509TrustManager() {
-      @Override
-      public void checkClientTrusted(X509Certificate[] chain, String authType) {}
-
-      @Override
-      public void checkServerTrusted(X509Certificate[] chain, String authType) {}
-
-      @Override
-      public X509Certificate[] getAcceptedIssuers() {
-        return new X509Certificate[0];
-      }
-    }}, new SecureRandom());
+    SSLContext tls = TrustingTls.context();
     SSLSocket s = (SSLSocket) tls.getSocketFactory().createSocket(server.host(), server.port());
     SSLParameters p = s.getSSLParameters();
     p.setApplicationProtocols(new String[] {"h2"});

@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -95,6 +96,19 @@ public final class RouteBook implements AutoCloseable {
   /** The bridge lines of {@code server}, without its own address. */
   public synchronized List<BridgeLine> bridges(ServerAddress server) {
     return load(server).getBridgesList().stream().skip(1).map(h -> BridgeLine.parse(h.getLine())).toList();
+  }
+
+  /**
+   * At most {@code max} bridge lines of {@code server} to give to others (invitations, contact
+   * cards): lines that work first (the one that worked last before the others), then lines not
+   * tried yet, then lines that failed when last tried, each group in the order given.
+   */
+  public synchronized List<BridgeLine> shareable(ServerAddress server, int max) {
+    List<BridgeHealth> lines = load(server).getBridgesList().stream().skip(1).toList();
+    Comparator<BridgeHealth> order = Comparator
+        .comparingInt((BridgeHealth h) -> h.getConsecutiveFailures() > 0 ? 2 : h.getSuccesses() > 0 ? 0 : 1)
+        .thenComparing(h -> h.getConsecutiveFailures() > 0 || h.getSuccesses() == 0 ? 0 : -h.getLastSuccessAt());
+    return lines.stream().sorted(order).limit(max).map(h -> BridgeLine.parse(h.getLine())).toList();
   }
 
   /** Every line with its health, the server's own address first. */

@@ -75,7 +75,7 @@ public final class InvitationManager {
     OwnedMailbox inbox = ctx.createMailbox(InvitationCodec.sendCapabilityOf(secret));
     byte[] mailboxId = inbox.getMailboxId().toByteArray();
     InvitationCodec.Parsed invitation =
-        new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt, ctx.routes().bridges(home));
+        new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt, ctx.routes().shareable(home, InvitationCodec.MAX_BRIDGES));
 
     IdentityKeyPair identity = ClientContext.keyPair(local);
     // Three ids per invitation, cycling within libsignal's 24-bit range.

@@ -125,8 +125,8 @@ public final class MessageSender {
         .setMailboxId(contact.getInbox().getMailboxId())
         .setSendCapability(contact.getInboxSendCapability())
         .setSealKey(ByteString.copyFrom(sealPublic.serialize()))
-        .addAllBridges(ctx.routes().bridges(ServerAddress.parse(contact.getInbox().getServer())).stream()
-            .limit(InvitationCodec.MAX_BRIDGES).map(BridgeLine::toString).toList())
+        .addAllBridges(ctx.routes().shareable(ServerAddress.parse(contact.getInbox().getServer()),
+            InvitationCodec.MAX_BRIDGES).stream().map(BridgeLine::toString).toList())
         .build();
     send(contactId, Content.newBuilder()
         .setSentAt(ctx.clock().millis())

@@ -68,6 +68,17 @@ class RouteBookTest {
   }
 
   @Test
+  void linesSharedWithOthersAreThoseThatWorkThenUntriedOnesNeverFailingOnesFirst() {
+    try (LocalStore store = LocalStore.open(dir, KEY); RouteBook routes = book(store)) {
+      routes.addBridges(SERVER, List.of(WS, POLL, OBFS4), true);
+      routes.failed(SERVER, WS);
+      routes.succeeded(SERVER, OBFS4);
+      assertEquals(List.of(OBFS4, POLL), routes.shareable(SERVER, 2));
+      assertEquals(List.of(OBFS4, POLL, WS), routes.shareable(SERVER, 4));
+    }
+  }
+
+  @Test
   void whatWorkedOnThisNetworkGoesFirstAndIsRememberedAcrossRestarts() {
     try (LocalStore store = LocalStore.open(dir, KEY)) {
       try (RouteBook routes = book(store)) {

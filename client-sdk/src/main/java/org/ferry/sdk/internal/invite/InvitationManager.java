@@ -238,7 +238,8 @@ public final class InvitationManager {
     }
   }
 
-  private static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
+  /** The libsignal bundle an invitation (or a session reset offer) carries. */
+  public static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
     return new PreKeyBundle(
         b.getRegistrationId(),
         b.getDeviceId(),

@@ -13,7 +13,15 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Stream;
+import io.grpc.ForwardingServerCall;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import org.ferry.proto.v1.ReceiveResponse;
+import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryClient;
+import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.ReceivedMessage;
 import org.ferry.sdk.cli.ClientMain;
@@ -109,6 +117,133 @@ class SessionHealingTest {
       got.clear();
       alice.receive(Duration.ofMillis(500), got::add);
       assertEquals(List.of("after the refusals"), got.stream().map(ReceivedMessage::text).toList());
+    }
+  }
+
+  /** What one user's listener was told. */
+  private static final class Seen implements MessageListener {
+    final List<String> texts = new ArrayList<>();
+    final List<DecryptionFailure> failures = new ArrayList<>();
+    final List<String> restarted = new ArrayList<>();
+
+    @Override
+    public void onMessage(ReceivedMessage m) {
+      texts.add(m.contactLabel() + ": " + m.text());
+    }
+
+    @Override
+    public void onDecryptionFailure(DecryptionFailure f) {
+      failures.add(f);
+    }
+
+    @Override
+    public void onSessionRestarted(String label) {
+      restarted.add(label);
+    }
+  }
+
+  private static Seen receive(FerryClient c) {
+    Seen seen = new Seen();
+    c.receive(Duration.ofMillis(500), seen);
+    return seen;
+  }
+
+  private FerryClient open(String name) {
+    byte[] key = new byte[32];
+    java.util.Arrays.fill(key, (byte) name.hashCode());
+    return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).build();
+  }
+
+  @Test
+  void whenTheRestoredSideCannotReadItsContactItAsksForTheRestartAndBothAreTold() throws Exception {
+    try (RunningServer server = new RunningServer(dir.resolve("server"))) {
+      FerryClient alice = open("alice");
+      try (FerryClient bob = open("bob")) {
+        alice.initialize(server.address());
+        bob.initialize(server.address());
+        bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+        bob.send("alice", "hello alice");
+        assertEquals(List.of("bob: hello alice"), receive(alice).texts);
+        alice.close();
+        copyTree(dir.resolve("alice"), dir.resolve("alice-backup"));
+        alice = open("alice");
+        // Two full turns after the backup: Bob now writes on a chain the backup never saw.
+        for (int turn = 0; turn < 2; turn++) {
+          alice.send("bob", "turn " + turn);
+          assertEquals(List.of("alice: turn " + turn), receive(bob).texts);
+          bob.send("alice", "reply " + turn);
+          assertEquals(List.of("bob: reply " + turn), receive(alice).texts);
+        }
+        alice.close();
+        deleteTree(dir.resolve("alice"));
+        copyTree(dir.resolve("alice-backup"), dir.resolve("alice"));
+        alice = open("alice");
+
+        bob.send("alice", "to the restored alice");
+        Seen aliceSees = receive(alice);
+        assertEquals(List.of(), aliceSees.texts);
+        assertEquals(1, aliceSees.failures.size(), aliceSees.failures.toString());
+        assertEquals("bob", aliceSees.failures.get(0).contactLabel());
+        assertEquals(DecryptionFailure.Kind.OUT_OF_STEP, aliceSees.failures.get(0).kind());
+        Seen bobSees = receive(bob);
+        assertEquals(List.of("alice"), bobSees.restarted);
+        assertEquals(List.of(), bobSees.failures);
+        Seen aliceSeesAgain = receive(alice);
+        assertEquals(List.of("bob"), aliceSeesAgain.restarted);
+
+        alice.send("bob", "flowing");
+        bob.send("alice", "both ways");
+        Seen bobAfter = receive(bob);
+        Seen aliceAfter = receive(alice);
+        assertEquals(List.of("alice: flowing"), bobAfter.texts);
+        assertEquals(List.of("bob: both ways"), aliceAfter.texts);
+        assertTrue(bobAfter.failures.isEmpty() && aliceAfter.failures.isEmpty()
+            && bobAfter.restarted.isEmpty() && aliceAfter.restarted.isEmpty());
+      } finally {
+        alice.close();
+      }
+    }
+  }
+
+  /** Plays a hostile server: every delivery comes again under a new envelope id. */
+  private static final class ReplayUnderNewIds implements ServerInterceptor {
+    @Override
+    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata h, ServerCallHandler<Q, R> next) {
+      return next.startCall(new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
+        @Override
+        @SuppressWarnings("unchecked")
+        public void sendMessage(R message) {
+          super.sendMessage(message);
+          if (message instanceof ReceiveResponse r && r.hasDelivery()) {
+            byte[] otherId = new byte[16];
+            new java.security.SecureRandom().nextBytes(otherId);
+            ReceiveResponse.Builder replay = r.toBuilder();
+            replay.getDeliveryBuilder().getEnvelopeBuilder().setId(com.google.protobuf.ByteString.copyFrom(otherId));
+            super.sendMessage((R) replay.build());
+          }
+        }
+      }, h);
+    }
+  }
+
+  @Test
+  void anEnvelopeReplayedUnderANewIdIsDroppedWithoutAWarningOrARestart() throws Exception {
+    try (RunningServer server = new RunningServer(dir.resolve("server"), java.time.Clock.systemUTC(),
+            new ReplayUnderNewIds());
+        FerryClient alice = open("alice");
+        FerryClient bob = open("bob")) {
+      alice.initialize(server.address());
+      bob.initialize(server.address());
+      bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+      bob.send("alice", "once");
+      Seen aliceSees = receive(alice);
+      assertEquals(List.of("bob: once"), aliceSees.texts);
+      assertEquals(List.of(), aliceSees.failures);
+      alice.send("bob", "back");
+      Seen bobSees = receive(bob);
+      assertEquals(List.of("alice: back"), bobSees.texts);
+      assertEquals(List.of(), bobSees.restarted);
+      assertEquals(List.of(), receive(alice).restarted);
     }
   }
 

@@ -13,7 +13,6 @@ import java.util.function.UnaryOperator;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.LocalIdentity;
 import org.ferry.proto.v1.Content;
-import org.ferry.proto.v1.InvitationBundle;
 import org.ferry.proto.v1.SessionResetOffer;
 import org.ferry.proto.v1.SessionResetRequest;
 import org.ferry.proto.v1.SessionRestarted;
@@ -21,6 +20,7 @@ import org.ferry.sdk.FerryException;
 import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.invite.InvitationManager;
+import org.ferry.sdk.internal.signal.FreshPreKeys;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;
@@ -28,12 +28,6 @@ import org.signal.libsignal.protocol.IdentityKeyPair;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.SessionBuilder;
 import org.signal.libsignal.protocol.UntrustedIdentityException;
-import org.signal.libsignal.protocol.ecc.ECKeyPair;
-import org.signal.libsignal.protocol.kem.KEMKeyPair;
-import org.signal.libsignal.protocol.kem.KEMKeyType;
-import org.signal.libsignal.protocol.state.KyberPreKeyRecord;
-import org.signal.libsignal.protocol.state.PreKeyRecord;
-import org.signal.libsignal.protocol.state.SignedPreKeyRecord;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -182,29 +176,11 @@ public final class SessionHealer {
       return;
     }
     long now = ctx.clock().millis();
-    ECKeyPair signed = ECKeyPair.generate();
-    SignedPreKeyRecord signedRecord = new SignedPreKeyRecord(
-        ids.get(0), now, signed, identity.getPrivateKey().calculateSignature(signed.getPublicKey().serialize()));
-    KEMKeyPair kyber = KEMKeyPair.generate(KEMKeyType.KYBER_1024);
-    KyberPreKeyRecord kyberRecord = new KyberPreKeyRecord(
-        ids.get(1), now, kyber, identity.getPrivateKey().calculateSignature(kyber.getPublicKey().serialize()));
-    ECKeyPair oneTime = ECKeyPair.generate();
-    PreKeyRecord oneTimeRecord = new PreKeyRecord(ids.get(2), oneTime);
+    FreshPreKeys keys = FreshPreKeys.generate(identity, ids.get(0), ids.get(1), ids.get(2), now);
     // Never earlier than an offer we made before, even if the clock went back.
     long requestedAt = Math.max(now, c.getResetRequestedAt() + 1);
     SessionResetOffer offer = SessionResetOffer.newBuilder()
-        .setBundle(InvitationBundle.newBuilder()
-            .setIdentityKey(ByteString.copyFrom(identity.getPublicKey().serialize()))
-            .setRegistrationId(local.getRegistrationId())
-            .setDeviceId(ClientContext.DEVICE_ID)
-            .setPreKeyId(oneTimeRecord.getId())
-            .setPreKey(ByteString.copyFrom(oneTime.getPublicKey().serialize()))
-            .setSignedPreKeyId(signedRecord.getId())
-            .setSignedPreKey(ByteString.copyFrom(signed.getPublicKey().serialize()))
-            .setSignedPreKeySignature(ByteString.copyFrom(signedRecord.getSignature()))
-            .setKyberPreKeyId(kyberRecord.getId())
-            .setKyberPreKey(ByteString.copyFrom(kyber.getPublicKey().serialize()))
-            .setKyberPreKeySignature(ByteString.copyFrom(kyberRecord.getSignature())))
+        .setBundle(keys.bundle(identity, local.getRegistrationId(), ClientContext.DEVICE_ID))
         .setRecipientIdentityKey(ByteString.copyFrom(theirs.serialize()))
         .setRequestedAt(requestedAt)
         .build();
@@ -217,10 +193,7 @@ public final class SessionHealer {
     sender.sendSealed(c.getId(), RESET_TYPE, request.toByteArray());
     // The prekeys are kept only once the request is out, so failed tries leave nothing behind.
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ProtocolStore store = ctx.protocol(txn);
-      store.storeSignedPreKey(signedRecord.getId(), signedRecord);
-      store.storeKyberPreKey(kyberRecord.getId(), kyberRecord);
-      store.storePreKey(oneTimeRecord.getId(), oneTimeRecord);
+      keys.storeIn(ctx.protocol(txn));
       ContactBook.byId(txn, c.getId()).ifPresent(current -> ContactBook.put(txn,
           current.toBuilder().setResetRequestPending(false).setResetRequestedAt(requestedAt).build()));
       txn.commit();

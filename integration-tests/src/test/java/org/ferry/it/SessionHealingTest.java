@@ -157,28 +157,7 @@ class SessionHealingTest {
   @Test
   void whenTheRestoredSideCannotReadItsContactItAsksForTheRestartAndBothAreTold() throws Exception {
     try (RunningServer server = new RunningServer(dir.resolve("server"))) {
-      FerryClient alice = open("alice");
-      try (FerryClient bob = open("bob")) {
-        alice.initialize(server.address());
-        bob.initialize(server.address());
-        bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
-        bob.send("alice", "hello alice");
-        assertEquals(List.of("bob: hello alice"), receive(alice).texts);
-        alice.close();
-        copyTree(dir.resolve("alice"), dir.resolve("alice-backup"));
-        alice = open("alice");
-        // Two full turns after the backup: Bob now writes on a chain the backup never saw.
-        for (int turn = 0; turn < 2; turn++) {
-          alice.send("bob", "turn " + turn);
-          assertEquals(List.of("alice: turn " + turn), receive(bob).texts);
-          bob.send("alice", "reply " + turn);
-          assertEquals(List.of("bob: reply " + turn), receive(alice).texts);
-        }
-        alice.close();
-        deleteTree(dir.resolve("alice"));
-        copyTree(dir.resolve("alice-backup"), dir.resolve("alice"));
-        alice = open("alice");
-
+      try (FerryClient bob = open("bob"); FerryClient alice = restoredAliceAfterTwoTurns(server, bob)) {
         bob.send("alice", "to the restored alice");
         Seen aliceSees = receive(alice);
         assertEquals(List.of(), aliceSees.texts);
@@ -199,8 +178,56 @@ class SessionHealingTest {
         assertEquals(List.of("bob: both ways"), aliceAfter.texts);
         assertTrue(bobAfter.failures.isEmpty() && aliceAfter.failures.isEmpty()
             && bobAfter.restarted.isEmpty() && aliceAfter.restarted.isEmpty());
-      } finally {
-        alice.close();
+      }
+    }
+  }
+
+  /** Alice restored from a backup taken before two full turns with Bob (so neither reads the other). */
+  private FerryClient restoredAliceAfterTwoTurns(RunningServer server, FerryClient bob) throws IOException {
+    FerryClient alice = open("alice");
+    alice.initialize(server.address());
+    bob.initialize(server.address());
+    bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+    bob.send("alice", "hello alice");
+    assertEquals(List.of("bob: hello alice"), receive(alice).texts);
+    alice.close();
+    copyTree(dir.resolve("alice"), dir.resolve("alice-backup"));
+    alice = open("alice");
+    for (int turn = 0; turn < 2; turn++) {
+      alice.send("bob", "turn " + turn);
+      assertEquals(List.of("alice: turn " + turn), receive(bob).texts);
+      bob.send("alice", "reply " + turn);
+      assertEquals(List.of("bob: reply " + turn), receive(alice).texts);
+    }
+    alice.close();
+    deleteTree(dir.resolve("alice"));
+    copyTree(dir.resolve("alice-backup"), dir.resolve("alice"));
+    return open("alice");
+  }
+
+  @Test
+  void messagesOnTheOldSessionWhileARestartIsUnderWayAreReportedAndStartNoSecondRestart() throws Exception {
+    try (RunningServer server = new RunningServer(dir.resolve("server"));
+        FerryClient bob = open("bob")) {
+      try (FerryClient alice = restoredAliceAfterTwoTurns(server, bob)) {
+        bob.send("alice", "to the restored alice");
+        assertEquals(DecryptionFailure.Kind.OUT_OF_STEP, receive(alice).failures.get(0).kind());
+        // Alice's request is on its way; she writes on her old session before the answer.
+        alice.send("bob", "before the answer");
+        Seen bobSees = receive(bob);
+        assertEquals(List.of("alice"), bobSees.restarted);
+        assertEquals(List.of("alice"), bobSees.failures.stream().map(DecryptionFailure::contactLabel).toList());
+        assertEquals(List.of("bob"), receive(alice).restarted);
+        // One restart was enough: nothing more to report, and messages flow.
+        alice.send("bob", "after");
+        bob.send("alice", "after too");
+        Seen bobAfter = receive(bob);
+        Seen aliceAfter = receive(alice);
+        assertEquals(List.of("alice: after"), bobAfter.texts);
+        assertEquals(List.of("bob: after too"), aliceAfter.texts);
+        assertEquals(List.of(), bobAfter.restarted);
+        assertEquals(List.of(), aliceAfter.restarted);
+        assertEquals(List.of(), receive(bob).restarted);
       }
     }
   }

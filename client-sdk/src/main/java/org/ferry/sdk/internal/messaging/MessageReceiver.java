@@ -361,7 +361,8 @@ public final class MessageReceiver {
       return failed(contact, e.notice, envelopeId, seenKeys);
     }
     String established = null;
-    ContactRecord.Builder updated = contact.toBuilder().setLastReceivedAt(now.getEpochSecond());
+    // A message decrypted: the session works both ways, so a failure from now on is news.
+    ContactRecord.Builder updated = contact.toBuilder().setLastReceivedAt(now.getEpochSecond()).setRestartedAt(0);
     switch (content.getBodyCase()) {
       case TEXT -> putInbox(txn, now, envelopeId, InboxMessage.newBuilder()
           .setContactId(contact.getId())

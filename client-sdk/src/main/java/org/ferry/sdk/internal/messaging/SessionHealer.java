@@ -67,18 +67,23 @@ public final class SessionHealer {
   }
 
   /**
-   * After a decryption failure from {@code contact}: flags a reset request, unless one is
-   * outstanding and younger than {@link #ASK_AGAIN_AFTER} or the contact has no session yet.
+   * After a decryption failure from {@code contact}: flags a reset request, unless the contact
+   * has no session yet, or within {@link #ASK_AGAIN_AFTER} one of ours is unanswered or we
+   * restarted from theirs and have not heard from them since (their messages sent on the old
+   * session before our answer reached them fail then, and another restart would not help).
    */
   static ContactRecord.Builder wantReset(ContactRecord.Builder contact, Instant now) {
     if (contact.getState() != ContactRecord.State.ESTABLISHED || !contact.hasOutbox()) {
       return contact;
     }
-    long asked = contact.getResetRequestedAt();
-    if (asked != 0 && now.toEpochMilli() - asked < ASK_AGAIN_AFTER.toMillis() && asked <= now.toEpochMilli()) {
+    if (recent(contact.getResetRequestedAt(), now) || recent(contact.getRestartedAt(), now)) {
       return contact;
     }
     return contact.setResetRequestPending(true);
+  }
+
+  private static boolean recent(long at, Instant now) {
+    return at != 0 && at <= now.toEpochMilli() && now.toEpochMilli() - at < ASK_AGAIN_AFTER.toMillis();
   }
 
   /** What taking an offer came to. */
@@ -123,7 +128,10 @@ public final class SessionHealer {
     } catch (InvalidKeyException e) {
       return Taken.UNREADABLE;
     }
-    updated.setLastResetTaken(offer.getRequestedAt()).setResetReplyPending(true).setResetRequestPending(false);
+    updated.setLastResetTaken(offer.getRequestedAt())
+        .setResetReplyPending(true)
+        .setResetRequestPending(false)
+        .setRestartedAt(ctx.clock().millis());
     return Taken.RESTARTED;
   }
 

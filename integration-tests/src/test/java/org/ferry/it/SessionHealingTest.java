@@ -4,6 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.grpc.ForwardingServerCall;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,16 +18,11 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Stream;
-import io.grpc.ForwardingServerCall;
-import io.grpc.Metadata;
-import io.grpc.ServerCall;
-import io.grpc.ServerCallHandler;
-import io.grpc.ServerInterceptor;
 import org.ferry.proto.v1.ReceiveResponse;
 import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryClient;
-import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.FerryException;
+import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.ReceivedMessage;
 import org.ferry.sdk.cli.ClientMain;
 import org.junit.jupiter.api.Test;
@@ -170,16 +170,23 @@ class SessionHealingTest {
         Seen aliceSeesAgain = receive(alice);
         assertEquals(List.of("bob"), aliceSeesAgain.restarted);
 
-        alice.send("bob", "flowing");
-        bob.send("alice", "both ways");
-        Seen bobAfter = receive(bob);
-        Seen aliceAfter = receive(alice);
-        assertEquals(List.of("alice: flowing"), bobAfter.texts);
-        assertEquals(List.of("bob: both ways"), aliceAfter.texts);
-        assertTrue(bobAfter.failures.isEmpty() && aliceAfter.failures.isEmpty()
-            && bobAfter.restarted.isEmpty() && aliceAfter.restarted.isEmpty());
+        assertFlowQuietlyBothWays(alice, bob);
       }
     }
+  }
+
+  /** Messages flow both ways with nothing to report on either side. */
+  private static void assertFlowQuietlyBothWays(FerryClient alice, FerryClient bob) {
+    alice.send("bob", "flowing");
+    bob.send("alice", "both ways");
+    Seen bobAfter = receive(bob);
+    Seen aliceAfter = receive(alice);
+    assertEquals(List.of("alice: flowing"), bobAfter.texts);
+    assertEquals(List.of("bob: both ways"), aliceAfter.texts);
+    assertEquals(List.of(), bobAfter.failures);
+    assertEquals(List.of(), aliceAfter.failures);
+    assertEquals(List.of(), bobAfter.restarted);
+    assertEquals(List.of(), aliceAfter.restarted);
   }
 
   /** Alice restored from a backup taken before two full turns with Bob (so neither reads the other). */
@@ -219,14 +226,7 @@ class SessionHealingTest {
         assertEquals(List.of("alice"), bobSees.failures.stream().map(DecryptionFailure::contactLabel).toList());
         assertEquals(List.of("bob"), receive(alice).restarted);
         // One restart was enough: nothing more to report, and messages flow.
-        alice.send("bob", "after");
-        bob.send("alice", "after too");
-        Seen bobAfter = receive(bob);
-        Seen aliceAfter = receive(alice);
-        assertEquals(List.of("alice: after"), bobAfter.texts);
-        assertEquals(List.of("bob: after too"), aliceAfter.texts);
-        assertEquals(List.of(), bobAfter.restarted);
-        assertEquals(List.of(), aliceAfter.restarted);
+        assertFlowQuietlyBothWays(alice, bob);
         assertEquals(List.of(), receive(bob).restarted);
       }
     }

@@ -2,6 +2,7 @@ package org.ferry.sdk.internal.messaging;
 
 import com.google.protobuf.ByteString;
 import io.grpc.StatusRuntimeException;
+import java.util.Arrays;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
@@ -16,19 +17,18 @@ import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.net.ServerConnections;
-import org.ferry.sdk.internal.store.LocalStore;
-import java.util.Arrays;
 import org.ferry.sdk.internal.signal.ProtocolStore;
+import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.InvalidMessageException;
-import org.signal.libsignal.protocol.SignalProtocolAddress;
-import org.signal.libsignal.protocol.state.SessionRecord;
 import org.signal.libsignal.protocol.NoSessionException;
 import org.signal.libsignal.protocol.SessionCipher;
+import org.signal.libsignal.protocol.SignalProtocolAddress;
 import org.signal.libsignal.protocol.UntrustedIdentityException;
 import org.signal.libsignal.protocol.ecc.ECPrivateKey;
 import org.signal.libsignal.protocol.ecc.ECPublicKey;
 import org.signal.libsignal.protocol.message.CiphertextMessage;
+import org.signal.libsignal.protocol.state.SessionRecord;
 
 /**
  * Encrypts content for a contact, seals and pads it, and hands it to the contact's server.

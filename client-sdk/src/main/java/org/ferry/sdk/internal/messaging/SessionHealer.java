@@ -187,17 +187,8 @@ public final class SessionHealer {
     FreshPreKeys keys = FreshPreKeys.generate(identity, ids.get(0), ids.get(1), ids.get(2), now);
     // Never earlier than an offer we made before, even if the clock went back.
     long requestedAt = Math.max(now, c.getResetRequestedAt() + 1);
-    SessionResetOffer offer = SessionResetOffer.newBuilder()
-        .setBundle(keys.bundle(identity, local.getRegistrationId(), ClientContext.DEVICE_ID))
-        .setRecipientIdentityKey(ByteString.copyFrom(theirs.serialize()))
-        .setRequestedAt(requestedAt)
-        .build();
-    byte[] offerBytes = offer.toByteArray();
-    SessionResetRequest request = SessionResetRequest.newBuilder()
-        .setOffer(ByteString.copyFrom(offerBytes))
-        .setSignature(ByteString.copyFrom(
-            identity.getPrivateKey().calculateSignature(concat(SIGNATURE_CONTEXT, offerBytes))))
-        .build();
+    SessionResetRequest request = signedOffer(
+        identity, local.getRegistrationId(), keys, theirs, requestedAt);
     sender.sendSealed(c.getId(), RESET_TYPE, request.toByteArray());
     // The prekeys are kept only once the request is out, so failed tries leave nothing behind.
     try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -206,6 +197,22 @@ public final class SessionHealer {
           current.toBuilder().setResetRequestPending(false).setResetRequestedAt(requestedAt).build()));
       txn.commit();
     }
+  }
+
+  /** A reset request: {@code keys}' bundle for {@code recipient}, signed by {@code identity}. */
+  static SessionResetRequest signedOffer(
+      IdentityKeyPair identity, int registrationId, FreshPreKeys keys, IdentityKey recipient, long requestedAt) {
+    byte[] offer = SessionResetOffer.newBuilder()
+        .setBundle(keys.bundle(identity, registrationId, ClientContext.DEVICE_ID))
+        .setRecipientIdentityKey(ByteString.copyFrom(recipient.serialize()))
+        .setRequestedAt(requestedAt)
+        .build()
+        .toByteArray();
+    return SessionResetRequest.newBuilder()
+        .setOffer(ByteString.copyFrom(offer))
+        .setSignature(ByteString.copyFrom(
+            identity.getPrivateKey().calculateSignature(concat(SIGNATURE_CONTEXT, offer))))
+        .build();
   }
 
   /**

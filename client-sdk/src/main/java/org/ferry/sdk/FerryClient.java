@@ -36,6 +36,7 @@ import org.ferry.sdk.internal.dial.RouteBook;
 import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
+import org.ferry.sdk.internal.messaging.SessionHealer;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -82,6 +83,7 @@ public final class FerryClient implements AutoCloseable {
   private final InvitationManager invitations;
   private final MessageSender sender;
   private final MessageReceiver receiver;
+  private final SessionHealer healer;
 
   private FerryClient(ClientContext ctx, CarrierConnector connector, Optional<DataDirectoryLock> ownLock) {
     this.ctx = ctx;
@@ -89,7 +91,8 @@ public final class FerryClient implements AutoCloseable {
     this.ownLock = ownLock;
     this.invitations = new InvitationManager(ctx);
     this.sender = new MessageSender(ctx);
-    this.receiver = new MessageReceiver(ctx);
+    this.healer = new SessionHealer(ctx, sender);
+    this.receiver = new MessageReceiver(ctx, healer);
   }
 
   public static Builder builder() {
@@ -324,6 +327,10 @@ public final class FerryClient implements AutoCloseable {
     if (contact.getHandshakePending()) {
       sender.sendContactCard(contact.getId());
     }
+    // A session restart that is due goes first: the contact reads this message only on the
+    // restarted session.
+    String contactId = contact.getId();
+    healer.flush(c -> c.getId().equals(contactId));
     byte[] id = sender.send(contact.getId(), Content.newBuilder()
         .setSentAt(ctx.clock().millis())
         .setText(Text.newBuilder().setBody(text))
@@ -334,6 +341,12 @@ public final class FerryClient implements AutoCloseable {
   /**
    * Fetches and processes everything waiting on the home server (handshakes included), handing
    * each message to {@code listener}, until {@code idleTimeout} passes with nothing new.
+   *
+   * <p>A message that cannot be decrypted is reported to
+   * {@link MessageListener#onDecryptionFailure}, naming the contact. If the two sides' sessions
+   * are out of step (one side's data directory was restored from a copy, say), the session is
+   * restarted by itself: a fresh key agreement under the identity keys already pinned, sent
+   * in-band; both sides then get {@link MessageListener#onSessionRestarted}. See docs/sdk.md.
    *
    * @return how many messages were handed to the listener
    * @throws FerryException NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; what

@@ -9,6 +9,7 @@ import org.ferry.datadir.DataDirectoryInUseException;
 import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.Contact;
+import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.Invitation;
@@ -64,6 +65,13 @@ public final class ClientMain {
       System.setProperty(key, value);
     }
   }
+
+  /**
+   * Exit code of {@code receive} when a message could not be decrypted or a session was
+   * restarted: messages may have been lost (the warnings on stderr name the contacts). What
+   * could be read was printed as usual.
+   */
+  public static final int EXIT_MESSAGES_MAY_BE_LOST = 3;
 
   /** Runs one command; returns the exit code. Visible for tests that drive the CLI in-process. */
   public static int run(String[] args, PrintWriter out, PrintWriter err) {
@@ -304,7 +312,9 @@ public final class ClientMain {
     }
   }
 
-  @Command(name = "receive", description = "Fetches and prints waiting messages, one 'LABEL: TEXT' line each.")
+  @Command(name = "receive", description = "Fetches and prints waiting messages, one 'LABEL: TEXT' line each. "
+      + "Exits " + EXIT_MESSAGES_MAY_BE_LOST + " (after a warning on stderr) if a message could not be decrypted "
+      + "or a session was restarted: messages may have been lost.")
   static final class Receive implements Callable<Integer> {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -320,6 +330,7 @@ public final class ClientMain {
       }
       PrintWriter out = spec.commandLine().getOut();
       PrintWriter err = spec.commandLine().getErr();
+      boolean[] lost = {false};
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         client.receive(Duration.ofMillis((long) (seconds * 1000)), new MessageListener() {
           @Override
@@ -332,9 +343,29 @@ public final class ClientMain {
           public void onContactEstablished(String label) {
             err.println(label + " accepted your invitation");
           }
+
+          @Override
+          public void onDecryptionFailure(DecryptionFailure f) {
+            lost[0] = true;
+            err.println("ferry client: warning: " + switch (f.kind()) {
+              case OUT_OF_STEP -> "a message from " + f.contactLabel() + " could not be decrypted (your sessions "
+                  + "are out of step, e.g. after a restore from a backup); the session is being restarted; "
+                  + "ask " + f.contactLabel() + " to send it again";
+              case IDENTITY_CHANGED -> "a message in " + f.contactLabel() + "'s name came with a different "
+                  + "safety number and was not read; verify " + f.contactLabel() + " in person";
+              case UNREADABLE -> "a message in " + f.contactLabel() + "'s mailbox was damaged or forged and was not read";
+            });
+          }
+
+          @Override
+          public void onSessionRestarted(String label) {
+            lost[0] = true;
+            err.println("ferry client: warning: the session with " + label + " was restarted; messages sent "
+                + "shortly before, either way, may have been lost: ask " + label + " about them");
+          }
         });
       }
-      return 0;
+      return lost[0] ? EXIT_MESSAGES_MAY_BE_LOST : 0;
     }
   }
 

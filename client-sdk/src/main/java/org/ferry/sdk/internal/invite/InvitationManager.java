@@ -27,23 +27,17 @@ import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.AesGcm;
 import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.proto.OwnerKeys;
-import org.ferry.sdk.internal.signal.ProtocolStore;
+import org.ferry.sdk.internal.signal.FreshPreKeys;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;
 import org.signal.libsignal.protocol.IdentityKeyPair;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.SessionBuilder;
 import org.signal.libsignal.protocol.UntrustedIdentityException;
-import org.signal.libsignal.protocol.ecc.ECKeyPair;
 import org.signal.libsignal.protocol.ecc.ECPrivateKey;
 import org.signal.libsignal.protocol.ecc.ECPublicKey;
-import org.signal.libsignal.protocol.kem.KEMKeyPair;
-import org.signal.libsignal.protocol.kem.KEMKeyType;
 import org.signal.libsignal.protocol.kem.KEMPublicKey;
-import org.signal.libsignal.protocol.state.KyberPreKeyRecord;
 import org.signal.libsignal.protocol.state.PreKeyBundle;
-import org.signal.libsignal.protocol.state.PreKeyRecord;
-import org.signal.libsignal.protocol.state.SignedPreKeyRecord;
 
 /**
  * Making and accepting one-time invitations.
@@ -81,32 +75,14 @@ public final class InvitationManager {
     // Three ids per invitation, cycling within libsignal's 24-bit range.
     int base = Integer.remainderUnsigned(local.getNextPreKeyId(), MAX_PRE_KEY_ID - 3) + 1;
     long now = ctx.clock().millis();
-    ECKeyPair signed = ECKeyPair.generate();
-    SignedPreKeyRecord signedRecord = new SignedPreKeyRecord(
-        base, now, signed, identity.getPrivateKey().calculateSignature(signed.getPublicKey().serialize()));
-    KEMKeyPair kyber = KEMKeyPair.generate(KEMKeyType.KYBER_1024);
-    KyberPreKeyRecord kyberRecord = new KyberPreKeyRecord(
-        base + 1, now, kyber, identity.getPrivateKey().calculateSignature(kyber.getPublicKey().serialize()));
-    ECKeyPair oneTime = ECKeyPair.generate();
-    PreKeyRecord oneTimeRecord = new PreKeyRecord(base + 2, oneTime);
+    FreshPreKeys keys = FreshPreKeys.generate(identity, base, base + 1, base + 2, now);
     ECPublicKey sealPublic;
     try {
       sealPublic = new ECPrivateKey(inbox.getSealPrivateKey().toByteArray()).publicKey();
     } catch (InvalidKeyException e) {
       throw new IllegalStateException("fresh seal key is unreadable", e);
     }
-    InvitationBundle bundle = InvitationBundle.newBuilder()
-        .setIdentityKey(ByteString.copyFrom(identity.getPublicKey().serialize()))
-        .setRegistrationId(local.getRegistrationId())
-        .setDeviceId(ClientContext.DEVICE_ID)
-        .setPreKeyId(oneTimeRecord.getId())
-        .setPreKey(ByteString.copyFrom(oneTime.getPublicKey().serialize()))
-        .setSignedPreKeyId(signedRecord.getId())
-        .setSignedPreKey(ByteString.copyFrom(signed.getPublicKey().serialize()))
-        .setSignedPreKeySignature(ByteString.copyFrom(signedRecord.getSignature()))
-        .setKyberPreKeyId(kyberRecord.getId())
-        .setKyberPreKey(ByteString.copyFrom(kyber.getPublicKey().serialize()))
-        .setKyberPreKeySignature(ByteString.copyFrom(kyberRecord.getSignature()))
+    InvitationBundle bundle = keys.bundle(identity, local.getRegistrationId(), ClientContext.DEVICE_ID)
         .setSealKey(ByteString.copyFrom(sealPublic.serialize()))
         .build();
     byte[] blob = AesGcm.encrypt(invitation.bundleKey(), bundle.toByteArray(), bundleAad(mailboxId));
@@ -129,10 +105,7 @@ public final class InvitationManager {
     }
 
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ProtocolStore store = ctx.protocol(txn);
-      store.storeSignedPreKey(signedRecord.getId(), signedRecord);
-      store.storeKyberPreKey(kyberRecord.getId(), kyberRecord);
-      store.storePreKey(oneTimeRecord.getId(), oneTimeRecord);
+      keys.storeIn(ctx.protocol(txn));
       ContactBook.put(txn, ContactRecord.newBuilder()
           .setId(newContactId())
           .setLabel(label)
@@ -238,7 +211,8 @@ public final class InvitationManager {
     }
   }
 
-  private static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
+  /** The libsignal bundle an invitation (or a session reset offer) carries. */
+  public static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
     return new PreKeyBundle(
         b.getRegistrationId(),
         b.getDeviceId(),

@@ -56,8 +56,10 @@ public final class ClientMain {
     setIfAbsent("org.slf4j.simpleLogger.showThreadName", "false");
     setIfAbsent("org.slf4j.simpleLogger.log.io.grpc", "error");
     setIfAbsent("org.slf4j.simpleLogger.log.io.netty", "error");
-    // UTF-8 in and out whatever the locale; writers whose failures (a full disk, a closed
-    // pipe) show in checkError, unlike System.out's.
+    // UTF-8 in and out whatever the locale (for the log lines on stderr too); writers whose
+    // failures (a full disk, a closed pipe) show in checkError, unlike System.out's.
+    System.setErr(new java.io.PrintStream(
+        new java.io.FileOutputStream(java.io.FileDescriptor.err), true, java.nio.charset.StandardCharsets.UTF_8));
     PrintWriter out = TerminalText.utf8(new java.io.FileOutputStream(java.io.FileDescriptor.out));
     PrintWriter err = TerminalText.utf8(new java.io.FileOutputStream(java.io.FileDescriptor.err));
     int exit;

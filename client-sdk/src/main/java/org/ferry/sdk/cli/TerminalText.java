@@ -28,9 +28,12 @@ final class TerminalText {
 
   private TerminalText() {}
 
-  /** A writer of UTF-8 to {@code out}, whatever the locale; {@link PrintWriter#checkError} reports failures. */
+  /**
+   * A writer of UTF-8 to {@code out}, whatever the locale, flushed at each {@code println};
+   * {@link PrintWriter#checkError} reports failures (which {@code System.out} would hide).
+   */
   static PrintWriter utf8(OutputStream out) {
-    return new PrintWriter(new BufferedWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8)));
+    return new PrintWriter(new BufferedWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8)), true);
   }
 
   /** One received message as {@code LABEL: TEXT}, ending in a line feed. */

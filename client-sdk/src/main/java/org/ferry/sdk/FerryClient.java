@@ -353,12 +353,30 @@ public final class FerryClient implements AutoCloseable {
    *     was processed before the failure is kept
    */
   public synchronized int receive(Duration idleTimeout, MessageListener listener) {
+    return receive(idleTimeout, Integer.MAX_VALUE, listener);
+  }
+
+  /**
+   * Like {@link #receive(Duration, MessageListener)}, but returns as soon as {@code maxMessages}
+   * messages were handed to {@code listener}; the rest stay, in the local inbox or on the
+   * server, for the next receive. For callers that can take only so many at a time (a script
+   * that reads one message, a screen with room for ten).
+   *
+   * @param maxMessages at least 1
+   * @return how many messages were handed to the listener, at most {@code maxMessages}
+   * @throws IllegalArgumentException if {@code maxMessages} is below 1 or the timeout negative
+   * @throws FerryException as {@link #receive(Duration, MessageListener)}
+   */
+  public synchronized int receive(Duration idleTimeout, int maxMessages, MessageListener listener) {
     Objects.requireNonNull(listener, "listener");
     if (idleTimeout.isNegative()) {
       throw new IllegalArgumentException("idle timeout must not be negative: " + idleTimeout);
     }
+    if (maxMessages < 1) {
+      throw new IllegalArgumentException("maxMessages must be at least 1: " + maxMessages);
+    }
     requireInitialized();
-    return receiver.receive(idleTimeout, listener);
+    return receiver.receive(idleTimeout, maxMessages, listener);
   }
 
   /** All contacts, in the order they were made. */

@@ -57,7 +57,25 @@ public final class ClientMain {
     setIfAbsent("org.slf4j.simpleLogger.showThreadName", "false");
     setIfAbsent("org.slf4j.simpleLogger.log.io.grpc", "error");
     setIfAbsent("org.slf4j.simpleLogger.log.io.netty", "error");
-    System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    // UTF-8 in and out whatever the locale (for the log lines on stderr too); writers whose
+    // failures (a full disk, a closed pipe) show in checkError, unlike System.out's.
+    System.setErr(new java.io.PrintStream(
+        new java.io.FileOutputStream(java.io.FileDescriptor.err), true, java.nio.charset.StandardCharsets.UTF_8));
+    PrintWriter out = TerminalText.utf8(new java.io.FileOutputStream(java.io.FileDescriptor.out));
+    PrintWriter err = TerminalText.utf8(new java.io.FileOutputStream(java.io.FileDescriptor.err));
+    int exit;
+    try {
+      exit = run(Utf8Arguments.of(args), System.in, out, err);
+    } catch (IllegalArgumentException e) {
+      err.println("ferry client: " + e.getMessage());
+      exit = 2;
+    }
+    if (out.checkError() && exit == 0) {
+      err.println("ferry client: could not write the output (is the disk full, or the reader gone?)");
+      exit = 1;
+    }
+    err.flush();
+    System.exit(exit);
   }
 
   private static void setIfAbsent(String key, String value) {
@@ -75,7 +93,14 @@ public final class ClientMain {
 
   /** Runs one command; returns the exit code. Visible for tests that drive the CLI in-process. */
   public static int run(String[] args, PrintWriter out, PrintWriter err) {
-    CommandLine cli = new CommandLine(new ClientMain());
+    return run(args, java.io.InputStream.nullInputStream(), out, err);
+  }
+
+  /** Runs one command with {@code in} as its standard input; returns the exit code. */
+  public static int run(String[] args, java.io.InputStream in, PrintWriter out, PrintWriter err) {
+    ClientMain main = new ClientMain();
+    main.stdin = in;
+    CommandLine cli = new CommandLine(main);
     cli.setOut(out);
     cli.setErr(err);
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
@@ -86,6 +111,10 @@ public final class ClientMain {
       if (e instanceof IllegalArgumentException) {
         err.println("ferry client: " + e.getMessage());
         return 2;
+      }
+      if (e instanceof Receive.OutputFailed) {
+        err.println("ferry client: " + e.getMessage());
+        return 1;
       }
       throw e;
     });
@@ -105,6 +134,9 @@ public final class ClientMain {
   static final Duration LOCK_PATIENCE = Duration.ofSeconds(10);
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  /** Standard input, for text and invitations given as {@code -}. */
+  java.io.InputStream stdin;
 
   /** The data directory's lock, for a command on an initialised client; never creates it. */
   DataDirectoryLock lockData() throws InterruptedException {
@@ -136,23 +168,6 @@ public final class ClientMain {
       b.proxy(p);
     }
     return b;
-  }
-
-  /** Makes a string from the network safe for one terminal line. */
-  static String printable(String s) {
-    StringBuilder b = new StringBuilder(s.length());
-    s.codePoints().forEach(cp -> {
-      if (cp == '\\') {
-        b.append("\\\\");
-      } else if (cp == '\n') {
-        b.append("\\n");
-      } else if (Character.isISOControl(cp) || Character.getType(cp) == Character.FORMAT) {
-        b.append(String.format("\\u%04x", cp));
-      } else {
-        b.appendCodePoint(cp);
-      }
-    });
-    return b.toString();
   }
 
   @Command(name = "init", description = "Creates this user's identity on a home server.")
@@ -272,7 +287,9 @@ public final class ClientMain {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "URI", description = "The ferry:invite/... URI.")
+    @Parameters(index = "0", paramLabel = "URI",
+        description = "The ferry:invite/... URI, or - to read it from standard input "
+            + "(which keeps it out of the process list and shell history).")
     String uri;
 
     @Option(names = "--name", required = true, description = "Label for the person who invited you.")
@@ -281,7 +298,8 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        Contact contact = client.acceptInvitation(uri, name);
+        Contact contact = client.acceptInvitation(
+            "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
         spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
             + contact.safetyNumber().orElse("(none yet)"));
       }
@@ -295,20 +313,65 @@ public final class ClientMain {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Parameters(index = "0", paramLabel = "LABEL") String label;
-    @Parameters(index = "1", paramLabel = "TEXT") String text;
+
+    @Parameters(index = "1", arity = "0..1", paramLabel = "TEXT",
+        description = "The message, or - to read it from standard input (one final line break "
+            + "dropped). Text on the command line is visible to every local user (ps) and "
+            + "stays in shell history: prefer - or --file for anything private.")
+    String text;
+
+    @Option(names = "--file", paramLabel = "FILE",
+        description = "Read the message from FILE (UTF-8; one final line break dropped).")
+    Path file;
+
+    @Option(names = "--null",
+        description = "With - or --file: the input holds several messages, each ended by a NUL "
+            + "character (as find -print0 writes), sent in order.")
+    boolean nulSeparated;
 
     @Override
     public Integer call() throws Exception {
+      java.util.List<String> texts = texts();
+      int sent = 0;
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         boolean invited = client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
-        client.send(label, text);
+        for (String t : texts) {
+          client.send(label, t);
+          sent++;
+        }
         if (invited) {
           // Send picked up their acceptance itself; say so, as receive would have.
           spec.commandLine().getErr().println(label + " accepted your invitation");
         }
-        spec.commandLine().getErr().println("sent to " + label);
+        spec.commandLine().getErr().println(texts.size() == 1 ? "sent to " + label
+            : "sent " + sent + " messages to " + label);
+      } catch (FerryException e) {
+        if (sent > 0) {
+          spec.commandLine().getErr().println("sent " + sent + " of " + texts.size() + " messages to " + label);
+        }
+        throw e;
       }
       return 0;
+    }
+
+    /** The messages to send, read and checked in full before any is sent. */
+    private java.util.List<String> texts() {
+      boolean fromStdin = "-".equals(text);
+      if ((text != null) == (file != null)) {
+        throw new IllegalArgumentException("give the message as TEXT, as - (standard input) or with --file, once");
+      }
+      if (nulSeparated && !fromStdin && file == null) {
+        throw new IllegalArgumentException("--null reads several messages from - or --file, not from TEXT");
+      }
+      String source = fromStdin ? "standard input" : file != null ? "file " + file : "the message";
+      String input = fromStdin ? CliInput.read(parent.stdin, source) : file != null ? CliInput.read(file) : text;
+      java.util.List<String> texts = nulSeparated ? CliInput.nulSeparated(input)
+          : java.util.List.of(fromStdin || file != null ? CliInput.oneMessage(input) : input);
+      if (texts.isEmpty() || texts.stream().anyMatch(String::isEmpty)) {
+        throw new IllegalArgumentException(source + " holds an empty message; nothing was sent");
+      }
+      texts.forEach(t -> CliInput.undamaged(t, source));
+      return texts;
     }
   }
 
@@ -323,20 +386,43 @@ public final class ClientMain {
         description = "Seconds to wait with nothing new before exiting; default ${DEFAULT-VALUE}.")
     double seconds;
 
+    @Option(names = "--max", paramLabel = "N",
+        description = "Take at most N messages and leave the rest for the next receive (use it "
+            + "with head: a pipe cannot tell ferry what its reader threw away).")
+    Integer max;
+
+    /** Writing a message out failed; it stays in the local inbox. */
+    static final class OutputFailed extends RuntimeException {
+      private static final long serialVersionUID = 1L;
+
+      OutputFailed() {
+        super("could not write the messages out (is the disk full, or the reader gone?); "
+            + "each message not written stays for the next receive");
+      }
+    }
+
     @Override
     public Integer call() throws Exception {
       if (seconds < 0 || seconds > 86_400) {
         throw new IllegalArgumentException("--timeout must be 0 to 86400 seconds: " + seconds);
       }
+      if (max != null && max < 1) {
+        throw new IllegalArgumentException("--max must be at least 1: " + max);
+      }
       PrintWriter out = spec.commandLine().getOut();
       PrintWriter err = spec.commandLine().getErr();
       boolean[] lost = {false};
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        client.receive(Duration.ofMillis((long) (seconds * 1000)), new MessageListener() {
+        client.receive(Duration.ofMillis((long) (seconds * 1000)), max == null ? Integer.MAX_VALUE : max,
+            new MessageListener() {
           @Override
           public void onMessage(ReceivedMessage m) {
-            out.println(m.contactLabel() + ": " + printable(m.text()));
+            // The SDK forgets a message only once this returns: so only once it is written out.
+            out.print(TerminalText.message(m.contactLabel(), m.text()));
             out.flush();
+            if (out.checkError()) {
+              throw new OutputFailed();
+            }
           }
 
           @Override

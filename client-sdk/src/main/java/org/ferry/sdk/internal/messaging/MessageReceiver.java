@@ -121,11 +121,12 @@ public final class MessageReceiver {
   }
 
   /**
-   * Receives until {@code idle} passes with nothing new. Returns the number of messages handed
-   * to {@code listener}.
+   * Receives until {@code idle} passes with nothing new, or until {@code max} messages were
+   * handed to {@code listener}; what arrives beyond that stays (in the local inbox or on the
+   * server) for the next receive. Returns the number of messages handed to {@code listener}.
    */
-  public int receive(Duration idle, MessageListener listener) {
-    return receive(idle, listener, c -> true);
+  public int receive(Duration idle, int max, MessageListener listener) {
+    return receive(idle, max, listener, c -> true);
   }
 
   /**
@@ -134,15 +135,18 @@ public final class MessageReceiver {
    * {@link #receive}.
    */
   public void collect(Duration idle, String contactId) {
-    receive(idle, null, c -> c.getId().equals(contactId));
+    receive(idle, 0, null, c -> c.getId().equals(contactId));
   }
 
   /** With a null listener, messages stay in the local inbox. */
-  private int receive(Duration idle, MessageListener listener, Predicate<ContactRecord> which) {
+  private int receive(Duration idle, int max, MessageListener listener, Predicate<ContactRecord> which) {
     forgetOldEnvelopeIds();
     // Session restarts that could not go out before (network down, mailbox full).
     healer.flush(which);
-    int handed = listener == null ? 0 : handOverInbox(listener);
+    int handed = listener == null ? 0 : handOverInbox(listener, max);
+    if (listener != null && handed >= max) {
+      return handed;
+    }
     Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
     Map<ByteString, String> contactByInbox = new HashMap<>();
     try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -196,7 +200,10 @@ public final class MessageReceiver {
         } else if (event instanceof Subscribed sub) {
           unsubscribed.merge(sub.server(), -1, Integer::sum);
         } else if (event instanceof Arrived a) {
-          handed += process(streams.get(a.server()).requests(), a.delivery(), contactByInbox, listener);
+          handed += process(streams.get(a.server()).requests(), a.delivery(), contactByInbox, listener, max - handed);
+          if (listener != null && handed >= max) {
+            return handed;
+          }
         } else if (event instanceof Failed f) {
           if (isTransient(f.error()) && reconnects < MAX_RECONNECTS) {
             // The carrier died under the stream: open it again (the dialer finds a carrier that
@@ -270,7 +277,8 @@ public final class MessageReceiver {
       StreamObserver<ReceiveRequest> stream,
       Delivery delivery,
       Map<ByteString, String> contactByInbox,
-      MessageListener listener) {
+      MessageListener listener,
+      int max) {
     byte[] envelopeId = delivery.getEnvelope().getId().toByteArray();
     String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
     // A server can replay an old envelope's body under a new id: recognise the body too, so
@@ -300,7 +308,7 @@ public final class MessageReceiver {
     if (outcome.established() != null) {
       listener.onContactEstablished(outcome.established());
     }
-    return handOverInbox(listener);
+    return handOverInbox(listener, max);
   }
 
   /**
@@ -502,10 +510,16 @@ public final class MessageReceiver {
     }
   }
 
-  /** Hands every message waiting in the local inbox to the listener, forgetting each after. */
-  private int handOverInbox(MessageListener listener) {
+  /**
+   * Hands the messages waiting in the local inbox, at most {@code max}, to the listener,
+   * forgetting each once the listener has returned.
+   */
+  private int handOverInbox(MessageListener listener, int max) {
     int n = 0;
     for (Map.Entry<String, byte[]> e : ctx.store().scan(INBOX).entrySet()) {
+      if (n >= max) {
+        break;
+      }
       InboxMessage m;
       String label;
       try (LocalStore.Txn txn = ctx.store().begin()) {

@@ -256,7 +256,8 @@ public final class FerryClient implements AutoCloseable {
    * Makes a one-time invitation for the person to be known here as {@code label}. Whoever
    * accepts it first becomes that contact; its bundle is erased from the server then.
    *
-   * @param label 1 to 64 letters, digits, '.', '_' or '-'; not already used
+   * @param label 1 to 64 letters of any script (with their combining marks), digits, '.', '_'
+   *     or '-', not beginning with '-'; kept and compared in Unicode NFC; not already used
    * @param validity how long it can be accepted, at most {@link #MAX_INVITATION_VALIDITY}
    * @throws FerryException INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
    */

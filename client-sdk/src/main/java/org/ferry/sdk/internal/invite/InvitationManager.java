@@ -64,9 +64,10 @@ public final class InvitationManager {
     this.ctx = ctx;
   }
 
-  public Invitation create(String label, Duration validity) {
+  public Invitation create(String givenLabel, Duration validity) {
+    String label;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ContactBook.checkNewLabel(txn, label);
+      label = ContactBook.checkNewLabel(txn, givenLabel);
     }
     LocalIdentity local = ctx.identity();
     ServerAddress home = ServerAddress.parse(local.getHomeServer());
@@ -152,15 +153,16 @@ public final class InvitationManager {
    * Accepts an invitation. Returns the new contact's id; the caller sends the contact card
    * (see {@code MessageSender#sendContactCard}).
    */
-  public String accept(String uri, String label) {
+  public String accept(String uri, String givenLabel) {
     InvitationCodec.Parsed invitation = InvitationCodec.parse(uri);
     if (!ctx.clock().instant().isBefore(invitation.expiresAt())) {
       throw new FerryException(
           FerryException.Reason.INVITATION_EXPIRED,
           "this invitation expired at " + invitation.expiresAt() + "; ask for a new one");
     }
+    String label;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ContactBook.checkNewLabel(txn, label);
+      label = ContactBook.checkNewLabel(txn, givenLabel);
       if (ContactBook.byInbox(txn, invitation.mailboxId()).isPresent()) {
         throw new FerryException(
             FerryException.Reason.INVALID_INVITATION, "this is one of your own invitations");

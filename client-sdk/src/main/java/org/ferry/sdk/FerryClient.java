@@ -273,11 +273,19 @@ public final class FerryClient implements AutoCloseable {
    * Accepts an invitation: fetches the inviter's bundle (single use), starts a PQXDH session
    * and sends our contact card, so that the inviter can answer.
    *
-   * <p>If the network fails after the invitation was taken, the contact is still added and the
-   * card is sent again before the next {@link #send}; the exception says so.
+   * <p>A network failure never uses the invitation up: call again with the same URI (within 10
+   * minutes of a lost answer from the inviter's server; at any time if the failure was on the
+   * way there) and the acceptance picks up where it stopped. If the network fails after the
+   * invitation was taken, the contact is still added and the card is sent again before the next
+   * {@link #send}; the exception says so.
    *
-   * @throws FerryException INVALID_INVITATION, INVITATION_EXPIRED, INVITATION_USED,
-   *     INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
+   * <p>The URI may be given as people paste it (see {@code docs/sdk.md}): brackets, wrapping and
+   * invisible characters are forgiven.
+   *
+   * @throws FerryException INVALID_INVITATION, INVITATION_EXPIRED, INVITATION_USED (someone
+   *     else took it: it may have been intercepted), ALREADY_ACCEPTED (by this client; the
+   *     message names the contact), INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE,
+   *     SERVER_KEY_MISMATCH
    */
   public synchronized Contact acceptInvitation(String uri, String label) {
     Objects.requireNonNull(uri, "uri");
@@ -347,6 +355,49 @@ public final class FerryClient implements AutoCloseable {
     }
     requireInitialized();
     return receiver.receive(idleTimeout, listener);
+  }
+
+  /**
+   * Removes a contact: deletes our mailbox for them on our server (with whatever waits in it;
+   * for a contact still invited, the invitation goes with it), then the contact and its session
+   * here. Messages from them already received and not yet handed over are kept.
+   *
+   * @throws FerryException UNKNOWN_CONTACT, NOT_INITIALIZED, UNREACHABLE (then nothing was
+   *     removed: try again)
+   */
+  public synchronized void removeContact(String label) {
+    requireInitialized();
+    ContactRecord contact;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      contact = ContactBook.require(txn, label);
+    }
+    ctx.deleteMailbox(contact.getInbox());
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactBook.delete(txn, contact);
+      ctx.protocol(txn).forget(contact.getId());
+      txn.commit();
+    }
+  }
+
+  /**
+   * Gives a contact another label. Only this client's name for them changes: the session, the
+   * safety number and the mailboxes stay.
+   *
+   * @throws FerryException UNKNOWN_CONTACT, INVALID_LABEL (see {@link #createInvitation(String,
+   *     Duration)} for what a label may be), NOT_INITIALIZED
+   */
+  public synchronized Contact renameContact(String label, String newLabel) {
+    requireInitialized();
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactRecord contact = ContactBook.require(txn, label);
+      String normal = ContactBook.normalize(newLabel);
+      if (!normal.equals(contact.getLabel())) {
+        normal = ContactBook.checkNewLabel(txn, newLabel);
+      }
+      ContactBook.put(txn, contact.toBuilder().setLabel(normal).build());
+      txn.commit();
+    }
+    return contact(newLabel).orElseThrow();
   }
 
   /** All contacts, in the order they were made. */

@@ -273,7 +273,17 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        Contact contact = client.acceptInvitation(uri, name);
+        Contact contact;
+        try {
+          contact = client.acceptInvitation(uri, name);
+        } catch (FerryException e) {
+          if (e.reason() != FerryException.Reason.ALREADY_ACCEPTED) {
+            throw e;
+          }
+          // Accepting twice (a script that retries) is no failure; say what happened.
+          spec.commandLine().getErr().println("ferry client: " + e.getMessage());
+          return 0;
+        }
         spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
             + contact.safetyNumber().orElse("(none yet)"));
       }
@@ -338,7 +348,8 @@ public final class ClientMain {
     }
   }
 
-  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.")
+  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.",
+      subcommands = {Contacts.Remove.class, Contacts.Rename.class})
   static final class Contacts implements Callable<Integer> {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -352,6 +363,41 @@ public final class ClientMain {
         }
       }
       return 0;
+    }
+
+    @Command(name = "remove", description = "Removes a contact, and your mailbox for them on your server.")
+    static final class Remove implements Callable<Integer> {
+      @ParentCommand Contacts contacts;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", paramLabel = "LABEL") String label;
+
+      @Override
+      public Integer call() throws Exception {
+        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
+          client.removeContact(label);
+        }
+        spec.commandLine().getErr().println("removed " + label);
+        return 0;
+      }
+    }
+
+    @Command(name = "rename", description = "Gives a contact another label.")
+    static final class Rename implements Callable<Integer> {
+      @ParentCommand Contacts contacts;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", paramLabel = "OLD") String label;
+      @Parameters(index = "1", paramLabel = "NEW") String newLabel;
+
+      @Override
+      public Integer call() throws Exception {
+        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
+          client.renameContact(label, newLabel);
+        }
+        spec.commandLine().getErr().println("renamed " + label + " to " + newLabel);
+        return 0;
+      }
     }
   }
 

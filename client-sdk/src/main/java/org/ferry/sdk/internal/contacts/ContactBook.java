@@ -79,6 +79,17 @@ public final class ContactBook {
         .findFirst();
   }
 
+  /** The contact we send to at {@code mailboxId} (an accepted invitation's mailbox), if any. */
+  public static Optional<ContactRecord> byOutbox(LocalStore.Txn txn, byte[] mailboxId) {
+    return all(txn).stream()
+        .filter(c -> c.hasOutbox() && Arrays.equals(c.getOutbox().getMailboxId().toByteArray(), mailboxId))
+        .findFirst();
+  }
+
+  public static void delete(LocalStore.Txn txn, ContactRecord contact) {
+    txn.delete(PREFIX + contact.getId());
+  }
+
   public static void put(LocalStore.Txn txn, ContactRecord contact) {
     txn.put(PREFIX + contact.getId(), contact.toByteArray());
   }

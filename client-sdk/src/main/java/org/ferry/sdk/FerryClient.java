@@ -536,7 +536,8 @@ public final class FerryClient implements AutoCloseable {
 
     /**
      * Required (or {@link #dataDirectory(DataDirectoryLock)}): where the local store lives;
-     * created owner-only if missing. {@link #build} takes the directory's lock (see
+     * created owner-only if missing, and made owner-only (directories 0700, files 0600)
+     * whatever the umask when the client opens and closes. {@link #build} takes the directory's lock (see
      * {@link DataDirectoryLock}) and the client holds it until {@link FerryClient#close}: one
      * process at a time may use a data directory.
      */
@@ -613,6 +614,13 @@ public final class FerryClient implements AutoCloseable {
     }
 
     private FerryClient open(Optional<DataDirectoryLock> ownLock) {
+      try {
+        // Owner-only whatever the umask it was made under (an older version, a mkdir by hand).
+        org.ferry.datadir.PrivateFiles.restrictTree(dataDirectory);
+      } catch (IOException e) {
+        throw new FerryException(FerryException.Reason.STORAGE,
+            "cannot make data directory " + dataDirectory + " owner-only: " + e.getMessage(), e);
+      }
       LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
       SecureRandom random = new SecureRandom();
       CarrierConnector connector =

@@ -38,6 +38,7 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Contacts.class,
       ClientMain.Bridges.class,
       ClientMain.Status.class,
+      ClientMain.Passphrase.class,
     })
 public final class ClientMain {
   @Option(names = "--data", defaultValue = "./ferry-data/client", scope = CommandLine.ScopeType.INHERIT,
@@ -118,6 +119,8 @@ public final class ClientMain {
   }
 
   FerryClient open(DataDirectoryLock lock) throws Exception {
+    CliStorageKey.ignoredPassphraseNote(data, passphrase())
+        .ifPresent(note -> spec.commandLine().getErr().println("ferry client: " + note));
     return builder(CliStorageKey.load(data, passphrase()), lock).build();
   }
 
@@ -439,6 +442,60 @@ public final class ClientMain {
         try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
           client.bridges().forEach(spec.commandLine().getOut()::println);
         }
+        return 0;
+      }
+    }
+  }
+
+  @Command(name = "passphrase", description = "Switches what protects the local store: a passphrase "
+      + "(from " + CliStorageKey.PASSPHRASE_ENV + ") or the key file beside it.",
+      subcommands = {Passphrase.Set.class, Passphrase.Remove.class})
+  static final class Passphrase {
+    @ParentCommand ClientMain parent;
+
+    @Command(name = "set", description = "Protects the store with the passphrase in "
+        + CliStorageKey.PASSPHRASE_ENV + " instead of its key file, which is removed.")
+    static final class Set implements Callable<Integer> {
+      @ParentCommand Passphrase passphrase;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        ClientMain parent = passphrase.parent;
+        String newPassphrase = passphrase().orElseThrow(() -> new IllegalArgumentException(
+            "set " + CliStorageKey.PASSPHRASE_ENV + " to the passphrase that is to protect the store"));
+        try (DataDirectoryLock lock = parent.lockData()) {
+          if (CliStorageKey.usesPassphrase(parent.data)) {
+            throw new IllegalArgumentException("this store is protected by a passphrase already");
+          }
+          byte[] key = CliStorageKey.load(parent.data, Optional.empty());
+          parent.builder(key, lock).build().close(); // the key opens the store
+          CliStorageKey.protectWithPassphrase(parent.data, key, newPassphrase);
+        }
+        spec.commandLine().getErr().println("the store is now protected by your passphrase; keep it safe, it "
+            + "cannot be recovered. The store's key is unchanged: a copy of the old key file still opens it.");
+        return 0;
+      }
+    }
+
+    @Command(name = "remove", description = "Keeps the store's key in a key file beside it again; "
+        + CliStorageKey.PASSPHRASE_ENV + " must hold the current passphrase.")
+    static final class Remove implements Callable<Integer> {
+      @ParentCommand Passphrase passphrase;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        ClientMain parent = passphrase.parent;
+        try (DataDirectoryLock lock = parent.lockData()) {
+          if (!CliStorageKey.usesPassphrase(parent.data)) {
+            throw new IllegalArgumentException("this store is not protected by a passphrase");
+          }
+          byte[] key = CliStorageKey.load(parent.data, passphrase());
+          parent.builder(key, lock).build().close(); // the passphrase is right: the key opens the store
+          CliStorageKey.keepInKeyFile(parent.data, key);
+        }
+        spec.commandLine().getErr().println(CliStorageKey.protectionNote(parent.data));
         return 0;
       }
     }

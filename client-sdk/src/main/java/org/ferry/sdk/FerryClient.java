@@ -31,6 +31,7 @@ import org.ferry.sdk.internal.LocalIdentityStore;
 import org.ferry.sdk.internal.carrier.CarrierConnector;
 import org.ferry.sdk.internal.carrier.ProxySettings;
 import org.ferry.sdk.internal.contacts.ContactBook;
+import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.dial.Dialer;
 import org.ferry.sdk.internal.dial.RouteBook;
 import org.ferry.sdk.internal.invite.InvitationManager;
@@ -72,6 +73,14 @@ public final class FerryClient implements AutoCloseable {
   public static final Duration DEFAULT_INVITATION_VALIDITY = Duration.ofDays(7);
   /** The longest an invitation may stay valid (servers keep bundles no longer). */
   public static final Duration MAX_INVITATION_VALIDITY = Duration.ofDays(30);
+  /**
+   * The most text one message holds, in bytes of UTF-8: what is left of the largest envelope
+   * (64 KiB, less sealing) after the room kept for the message's framing and the libsignal
+   * message around it (the first messages of a session carry the PQXDH prekey message and its
+   * Kyber ciphertext). That is this many characters of ASCII text, half as many of Greek,
+   * Cyrillic, Hebrew or Arabic, a third of most other scripts, a quarter of emoji.
+   */
+  public static final int MAX_TEXT_BYTES = EnvelopeSealer.maxMessage() - 2048;
   /** How long {@link #send} waits for an invited contact's acceptance once subscribed: 1 s. */
   static final Duration ACCEPTANCE_WAIT = Duration.ofSeconds(1);
   private static final Logger log = LoggerFactory.getLogger(FerryClient.class);
@@ -308,12 +317,14 @@ public final class FerryClient implements AutoCloseable {
    *
    * @return the message id (hex), as the recipient will see it
    * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
-   *     IDENTITY_CHANGED, TOO_LARGE, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
+   *     IDENTITY_CHANGED, TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
+   *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
    *     the message was not sent
    */
   public synchronized String send(String label, String text) {
     Objects.requireNonNull(text, "text");
     requireInitialized();
+    checkLength(text);
     ContactRecord contact;
     try (LocalStore.Txn txn = ctx.store().begin()) {
       contact = ContactBook.require(txn, label);
@@ -338,6 +349,27 @@ public final class FerryClient implements AutoCloseable {
         .setText(Text.newBuilder().setBody(text))
         .build());
     return HexFormat.of().formatHex(id);
+  }
+
+  /** TOO_LARGE, in characters of this text, unless it fits {@link #MAX_TEXT_BYTES}. */
+  private static void checkLength(String text) {
+    int bytes = 0;
+    int fitting = 0;
+    int characters = 0;
+    for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
+      int cp = text.codePointAt(i);
+      bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+      characters++;
+      if (bytes <= MAX_TEXT_BYTES) {
+        fitting++;
+      }
+    }
+    if (bytes > MAX_TEXT_BYTES) {
+      throw new FerryException(FerryException.Reason.TOO_LARGE,
+          "message too long: it has " + characters + " characters, and at most " + fitting
+              + " of them fit in one message (" + MAX_TEXT_BYTES + " bytes of UTF-8 text: 1 to 4 bytes a"
+              + " character); split it");
+    }
   }
 
   /**

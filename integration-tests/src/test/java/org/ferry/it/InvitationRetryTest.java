@@ -86,6 +86,14 @@ class InvitationRetryTest {
     return c;
   }
 
+  /** Alice, Bob and Mallory on one server that {@code interceptor} watches. */
+  private record People(FerryClient alice, FerryClient bob, FerryClient mallory) {}
+
+  private People people(ServerInterceptor interceptor) throws Exception {
+    RunningServer server = keep(new RunningServer(dir.resolve("server"), java.time.Clock.systemUTC(), interceptor));
+    return new People(user(server, "alice"), user(server, "bob"), user(server, "mallory"));
+  }
+
   private static List<String> texts(FerryClient c) {
     List<String> got = new ArrayList<>();
     c.receive(IDLE, m -> got.add(m.text()));
@@ -95,9 +103,9 @@ class InvitationRetryTest {
   @Test
   void anAcceptanceWhoseAnswerWasLostSucceedsWhenTriedAgainAndBothSidesConnect() throws Exception {
     DropTakeAnswers drop = new DropTakeAnswers();
-    RunningServer server = keep(new RunningServer(dir.resolve("server"), java.time.Clock.systemUTC(), drop));
-    FerryClient alice = user(server, "alice");
-    FerryClient bob = user(server, "bob");
+    People p = people(drop);
+    FerryClient alice = p.alice();
+    FerryClient bob = p.bob();
     String uri = alice.createInvitation("bob").uri();
 
     drop.toDrop.set(1);
@@ -118,10 +126,10 @@ class InvitationRetryTest {
   @Test
   void aSecondTakerIsStillWarnedOfInterception() throws Exception {
     DropTakeAnswers drop = new DropTakeAnswers();
-    RunningServer server = keep(new RunningServer(dir.resolve("server"), java.time.Clock.systemUTC(), drop));
-    FerryClient alice = user(server, "alice");
-    FerryClient bob = user(server, "bob");
-    FerryClient mallory = user(server, "mallory");
+    People p = people(drop);
+    FerryClient alice = p.alice();
+    FerryClient bob = p.bob();
+    FerryClient mallory = p.mallory();
     String uri = alice.createInvitation("bob").uri();
 
     drop.toDrop.set(1);
@@ -165,10 +173,10 @@ class InvitationRetryTest {
   @Test
   void acceptingTwiceSaysSoAndAFailedAcceptanceLeavesNoMailboxBehind() throws Exception {
     MailboxLedger ledger = new MailboxLedger();
-    RunningServer server = keep(new RunningServer(dir.resolve("server"), java.time.Clock.systemUTC(), ledger));
-    FerryClient alice = user(server, "alice");
-    FerryClient bob = user(server, "bob");
-    FerryClient mallory = user(server, "mallory");
+    People p = people(ledger);
+    FerryClient alice = p.alice();
+    FerryClient bob = p.bob();
+    FerryClient mallory = p.mallory();
     String uri = alice.createInvitation("bob").uri();
     bob.acceptInvitation(uri, "alice");
 
@@ -187,9 +195,9 @@ class InvitationRetryTest {
   @Test
   void aRemovedContactIsGoneHereAndOnTheServerAndARenamedOneKeepsItsSession() throws Exception {
     MailboxLedger ledger = new MailboxLedger();
-    RunningServer server = keep(new RunningServer(dir.resolve("server"), java.time.Clock.systemUTC(), ledger));
-    FerryClient alice = user(server, "alice");
-    FerryClient bob = user(server, "bob");
+    People p = people(ledger);
+    FerryClient alice = p.alice();
+    FerryClient bob = p.bob();
     bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
     bob.send("alice", "one");
     assertEquals(List.of("one"), texts(alice));
@@ -206,8 +214,7 @@ class InvitationRetryTest {
 
     String invitedUri = alice.createInvitation("carol").uri();
     alice.removeContact("carol");
-    FerryClient carol = user(server, "carol");
-    FerryException gone = assertThrows(FerryException.class, () -> carol.acceptInvitation(invitedUri, "alice"));
+    FerryException gone = assertThrows(FerryException.class, () -> p.mallory().acceptInvitation(invitedUri, "alice"));
     assertEquals(FerryException.Reason.INVALID_INVITATION, gone.reason(), "the invitation went with its mailbox");
 
     int deletedBefore = ledger.deleted.size();

@@ -39,6 +39,7 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Contacts.class,
       ClientMain.Bridges.class,
       ClientMain.Status.class,
+      ClientMain.Passphrase.class,
     })
 public final class ClientMain {
   @Option(names = "--data", defaultValue = "./ferry-data/client", scope = CommandLine.ScopeType.INHERIT,
@@ -158,6 +159,8 @@ public final class ClientMain {
   }
 
   FerryClient open(DataDirectoryLock lock) throws Exception {
+    CliStorageKey.ignoredPassphraseNote(data, passphrase())
+        .ifPresent(note -> spec.commandLine().getErr().println("ferry client: " + note));
     return builder(CliStorageKey.load(data, passphrase()), lock).build();
   }
 
@@ -298,8 +301,18 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        Contact contact = client.acceptInvitation(
-            "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
+        Contact contact;
+        try {
+          contact = client.acceptInvitation(
+              "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
+        } catch (FerryException e) {
+          if (e.reason() != FerryException.Reason.ALREADY_ACCEPTED) {
+            throw e;
+          }
+          // Accepting twice (a script that retries) is no failure; say what happened.
+          spec.commandLine().getErr().println("ferry client: " + e.getMessage());
+          return 0;
+        }
         spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
             + contact.safetyNumber().orElse("(none yet)"));
       }
@@ -455,7 +468,8 @@ public final class ClientMain {
     }
   }
 
-  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.")
+  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.",
+      subcommands = {Contacts.Remove.class, Contacts.Rename.class})
   static final class Contacts implements Callable<Integer> {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -469,6 +483,41 @@ public final class ClientMain {
         }
       }
       return 0;
+    }
+
+    @Command(name = "remove", description = "Removes a contact, and your mailbox for them on your server.")
+    static final class Remove implements Callable<Integer> {
+      @ParentCommand Contacts contacts;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", paramLabel = "LABEL") String label;
+
+      @Override
+      public Integer call() throws Exception {
+        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
+          client.removeContact(label);
+        }
+        spec.commandLine().getErr().println("removed " + label);
+        return 0;
+      }
+    }
+
+    @Command(name = "rename", description = "Gives a contact another label.")
+    static final class Rename implements Callable<Integer> {
+      @ParentCommand Contacts contacts;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", paramLabel = "OLD") String label;
+      @Parameters(index = "1", paramLabel = "NEW") String newLabel;
+
+      @Override
+      public Integer call() throws Exception {
+        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
+          client.renameContact(label, newLabel);
+        }
+        spec.commandLine().getErr().println("renamed " + label + " to " + newLabel);
+        return 0;
+      }
     }
   }
 
@@ -510,6 +559,60 @@ public final class ClientMain {
         try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
           client.bridges().forEach(spec.commandLine().getOut()::println);
         }
+        return 0;
+      }
+    }
+  }
+
+  @Command(name = "passphrase", description = "Switches what protects the local store: a passphrase "
+      + "(from " + CliStorageKey.PASSPHRASE_ENV + ") or the key file beside it.",
+      subcommands = {Passphrase.Set.class, Passphrase.Remove.class})
+  static final class Passphrase {
+    @ParentCommand ClientMain parent;
+
+    @Command(name = "set", description = "Protects the store with the passphrase in "
+        + CliStorageKey.PASSPHRASE_ENV + " instead of its key file, which is removed.")
+    static final class Set implements Callable<Integer> {
+      @ParentCommand Passphrase passphrase;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        ClientMain parent = passphrase.parent;
+        String newPassphrase = passphrase().orElseThrow(() -> new IllegalArgumentException(
+            "set " + CliStorageKey.PASSPHRASE_ENV + " to the passphrase that is to protect the store"));
+        try (DataDirectoryLock lock = parent.lockData()) {
+          if (CliStorageKey.usesPassphrase(parent.data)) {
+            throw new IllegalArgumentException("this store is protected by a passphrase already");
+          }
+          byte[] key = CliStorageKey.load(parent.data, Optional.empty());
+          parent.builder(key, lock).build().close(); // the key opens the store
+          CliStorageKey.protectWithPassphrase(parent.data, key, newPassphrase);
+        }
+        spec.commandLine().getErr().println("the store is now protected by your passphrase; keep it safe, it "
+            + "cannot be recovered. The store's key is unchanged: a copy of the old key file still opens it.");
+        return 0;
+      }
+    }
+
+    @Command(name = "remove", description = "Keeps the store's key in a key file beside it again; "
+        + CliStorageKey.PASSPHRASE_ENV + " must hold the current passphrase.")
+    static final class Remove implements Callable<Integer> {
+      @ParentCommand Passphrase passphrase;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        ClientMain parent = passphrase.parent;
+        try (DataDirectoryLock lock = parent.lockData()) {
+          if (!CliStorageKey.usesPassphrase(parent.data)) {
+            throw new IllegalArgumentException("this store is not protected by a passphrase");
+          }
+          byte[] key = CliStorageKey.load(parent.data, passphrase());
+          parent.builder(key, lock).build().close(); // the passphrase is right: the key opens the store
+          CliStorageKey.keepInKeyFile(parent.data, key);
+        }
+        spec.commandLine().getErr().println(CliStorageKey.protectionNote(parent.data));
         return 0;
       }
     }

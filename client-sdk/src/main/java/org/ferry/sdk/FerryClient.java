@@ -31,11 +31,13 @@ import org.ferry.sdk.internal.LocalIdentityStore;
 import org.ferry.sdk.internal.carrier.CarrierConnector;
 import org.ferry.sdk.internal.carrier.ProxySettings;
 import org.ferry.sdk.internal.contacts.ContactBook;
+import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.dial.Dialer;
 import org.ferry.sdk.internal.dial.RouteBook;
 import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
+import org.ferry.sdk.internal.messaging.SessionHealer;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -72,6 +74,14 @@ public final class FerryClient implements AutoCloseable {
   public static final Duration DEFAULT_INVITATION_VALIDITY = Duration.ofDays(7);
   /** The longest an invitation may stay valid (servers keep bundles no longer). */
   public static final Duration MAX_INVITATION_VALIDITY = Duration.ofDays(30);
+  /**
+   * The most text one message holds, in bytes of UTF-8: what is left of the largest envelope
+   * (64 KiB, less sealing) after the room kept for the message's framing and the libsignal
+   * message around it (the first messages of a session carry the PQXDH prekey message and its
+   * Kyber ciphertext). That is this many characters of ASCII text, half as many of Greek,
+   * Cyrillic, Hebrew or Arabic, a third of most other scripts, a quarter of emoji.
+   */
+  public static final int MAX_TEXT_BYTES = EnvelopeSealer.maxMessage() - 2048;
   /** How long {@link #send} waits for an invited contact's acceptance once subscribed: 1 s. */
   static final Duration ACCEPTANCE_WAIT = Duration.ofSeconds(1);
   private static final Logger log = LoggerFactory.getLogger(FerryClient.class);
@@ -82,6 +92,7 @@ public final class FerryClient implements AutoCloseable {
   private final InvitationManager invitations;
   private final MessageSender sender;
   private final MessageReceiver receiver;
+  private final SessionHealer healer;
 
   private FerryClient(ClientContext ctx, CarrierConnector connector, Optional<DataDirectoryLock> ownLock) {
     this.ctx = ctx;
@@ -89,7 +100,8 @@ public final class FerryClient implements AutoCloseable {
     this.ownLock = ownLock;
     this.invitations = new InvitationManager(ctx);
     this.sender = new MessageSender(ctx);
-    this.receiver = new MessageReceiver(ctx);
+    this.healer = new SessionHealer(ctx, sender);
+    this.receiver = new MessageReceiver(ctx, healer);
   }
 
   public static Builder builder() {
@@ -256,7 +268,8 @@ public final class FerryClient implements AutoCloseable {
    * Makes a one-time invitation for the person to be known here as {@code label}. Whoever
    * accepts it first becomes that contact; its bundle is erased from the server then.
    *
-   * @param label 1 to 64 letters, digits, '.', '_' or '-'; not already used
+   * @param label 1 to 64 letters of any script (with their combining marks), digits, '.', '_'
+   *     or '-', not beginning with '-'; kept and compared in Unicode NFC; not already used
    * @param validity how long it can be accepted, at most {@link #MAX_INVITATION_VALIDITY}
    * @throws FerryException INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
    */
@@ -272,11 +285,19 @@ public final class FerryClient implements AutoCloseable {
    * Accepts an invitation: fetches the inviter's bundle (single use), starts a PQXDH session
    * and sends our contact card, so that the inviter can answer.
    *
-   * <p>If the network fails after the invitation was taken, the contact is still added and the
-   * card is sent again before the next {@link #send}; the exception says so.
+   * <p>A network failure never uses the invitation up: call again with the same URI (within 10
+   * minutes of a lost answer from the inviter's server; at any time if the failure was on the
+   * way there) and the acceptance picks up where it stopped. If the network fails after the
+   * invitation was taken, the contact is still added and the card is sent again before the next
+   * {@link #send}; the exception says so.
    *
-   * @throws FerryException INVALID_INVITATION, INVITATION_EXPIRED, INVITATION_USED,
-   *     INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
+   * <p>The URI may be given as people paste it (see {@code docs/sdk.md}): brackets, wrapping and
+   * invisible characters are forgiven.
+   *
+   * @throws FerryException INVALID_INVITATION, INVITATION_EXPIRED, INVITATION_USED (someone
+   *     else took it: it may have been intercepted), ALREADY_ACCEPTED (by this client; the
+   *     message names the contact), INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE,
+   *     SERVER_KEY_MISMATCH
    */
   public synchronized Contact acceptInvitation(String uri, String label) {
     Objects.requireNonNull(uri, "uri");
@@ -299,12 +320,14 @@ public final class FerryClient implements AutoCloseable {
    *
    * @return the message id (hex), as the recipient will see it
    * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
-   *     IDENTITY_CHANGED, TOO_LARGE, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
+   *     IDENTITY_CHANGED, TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
+   *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
    *     the message was not sent
    */
   public synchronized String send(String label, String text) {
     Objects.requireNonNull(text, "text");
     requireInitialized();
+    checkLength(text);
     ContactRecord contact;
     try (LocalStore.Txn txn = ctx.store().begin()) {
       contact = ContactBook.require(txn, label);
@@ -324,6 +347,10 @@ public final class FerryClient implements AutoCloseable {
     if (contact.getHandshakePending()) {
       sender.sendContactCard(contact.getId());
     }
+    // A session restart that is due goes first: the contact reads this message only on the
+    // restarted session.
+    String contactId = contact.getId();
+    healer.flush(c -> c.getId().equals(contactId));
     byte[] id = sender.send(contact.getId(), Content.newBuilder()
         .setSentAt(ctx.clock().millis())
         .setText(Text.newBuilder().setBody(text))
@@ -331,21 +358,109 @@ public final class FerryClient implements AutoCloseable {
     return HexFormat.of().formatHex(id);
   }
 
+  /** TOO_LARGE, in characters of this text, unless it fits {@link #MAX_TEXT_BYTES}. */
+  private static void checkLength(String text) {
+    int bytes = 0;
+    int fitting = 0;
+    int characters = 0;
+    for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
+      int cp = text.codePointAt(i);
+      bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+      characters++;
+      if (bytes <= MAX_TEXT_BYTES) {
+        fitting++;
+      }
+    }
+    if (bytes > MAX_TEXT_BYTES) {
+      throw new FerryException(FerryException.Reason.TOO_LARGE,
+          "message too long: it has " + characters + " characters, and at most " + fitting
+              + " of them fit in one message (" + MAX_TEXT_BYTES + " bytes of UTF-8 text: 1 to 4 bytes a"
+              + " character); split it");
+    }
+  }
+
   /**
    * Fetches and processes everything waiting on the home server (handshakes included), handing
    * each message to {@code listener}, until {@code idleTimeout} passes with nothing new.
+   *
+   * <p>A message that cannot be decrypted is reported to
+   * {@link MessageListener#onDecryptionFailure}, naming the contact. If the two sides' sessions
+   * are out of step (one side's data directory was restored from a copy, say), the session is
+   * restarted by itself: a fresh key agreement under the identity keys already pinned, sent
+   * in-band; both sides then get {@link MessageListener#onSessionRestarted}. See docs/sdk.md.
    *
    * @return how many messages were handed to the listener
    * @throws FerryException NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; what
    *     was processed before the failure is kept
    */
   public synchronized int receive(Duration idleTimeout, MessageListener listener) {
+    return receive(idleTimeout, Integer.MAX_VALUE, listener);
+  }
+
+  /**
+   * Like {@link #receive(Duration, MessageListener)}, but returns as soon as {@code maxMessages}
+   * messages were handed to {@code listener}; the rest stay, in the local inbox or on the
+   * server, for the next receive. For callers that can take only so many at a time (a script
+   * that reads one message, a screen with room for ten).
+   *
+   * @param maxMessages at least 1
+   * @return how many messages were handed to the listener, at most {@code maxMessages}
+   * @throws IllegalArgumentException if {@code maxMessages} is below 1 or the timeout negative
+   * @throws FerryException as {@link #receive(Duration, MessageListener)}
+   */
+  public synchronized int receive(Duration idleTimeout, int maxMessages, MessageListener listener) {
     Objects.requireNonNull(listener, "listener");
     if (idleTimeout.isNegative()) {
       throw new IllegalArgumentException("idle timeout must not be negative: " + idleTimeout);
     }
+    if (maxMessages < 1) {
+      throw new IllegalArgumentException("maxMessages must be at least 1: " + maxMessages);
+    }
     requireInitialized();
-    return receiver.receive(idleTimeout, listener);
+    return receiver.receive(idleTimeout, maxMessages, listener);
+  }
+
+  /**
+   * Removes a contact: deletes our mailbox for them on our server (with whatever waits in it;
+   * for a contact still invited, the invitation goes with it), then the contact and its session
+   * here. Messages from them already received and not yet handed over are kept.
+   *
+   * @throws FerryException UNKNOWN_CONTACT, NOT_INITIALIZED, UNREACHABLE (then nothing was
+   *     removed: try again)
+   */
+  public synchronized void removeContact(String label) {
+    requireInitialized();
+    ContactRecord contact;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      contact = ContactBook.require(txn, label);
+    }
+    ctx.deleteMailbox(contact.getInbox());
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactBook.delete(txn, contact);
+      ctx.protocol(txn).forget(contact.getId());
+      txn.commit();
+    }
+  }
+
+  /**
+   * Gives a contact another label. Only this client's name for them changes: the session, the
+   * safety number and the mailboxes stay.
+   *
+   * @throws FerryException UNKNOWN_CONTACT, INVALID_LABEL (see {@link #createInvitation(String,
+   *     Duration)} for what a label may be), NOT_INITIALIZED
+   */
+  public synchronized Contact renameContact(String label, String newLabel) {
+    requireInitialized();
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactRecord contact = ContactBook.require(txn, label);
+      String normal = ContactBook.normalize(newLabel);
+      if (!normal.equals(contact.getLabel())) {
+        normal = ContactBook.checkNewLabel(txn, newLabel);
+      }
+      ContactBook.put(txn, contact.toBuilder().setLabel(normal).build());
+      txn.commit();
+    }
+    return contact(newLabel).orElseThrow();
   }
 
   /** All contacts, in the order they were made. */
@@ -484,7 +599,8 @@ public final class FerryClient implements AutoCloseable {
 
     /**
      * Required (or {@link #dataDirectory(DataDirectoryLock)}): where the local store lives;
-     * created owner-only if missing. {@link #build} takes the directory's lock (see
+     * created owner-only if missing, and made owner-only (directories 0700, files 0600)
+     * whatever the umask when the client opens and closes. {@link #build} takes the directory's lock (see
      * {@link DataDirectoryLock}) and the client holds it until {@link FerryClient#close}: one
      * process at a time may use a data directory.
      */
@@ -561,6 +677,13 @@ public final class FerryClient implements AutoCloseable {
     }
 
     private FerryClient open(Optional<DataDirectoryLock> ownLock) {
+      try {
+        // Owner-only whatever the umask it was made under (an older version, a mkdir by hand).
+        org.ferry.datadir.PrivateFiles.restrictTree(dataDirectory);
+      } catch (IOException e) {
+        throw new FerryException(FerryException.Reason.STORAGE,
+            "cannot make data directory " + dataDirectory + " owner-only: " + e.getMessage(), e);
+      }
       LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
       SecureRandom random = new SecureRandom();
       CarrierConnector connector =

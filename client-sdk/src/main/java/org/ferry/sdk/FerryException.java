@@ -25,6 +25,8 @@ public final class FerryException extends RuntimeException {
     INVITATION_EXPIRED,
     /** Somebody already used this invitation; if it was not you, it may have been intercepted. */
     INVITATION_USED,
+    /** This client accepted the invitation already; the message names the contact it made. */
+    ALREADY_ACCEPTED,
     /** No contact has that label. */
     UNKNOWN_CONTACT,
     /** A contact with that label exists already, or the label is not allowed. */

@@ -14,4 +14,20 @@ public interface MessageListener {
 
   /** Someone accepted our invitation: the contact can now be sent to. */
   default void onContactEstablished(String label) {}
+
+  /**
+   * A message from a contact could not be decrypted; it is lost, and the user should be told
+   * (the contact can send it again). For {@link DecryptionFailure.Kind#OUT_OF_STEP} the SDK is
+   * already restarting the session. Like messages, this is stored before it is handed over: if
+   * this method throws, it comes again with the next {@code receive}.
+   */
+  default void onDecryptionFailure(DecryptionFailure failure) {}
+
+  /**
+   * The session with a contact was started afresh (a fresh PQXDH key agreement with the
+   * identity key already pinned), after one side could not decrypt the other's messages.
+   * Messages sent by either side shortly before may have been lost: tell the user, so that
+   * they can ask. Both sides get this call. Stored and handed over like a message.
+   */
+  default void onSessionRestarted(String contactLabel) {}
 }

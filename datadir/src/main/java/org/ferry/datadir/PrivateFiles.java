@@ -6,11 +6,17 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 
 /**
  * Files only their owner may read (keys, secrets, bridge lines), written so that none is ever
@@ -66,6 +72,56 @@ public final class PrivateFiles {
       syncDirectory(file.getParent());
     } finally {
       Files.deleteIfExists(tmp);
+    }
+  }
+
+  /**
+   * Makes {@code directory} and everything under it owner-only, whatever the umask they were
+   * made under: directories {@code rwx------}, files {@code rw-------}. Symbolic links are
+   * neither followed nor changed. Files that other libraries make later in these directories
+   * (RocksDB's tables and logs) are out of other users' reach through the directory's mode even
+   * before the next call. Does nothing where the file system has no POSIX permissions.
+   *
+   * @throws IOException if a mode cannot be changed (a file owned by someone else)
+   */
+  public static void restrictTree(Path directory) throws IOException {
+    if (!Files.getFileStore(directory).supportsFileAttributeView("posix")) {
+      return;
+    }
+    Set<PosixFilePermission> dirMode = PosixFilePermissions.fromString("rwx------");
+    Set<PosixFilePermission> fileMode = PosixFilePermissions.fromString("rw-------");
+    Files.walkFileTree(directory, new SimpleFileVisitor<>() {
+      @Override
+      public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) throws IOException {
+        setIfOther(dir, dirMode);
+        return FileVisitResult.CONTINUE;
+      }
+
+      @Override
+      public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+        if (attrs.isRegularFile()) {
+          setIfOther(file, fileMode);
+        }
+        return FileVisitResult.CONTINUE;
+      }
+
+      @Override
+      public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+        if (e instanceof java.nio.file.NoSuchFileException) {
+          return FileVisitResult.CONTINUE; // removed meanwhile (a RocksDB log rolled over)
+        }
+        throw e;
+      }
+    });
+  }
+
+  private static void setIfOther(Path path, Set<PosixFilePermission> mode) throws IOException {
+    try {
+      if (!Files.getPosixFilePermissions(path, LinkOption.NOFOLLOW_LINKS).equals(mode)) {
+        Files.setPosixFilePermissions(path, mode);
+      }
+    } catch (java.nio.file.NoSuchFileException e) {
+      // Removed meanwhile.
     }
   }
 

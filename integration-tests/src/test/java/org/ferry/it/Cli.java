@@ -30,6 +30,13 @@ final class Cli {
     return new Result(exit, out.toString(), err.toString());
   }
 
+  /** Alice (in {@code a}) and Bob (in {@code b}) join {@code server}; Bob accepts Alice's invitation. */
+  static void aliceInvitesBob(RunningServer server, Path a, Path b) {
+    ok(a, "init", "--server", server.address().toString());
+    ok(b, "init", "--server", server.address().toString());
+    ok(b, "accept", ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
+  }
+
   /** Runs a command that must succeed and returns its stdout. */
   static String ok(Path data, String... args) {
     Result r = client(data, args);

@@ -30,6 +30,8 @@ public final class OwnerKeys {
    * and the ttl in seconds (4 bytes, big-endian).
    */
   public static final String PUT_INVITATION_CONTEXT = "ferry.v1.put-invitation";
+  /** Deleting a mailbox for good: the one part is the mailbox id. */
+  public static final String DELETE_MAILBOX_CONTEXT = "ferry.v1.delete-mailbox";
 
   private static final int KEY_LENGTH = 32;
   private static final int SIGNATURE_LENGTH = 64;

@@ -9,6 +9,7 @@ import org.ferry.datadir.DataDirectoryInUseException;
 import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.Contact;
+import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.Invitation;
@@ -38,6 +39,7 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Contacts.class,
       ClientMain.Bridges.class,
       ClientMain.Status.class,
+      ClientMain.Passphrase.class,
     })
 public final class ClientMain {
   @Option(names = "--data", defaultValue = "./ferry-data/client", scope = CommandLine.ScopeType.INHERIT,
@@ -56,7 +58,25 @@ public final class ClientMain {
     setIfAbsent("org.slf4j.simpleLogger.showThreadName", "false");
     setIfAbsent("org.slf4j.simpleLogger.log.io.grpc", "error");
     setIfAbsent("org.slf4j.simpleLogger.log.io.netty", "error");
-    System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    // UTF-8 in and out whatever the locale (for the log lines on stderr too); writers whose
+    // failures (a full disk, a closed pipe) show in checkError, unlike System.out's.
+    System.setErr(new java.io.PrintStream(
+        new java.io.FileOutputStream(java.io.FileDescriptor.err), true, java.nio.charset.StandardCharsets.UTF_8));
+    PrintWriter out = TerminalText.utf8(new java.io.FileOutputStream(java.io.FileDescriptor.out));
+    PrintWriter err = TerminalText.utf8(new java.io.FileOutputStream(java.io.FileDescriptor.err));
+    int exit;
+    try {
+      exit = run(Utf8Arguments.of(args), System.in, out, err);
+    } catch (IllegalArgumentException e) {
+      err.println("ferry client: " + e.getMessage());
+      exit = 2;
+    }
+    if (out.checkError() && exit == 0) {
+      err.println("ferry client: could not write the output (is the disk full, or the reader gone?)");
+      exit = 1;
+    }
+    err.flush();
+    System.exit(exit);
   }
 
   private static void setIfAbsent(String key, String value) {
@@ -65,9 +85,23 @@ public final class ClientMain {
     }
   }
 
+  /**
+   * Exit code of {@code receive} when a message could not be decrypted or a session was
+   * restarted: messages may have been lost (the warnings on stderr name the contacts). What
+   * could be read was printed as usual.
+   */
+  public static final int EXIT_MESSAGES_MAY_BE_LOST = 3;
+
   /** Runs one command; returns the exit code. Visible for tests that drive the CLI in-process. */
   public static int run(String[] args, PrintWriter out, PrintWriter err) {
-    CommandLine cli = new CommandLine(new ClientMain());
+    return run(args, java.io.InputStream.nullInputStream(), out, err);
+  }
+
+  /** Runs one command with {@code in} as its standard input; returns the exit code. */
+  public static int run(String[] args, java.io.InputStream in, PrintWriter out, PrintWriter err) {
+    ClientMain main = new ClientMain();
+    main.stdin = in;
+    CommandLine cli = new CommandLine(main);
     cli.setOut(out);
     cli.setErr(err);
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
@@ -78,6 +112,10 @@ public final class ClientMain {
       if (e instanceof IllegalArgumentException) {
         err.println("ferry client: " + e.getMessage());
         return 2;
+      }
+      if (e instanceof Receive.OutputFailed) {
+        err.println("ferry client: " + e.getMessage());
+        return 1;
       }
       throw e;
     });
@@ -97,6 +135,9 @@ public final class ClientMain {
   static final Duration LOCK_PATIENCE = Duration.ofSeconds(10);
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  /** Standard input, for text and invitations given as {@code -}. */
+  java.io.InputStream stdin;
 
   /** The data directory's lock, for a command on an initialised client; never creates it. */
   DataDirectoryLock lockData() throws InterruptedException {
@@ -118,6 +159,8 @@ public final class ClientMain {
   }
 
   FerryClient open(DataDirectoryLock lock) throws Exception {
+    CliStorageKey.ignoredPassphraseNote(data, passphrase())
+        .ifPresent(note -> spec.commandLine().getErr().println("ferry client: " + note));
     return builder(CliStorageKey.load(data, passphrase()), lock).build();
   }
 
@@ -128,23 +171,6 @@ public final class ClientMain {
       b.proxy(p);
     }
     return b;
-  }
-
-  /** Makes a string from the network safe for one terminal line. */
-  static String printable(String s) {
-    StringBuilder b = new StringBuilder(s.length());
-    s.codePoints().forEach(cp -> {
-      if (cp == '\\') {
-        b.append("\\\\");
-      } else if (cp == '\n') {
-        b.append("\\n");
-      } else if (Character.isISOControl(cp) || Character.getType(cp) == Character.FORMAT) {
-        b.append(String.format("\\u%04x", cp));
-      } else {
-        b.appendCodePoint(cp);
-      }
-    });
-    return b.toString();
   }
 
   @Command(name = "init", description = "Creates this user's identity on a home server.")
@@ -264,7 +290,9 @@ public final class ClientMain {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "URI", description = "The ferry:invite/... URI.")
+    @Parameters(index = "0", paramLabel = "URI",
+        description = "The ferry:invite/... URI, or - to read it from standard input "
+            + "(which keeps it out of the process list and shell history).")
     String uri;
 
     @Option(names = "--name", required = true, description = "Label for the person who invited you.")
@@ -273,7 +301,18 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        Contact contact = client.acceptInvitation(uri, name);
+        Contact contact;
+        try {
+          contact = client.acceptInvitation(
+              "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
+        } catch (FerryException e) {
+          if (e.reason() != FerryException.Reason.ALREADY_ACCEPTED) {
+            throw e;
+          }
+          // Accepting twice (a script that retries) is no failure; say what happened.
+          spec.commandLine().getErr().println("ferry client: " + e.getMessage());
+          return 0;
+        }
         spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
             + contact.safetyNumber().orElse("(none yet)"));
       }
@@ -287,24 +326,71 @@ public final class ClientMain {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Parameters(index = "0", paramLabel = "LABEL") String label;
-    @Parameters(index = "1", paramLabel = "TEXT") String text;
+
+    @Parameters(index = "1", arity = "0..1", paramLabel = "TEXT",
+        description = "The message, or - to read it from standard input (one final line break "
+            + "dropped). Text on the command line is visible to every local user (ps) and "
+            + "stays in shell history: prefer - or --file for anything private.")
+    String text;
+
+    @Option(names = "--file", paramLabel = "FILE",
+        description = "Read the message from FILE (UTF-8; one final line break dropped).")
+    Path file;
+
+    @Option(names = "--null",
+        description = "With - or --file: the input holds several messages, each ended by a NUL "
+            + "character (as find -print0 writes), sent in order.")
+    boolean nulSeparated;
 
     @Override
     public Integer call() throws Exception {
+      java.util.List<String> texts = texts();
+      int sent = 0;
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         boolean invited = client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
-        client.send(label, text);
+        for (String t : texts) {
+          client.send(label, t);
+          sent++;
+        }
         if (invited) {
           // Send picked up their acceptance itself; say so, as receive would have.
           spec.commandLine().getErr().println(label + " accepted your invitation");
         }
-        spec.commandLine().getErr().println("sent to " + label);
+        spec.commandLine().getErr().println(texts.size() == 1 ? "sent to " + label
+            : "sent " + sent + " messages to " + label);
+      } catch (FerryException e) {
+        if (sent > 0) {
+          spec.commandLine().getErr().println("sent " + sent + " of " + texts.size() + " messages to " + label);
+        }
+        throw e;
       }
       return 0;
     }
+
+    /** The messages to send, read and checked in full before any is sent. */
+    private java.util.List<String> texts() {
+      boolean fromStdin = "-".equals(text);
+      if ((text != null) == (file != null)) {
+        throw new IllegalArgumentException("give the message as TEXT, as - (standard input) or with --file, once");
+      }
+      if (nulSeparated && !fromStdin && file == null) {
+        throw new IllegalArgumentException("--null reads several messages from - or --file, not from TEXT");
+      }
+      String source = fromStdin ? "standard input" : file != null ? "file " + file : "the message";
+      String input = fromStdin ? CliInput.read(parent.stdin, source) : file != null ? CliInput.read(file) : text;
+      java.util.List<String> texts = nulSeparated ? CliInput.nulSeparated(input)
+          : java.util.List.of(fromStdin || file != null ? CliInput.oneMessage(input) : input);
+      if (texts.isEmpty() || texts.stream().anyMatch(String::isEmpty)) {
+        throw new IllegalArgumentException(source + " holds an empty message; nothing was sent");
+      }
+      texts.forEach(t -> CliInput.undamaged(t, source));
+      return texts;
+    }
   }
 
-  @Command(name = "receive", description = "Fetches and prints waiting messages, one 'LABEL: TEXT' line each.")
+  @Command(name = "receive", description = "Fetches and prints waiting messages, one 'LABEL: TEXT' line each. "
+      + "Exits " + EXIT_MESSAGES_MAY_BE_LOST + " (after a warning on stderr) if a message could not be decrypted "
+      + "or a session was restarted: messages may have been lost.")
   static final class Receive implements Callable<Integer> {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -313,32 +399,77 @@ public final class ClientMain {
         description = "Seconds to wait with nothing new before exiting; default ${DEFAULT-VALUE}.")
     double seconds;
 
+    @Option(names = "--max", paramLabel = "N",
+        description = "Take at most N messages and leave the rest for the next receive (use it "
+            + "with head: a pipe cannot tell ferry what its reader threw away).")
+    Integer max;
+
+    /** Writing a message out failed; it stays in the local inbox. */
+    static final class OutputFailed extends RuntimeException {
+      private static final long serialVersionUID = 1L;
+
+      OutputFailed() {
+        super("could not write the messages out (is the disk full, or the reader gone?); "
+            + "each message not written stays for the next receive");
+      }
+    }
+
     @Override
     public Integer call() throws Exception {
       if (seconds < 0 || seconds > 86_400) {
         throw new IllegalArgumentException("--timeout must be 0 to 86400 seconds: " + seconds);
       }
+      if (max != null && max < 1) {
+        throw new IllegalArgumentException("--max must be at least 1: " + max);
+      }
       PrintWriter out = spec.commandLine().getOut();
       PrintWriter err = spec.commandLine().getErr();
+      boolean[] lost = {false};
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        client.receive(Duration.ofMillis((long) (seconds * 1000)), new MessageListener() {
+        client.receive(Duration.ofMillis((long) (seconds * 1000)), max == null ? Integer.MAX_VALUE : max,
+            new MessageListener() {
           @Override
           public void onMessage(ReceivedMessage m) {
-            out.println(m.contactLabel() + ": " + printable(m.text()));
+            // The SDK forgets a message only once this returns: so only once it is written out.
+            out.print(TerminalText.message(m.contactLabel(), m.text()));
             out.flush();
+            if (out.checkError()) {
+              throw new OutputFailed();
+            }
           }
 
           @Override
           public void onContactEstablished(String label) {
             err.println(label + " accepted your invitation");
           }
+
+          @Override
+          public void onDecryptionFailure(DecryptionFailure f) {
+            lost[0] = true;
+            err.println("ferry client: warning: " + switch (f.kind()) {
+              case OUT_OF_STEP -> "a message from " + f.contactLabel() + " could not be decrypted (your sessions "
+                  + "are out of step, e.g. after a restore from a backup); the session is being restarted; "
+                  + "ask " + f.contactLabel() + " to send it again";
+              case IDENTITY_CHANGED -> "a message in " + f.contactLabel() + "'s name came with a different "
+                  + "safety number and was not read; verify " + f.contactLabel() + " in person";
+              case UNREADABLE -> "a message in " + f.contactLabel() + "'s mailbox was damaged or forged and was not read";
+            });
+          }
+
+          @Override
+          public void onSessionRestarted(String label) {
+            lost[0] = true;
+            err.println("ferry client: warning: the session with " + label + " was restarted; messages sent "
+                + "shortly before, either way, may have been lost: ask " + label + " about them");
+          }
         });
       }
-      return 0;
+      return lost[0] ? EXIT_MESSAGES_MAY_BE_LOST : 0;
     }
   }
 
-  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.")
+  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.",
+      subcommands = {Contacts.Remove.class, Contacts.Rename.class})
   static final class Contacts implements Callable<Integer> {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -352,6 +483,41 @@ public final class ClientMain {
         }
       }
       return 0;
+    }
+
+    @Command(name = "remove", description = "Removes a contact, and your mailbox for them on your server.")
+    static final class Remove implements Callable<Integer> {
+      @ParentCommand Contacts contacts;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", paramLabel = "LABEL") String label;
+
+      @Override
+      public Integer call() throws Exception {
+        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
+          client.removeContact(label);
+        }
+        spec.commandLine().getErr().println("removed " + label);
+        return 0;
+      }
+    }
+
+    @Command(name = "rename", description = "Gives a contact another label.")
+    static final class Rename implements Callable<Integer> {
+      @ParentCommand Contacts contacts;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Parameters(index = "0", paramLabel = "OLD") String label;
+      @Parameters(index = "1", paramLabel = "NEW") String newLabel;
+
+      @Override
+      public Integer call() throws Exception {
+        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
+          client.renameContact(label, newLabel);
+        }
+        spec.commandLine().getErr().println("renamed " + label + " to " + newLabel);
+        return 0;
+      }
     }
   }
 
@@ -393,6 +559,60 @@ public final class ClientMain {
         try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
           client.bridges().forEach(spec.commandLine().getOut()::println);
         }
+        return 0;
+      }
+    }
+  }
+
+  @Command(name = "passphrase", description = "Switches what protects the local store: a passphrase "
+      + "(from " + CliStorageKey.PASSPHRASE_ENV + ") or the key file beside it.",
+      subcommands = {Passphrase.Set.class, Passphrase.Remove.class})
+  static final class Passphrase {
+    @ParentCommand ClientMain parent;
+
+    @Command(name = "set", description = "Protects the store with the passphrase in "
+        + CliStorageKey.PASSPHRASE_ENV + " instead of its key file, which is removed.")
+    static final class Set implements Callable<Integer> {
+      @ParentCommand Passphrase passphrase;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        ClientMain parent = passphrase.parent;
+        String newPassphrase = passphrase().orElseThrow(() -> new IllegalArgumentException(
+            "set " + CliStorageKey.PASSPHRASE_ENV + " to the passphrase that is to protect the store"));
+        try (DataDirectoryLock lock = parent.lockData()) {
+          if (CliStorageKey.usesPassphrase(parent.data)) {
+            throw new IllegalArgumentException("this store is protected by a passphrase already");
+          }
+          byte[] key = CliStorageKey.load(parent.data, Optional.empty());
+          parent.builder(key, lock).build().close(); // the key opens the store
+          CliStorageKey.protectWithPassphrase(parent.data, key, newPassphrase);
+        }
+        spec.commandLine().getErr().println("the store is now protected by your passphrase; keep it safe, it "
+            + "cannot be recovered. The store's key is unchanged: a copy of the old key file still opens it.");
+        return 0;
+      }
+    }
+
+    @Command(name = "remove", description = "Keeps the store's key in a key file beside it again; "
+        + CliStorageKey.PASSPHRASE_ENV + " must hold the current passphrase.")
+    static final class Remove implements Callable<Integer> {
+      @ParentCommand Passphrase passphrase;
+      @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+      @Override
+      public Integer call() throws Exception {
+        ClientMain parent = passphrase.parent;
+        try (DataDirectoryLock lock = parent.lockData()) {
+          if (!CliStorageKey.usesPassphrase(parent.data)) {
+            throw new IllegalArgumentException("this store is not protected by a passphrase");
+          }
+          byte[] key = CliStorageKey.load(parent.data, passphrase());
+          parent.builder(key, lock).build().close(); // the passphrase is right: the key opens the store
+          CliStorageKey.keepInKeyFile(parent.data, key);
+        }
+        spec.commandLine().getErr().println(CliStorageKey.protectionNote(parent.data));
         return 0;
       }
     }

@@ -11,6 +11,7 @@ import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.LocalIdentity;
 import org.ferry.proto.local.v1.OwnedMailbox;
 import org.ferry.proto.v1.CreateMailboxRequest;
+import org.ferry.proto.v1.DeleteMailboxRequest;
 import org.ferry.proto.v1.InvitationsGrpc;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.sdk.internal.crypto.Kdf;
@@ -81,6 +82,29 @@ public record ClientContext(
   public InvitationsGrpc.InvitationsBlockingStub invitations(ServerAddress server) {
     return InvitationsGrpc.newBlockingStub(net.channel(server))
         .withDeadlineAfter(net.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * Deletes one of our mailboxes on its server, with whatever waits in it; a mailbox that is
+   * gone already counts as deleted.
+   *
+   * @throws org.ferry.sdk.FerryException UNREACHABLE and the like if the server cannot be asked
+   */
+  public void deleteMailbox(OwnedMailbox mailbox) {
+    ServerAddress server = ServerAddress.parse(mailbox.getServer());
+    byte[] id = mailbox.getMailboxId().toByteArray();
+    byte[] signature = OwnerKeys.sign(
+        OwnerKeys.privateKey(mailbox.getOwnerPrivateKey().toByteArray()), OwnerKeys.DELETE_MAILBOX_CONTEXT, id);
+    try {
+      mailboxes(server).deleteMailbox(DeleteMailboxRequest.newBuilder()
+          .setMailboxId(mailbox.getMailboxId())
+          .setSignature(ByteString.copyFrom(signature))
+          .build());
+    } catch (StatusRuntimeException e) {
+      if (e.getStatus().getCode() != io.grpc.Status.Code.NOT_FOUND) {
+        throw net.failure(server, e);
+      }
+    }
   }
 
   /**

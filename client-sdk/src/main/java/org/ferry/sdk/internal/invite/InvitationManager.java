@@ -8,13 +8,17 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.Map;
+import java.util.Optional;
 import javax.crypto.AEADBadTagException;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.LocalIdentity;
 import org.ferry.proto.local.v1.OwnedMailbox;
+import org.ferry.proto.local.v1.PendingAcceptance;
 import org.ferry.proto.v1.InvitationBundle;
 import org.ferry.proto.v1.MailboxAddress;
 import org.ferry.proto.v1.PutInvitationRequest;
@@ -27,23 +31,17 @@ import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.AesGcm;
 import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.proto.OwnerKeys;
-import org.ferry.sdk.internal.signal.ProtocolStore;
+import org.ferry.sdk.internal.signal.FreshPreKeys;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;
 import org.signal.libsignal.protocol.IdentityKeyPair;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.SessionBuilder;
 import org.signal.libsignal.protocol.UntrustedIdentityException;
-import org.signal.libsignal.protocol.ecc.ECKeyPair;
 import org.signal.libsignal.protocol.ecc.ECPrivateKey;
 import org.signal.libsignal.protocol.ecc.ECPublicKey;
-import org.signal.libsignal.protocol.kem.KEMKeyPair;
-import org.signal.libsignal.protocol.kem.KEMKeyType;
 import org.signal.libsignal.protocol.kem.KEMPublicKey;
-import org.signal.libsignal.protocol.state.KyberPreKeyRecord;
 import org.signal.libsignal.protocol.state.PreKeyBundle;
-import org.signal.libsignal.protocol.state.PreKeyRecord;
-import org.signal.libsignal.protocol.state.SignedPreKeyRecord;
 
 /**
  * Making and accepting one-time invitations.
@@ -55,6 +53,7 @@ import org.signal.libsignal.protocol.state.SignedPreKeyRecord;
  * first message.
  */
 public final class InvitationManager {
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(InvitationManager.class);
   private static final String BUNDLE_AAD = "ferry.v1.invite.bundle";
   private static final int MAX_PRE_KEY_ID = 0xFFFFFF;
 
@@ -64,9 +63,10 @@ public final class InvitationManager {
     this.ctx = ctx;
   }
 
-  public Invitation create(String label, Duration validity) {
+  public Invitation create(String givenLabel, Duration validity) {
+    String label;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ContactBook.checkNewLabel(txn, label);
+      label = ContactBook.checkNewLabel(txn, givenLabel);
     }
     LocalIdentity local = ctx.identity();
     ServerAddress home = ServerAddress.parse(local.getHomeServer());
@@ -81,32 +81,14 @@ public final class InvitationManager {
     // Three ids per invitation, cycling within libsignal's 24-bit range.
     int base = Integer.remainderUnsigned(local.getNextPreKeyId(), MAX_PRE_KEY_ID - 3) + 1;
     long now = ctx.clock().millis();
-    ECKeyPair signed = ECKeyPair.generate();
-    SignedPreKeyRecord signedRecord = new SignedPreKeyRecord(
-        base, now, signed, identity.getPrivateKey().calculateSignature(signed.getPublicKey().serialize()));
-    KEMKeyPair kyber = KEMKeyPair.generate(KEMKeyType.KYBER_1024);
-    KyberPreKeyRecord kyberRecord = new KyberPreKeyRecord(
-        base + 1, now, kyber, identity.getPrivateKey().calculateSignature(kyber.getPublicKey().serialize()));
-    ECKeyPair oneTime = ECKeyPair.generate();
-    PreKeyRecord oneTimeRecord = new PreKeyRecord(base + 2, oneTime);
+    FreshPreKeys keys = FreshPreKeys.generate(identity, base, base + 1, base + 2, now);
     ECPublicKey sealPublic;
     try {
       sealPublic = new ECPrivateKey(inbox.getSealPrivateKey().toByteArray()).publicKey();
     } catch (InvalidKeyException e) {
       throw new IllegalStateException("fresh seal key is unreadable", e);
     }
-    InvitationBundle bundle = InvitationBundle.newBuilder()
-        .setIdentityKey(ByteString.copyFrom(identity.getPublicKey().serialize()))
-        .setRegistrationId(local.getRegistrationId())
-        .setDeviceId(ClientContext.DEVICE_ID)
-        .setPreKeyId(oneTimeRecord.getId())
-        .setPreKey(ByteString.copyFrom(oneTime.getPublicKey().serialize()))
-        .setSignedPreKeyId(signedRecord.getId())
-        .setSignedPreKey(ByteString.copyFrom(signed.getPublicKey().serialize()))
-        .setSignedPreKeySignature(ByteString.copyFrom(signedRecord.getSignature()))
-        .setKyberPreKeyId(kyberRecord.getId())
-        .setKyberPreKey(ByteString.copyFrom(kyber.getPublicKey().serialize()))
-        .setKyberPreKeySignature(ByteString.copyFrom(kyberRecord.getSignature()))
+    InvitationBundle bundle = keys.bundle(identity, local.getRegistrationId(), ClientContext.DEVICE_ID)
         .setSealKey(ByteString.copyFrom(sealPublic.serialize()))
         .build();
     byte[] blob = AesGcm.encrypt(invitation.bundleKey(), bundle.toByteArray(), bundleAad(mailboxId));
@@ -129,10 +111,7 @@ public final class InvitationManager {
     }
 
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ProtocolStore store = ctx.protocol(txn);
-      store.storeSignedPreKey(signedRecord.getId(), signedRecord);
-      store.storeKyberPreKey(kyberRecord.getId(), kyberRecord);
-      store.storePreKey(oneTimeRecord.getId(), oneTimeRecord);
+      keys.storeIn(ctx.protocol(txn));
       ContactBook.put(txn, ContactRecord.newBuilder()
           .setId(newContactId())
           .setLabel(label)
@@ -151,34 +130,66 @@ public final class InvitationManager {
   /**
    * Accepts an invitation. Returns the new contact's id; the caller sends the contact card
    * (see {@code MessageSender#sendContactCard}).
+   *
+   * <p>An acceptance can be tried again after any network failure: what each try achieved (our
+   * mailbox for the contact, the take id, the bundle once fetched) is kept in the local store
+   * until the acceptance is finished, and the inviter's server hands the bundle again to the
+   * same take id for {@link #TAKE_GRACE} after the first take, in case that answer was lost. A
+   * try that fails for good (used, expired, not known, tampered with) deletes the mailbox it
+   * made.
    */
-  public String accept(String uri, String label) {
+  public String accept(String uri, String givenLabel) {
     InvitationCodec.Parsed invitation = InvitationCodec.parse(uri);
-    if (!ctx.clock().instant().isBefore(invitation.expiresAt())) {
-      throw new FerryException(
-          FerryException.Reason.INVITATION_EXPIRED,
-          "this invitation expired at " + invitation.expiresAt() + "; ask for a new one");
-    }
+    String label;
+    Optional<Map.Entry<String, PendingAcceptance>> earlier;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ContactBook.checkNewLabel(txn, label);
+      Optional<ContactRecord> accepted = ContactBook.byOutbox(txn, invitation.mailboxId());
+      if (accepted.isPresent()) {
+        throw new FerryException(FerryException.Reason.ALREADY_ACCEPTED,
+            "you accepted this invitation already: the contact is '" + accepted.get().getLabel() + "'");
+      }
       if (ContactBook.byInbox(txn, invitation.mailboxId()).isPresent()) {
         throw new FerryException(
             FerryException.Reason.INVALID_INVITATION, "this is one of your own invitations");
       }
+      label = ContactBook.checkNewLabel(txn, givenLabel);
+      earlier = pending(txn, invitation.mailboxId());
+    }
+    String name = earlier.map(Map.Entry::getKey).orElseGet(() -> PENDING + newContactId());
+    PendingAcceptance state = earlier.map(Map.Entry::getValue).orElseGet(() -> PendingAcceptance.newBuilder()
+        .setTakeId(ByteString.copyFrom(ctx.randomBytes(16)))
+        .setInvitationMailboxId(ByteString.copyFrom(invitation.mailboxId()))
+        .setStartedAt(ctx.clock().instant().getEpochSecond())
+        .build());
+    if (!ctx.clock().instant().isBefore(invitation.expiresAt())) {
+      abandon(name, state);
+      throw new FerryException(
+          FerryException.Reason.INVITATION_EXPIRED,
+          "this invitation expired at " + invitation.expiresAt() + "; ask for a new one");
     }
     // The inviter's bridge lines are kept even if what follows fails: they are how to reach
     // that server from here, whatever becomes of this invitation.
     ctx.routes().addBridges(invitation.server(), invitation.bridges(), true);
+    save(name, state);
     // Our mailbox first: if our server is unreachable, the invitation stays unused.
-    byte[] ourCapability = ctx.randomBytes(32);
-    OwnedMailbox inbox = ctx.createMailbox(ourCapability);
-
-    byte[] blob = take(invitation);
+    if (!state.hasInbox()) {
+      byte[] capability = ctx.randomBytes(32);
+      state = state.toBuilder()
+          .setInbox(ctx.createMailbox(capability))
+          .setInboxSendCapability(ByteString.copyFrom(capability))
+          .build();
+      save(name, state);
+    }
+    if (state.getBlob().isEmpty()) {
+      state = state.toBuilder().setBlob(ByteString.copyFrom(take(invitation, name, state, earlier.isPresent()))).build();
+      save(name, state);
+    }
     InvitationBundle bundle;
     try {
       bundle = InvitationBundle.parseFrom(
-          AesGcm.decrypt(invitation.bundleKey(), blob, bundleAad(invitation.mailboxId())));
+          AesGcm.decrypt(invitation.bundleKey(), state.getBlob().toByteArray(), bundleAad(invitation.mailboxId())));
     } catch (AEADBadTagException | InvalidProtocolBufferException e) {
+      abandon(name, state);
       throw new FerryException(
           FerryException.Reason.INVALID_INVITATION, "the invitation's bundle does not decrypt: it was tampered with", e);
     }
@@ -188,8 +199,8 @@ public final class InvitationManager {
         .setId(contactId)
         .setLabel(label)
         .setState(ContactRecord.State.ESTABLISHED)
-        .setInbox(inbox)
-        .setInboxSendCapability(ByteString.copyFrom(ourCapability))
+        .setInbox(state.getInbox())
+        .setInboxSendCapability(state.getInboxSendCapability())
         .setOutbox(MailboxAddress.newBuilder()
             .setServer(invitation.server().toString())
             .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
@@ -203,42 +214,95 @@ public final class InvitationManager {
           .process(preKeyBundle(bundle), ctx.clock().instant());
       new ECPublicKey(bundle.getSealKey().toByteArray());
       ContactBook.put(txn, contact);
+      txn.delete(name);
       txn.commit();
     } catch (InvalidKeyException | UntrustedIdentityException e) {
+      abandon(name, state);
       throw new FerryException(
           FerryException.Reason.INVALID_INVITATION, "the invitation's keys are invalid: " + e.getMessage(), e);
     }
     return contactId;
   }
 
-  private byte[] take(InvitationCodec.Parsed invitation) {
+  /** How long the inviter's server hands the bundle to the same taker again. */
+  static final Duration TAKE_GRACE = Duration.ofMinutes(10);
+  private static final String PENDING = "accepting/";
+
+  private static Optional<Map.Entry<String, PendingAcceptance>> pending(LocalStore.Txn txn, byte[] invitationMailbox) {
+    for (Map.Entry<String, byte[]> e : txn.scan(PENDING).entrySet()) {
+      PendingAcceptance p;
+      try {
+        p = PendingAcceptance.parseFrom(e.getValue());
+      } catch (InvalidProtocolBufferException ex) {
+        throw new FerryException(FerryException.Reason.STORAGE, "a stored acceptance is unreadable", ex);
+      }
+      if (Arrays.equals(p.getInvitationMailboxId().toByteArray(), invitationMailbox)) {
+        return Optional.of(Map.entry(e.getKey(), p));
+      }
+    }
+    return Optional.empty();
+  }
+
+  private void save(String name, PendingAcceptance state) {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      txn.put(name, state.toByteArray());
+      txn.commit();
+    }
+  }
+
+  /** Forgets an acceptance that failed for good, and deletes the mailbox it made (best effort). */
+  private void abandon(String name, PendingAcceptance state) {
+    if (state.hasInbox()) {
+      try {
+        ctx.deleteMailbox(state.getInbox());
+      } catch (FerryException e) {
+        log.info("could not delete the mailbox of a failed acceptance ({}); the server lets it expire", e.reason());
+      }
+    }
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      txn.delete(name);
+      txn.commit();
+    }
+  }
+
+  private byte[] take(InvitationCodec.Parsed invitation, String name, PendingAcceptance state, boolean retry) {
     try {
       return ctx.invitations(invitation.server())
           .takeInvitation(TakeInvitationRequest.newBuilder()
               .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
               .setFetchToken(ByteString.copyFrom(invitation.fetchToken()))
+              .setTakeId(state.getTakeId())
               .build())
           .getBlob()
           .toByteArray();
     } catch (StatusRuntimeException e) {
       String reason = ErrorReasons.of(e).orElse("");
-      if (reason.equals(ErrorReasons.INVITATION_USED)) {
-        throw new FerryException(FerryException.Reason.INVITATION_USED,
-            "this invitation was already used; if not by you, it may have been intercepted: tell its sender", e);
-      }
-      if (reason.equals(ErrorReasons.INVITATION_EXPIRED)) {
-        throw new FerryException(FerryException.Reason.INVITATION_EXPIRED, "this invitation expired; ask for a new one", e);
-      }
       Status.Code code = e.getStatus().getCode();
-      if (code == Status.Code.NOT_FOUND || code == Status.Code.PERMISSION_DENIED) {
-        throw new FerryException(FerryException.Reason.INVALID_INVITATION,
+      FerryException definite = null;
+      if (reason.equals(ErrorReasons.INVITATION_USED)) {
+        definite = new FerryException(FerryException.Reason.INVITATION_USED, retry
+            ? "this invitation was already used; if not by an earlier try of yours more than "
+                + TAKE_GRACE.toMinutes() + " minutes ago, it may have been intercepted: tell its sender"
+            : "this invitation was already used; if not by you, it may have been intercepted: tell its sender", e);
+      } else if (reason.equals(ErrorReasons.INVITATION_EXPIRED)) {
+        definite = new FerryException(FerryException.Reason.INVITATION_EXPIRED, "this invitation expired; ask for a new one", e);
+      } else if (code == Status.Code.NOT_FOUND || code == Status.Code.PERMISSION_DENIED) {
+        definite = new FerryException(FerryException.Reason.INVALID_INVITATION,
             "the inviter's server does not know this invitation", e);
       }
-      throw ctx.net().failure(invitation.server(), e);
+      if (definite != null) {
+        abandon(name, state);
+        throw definite;
+      }
+      FerryException failure = ctx.net().failure(invitation.server(), e);
+      throw new FerryException(failure.reason(), failure.getMessage()
+          + "; accept again to retry: the invitation stays yours for " + TAKE_GRACE.toMinutes()
+          + " minutes even if the server handed it out", e);
     }
   }
 
-  private static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
+  /** The libsignal bundle an invitation (or a session reset offer) carries. */
+  public static PreKeyBundle preKeyBundle(InvitationBundle b) throws InvalidKeyException {
     return new PreKeyBundle(
         b.getRegistrationId(),
         b.getDeviceId(),

@@ -27,6 +27,7 @@ import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.proto.v1.ReceiveRequest;
 import org.ferry.proto.v1.ReceiveResponse;
 import org.ferry.proto.v1.Subscribe;
+import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.ReceivedMessage;
@@ -34,6 +35,7 @@ import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
+import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -63,8 +65,11 @@ import org.slf4j.LoggerFactory;
  * have not kept; and only then is the message handed to the app, from the local inbox, which
  * forgets it once the app's listener returns.
  *
- * <p>Envelopes that cannot be opened or decrypted (strangers, replays, damaged data) are
- * dropped and acknowledged, so they cannot block the mailbox.
+ * <p>Envelopes that cannot be opened or decrypted are acknowledged, so they cannot block the
+ * mailbox, but never dropped in silence: one in a contact's mailbox leaves a notice in the
+ * local inbox that the app gets as {@link MessageListener#onDecryptionFailure}, and one that
+ * shows the sessions out of step starts a session restart ({@link SessionHealer}). Only
+ * redeliveries and replays (an envelope id or body seen before) are dropped without a word.
  */
 public final class MessageReceiver {
   private static final Logger log = LoggerFactory.getLogger(MessageReceiver.class);
@@ -78,9 +83,11 @@ public final class MessageReceiver {
   private static final String INBOX = "inbox/";
 
   private final ClientContext ctx;
+  private final SessionHealer healer;
 
-  public MessageReceiver(ClientContext ctx) {
+  public MessageReceiver(ClientContext ctx, SessionHealer healer) {
     this.ctx = ctx;
+    this.healer = healer;
   }
 
   /** Reconnects of the receive streams allowed in one receive call. */
@@ -114,11 +121,12 @@ public final class MessageReceiver {
   }
 
   /**
-   * Receives until {@code idle} passes with nothing new. Returns the number of messages handed
-   * to {@code listener}.
+   * Receives until {@code idle} passes with nothing new, or until {@code max} messages were
+   * handed to {@code listener}; what arrives beyond that stays (in the local inbox or on the
+   * server) for the next receive. Returns the number of messages handed to {@code listener}.
    */
-  public int receive(Duration idle, MessageListener listener) {
-    return receive(idle, listener, c -> true);
+  public int receive(Duration idle, int max, MessageListener listener) {
+    return receive(idle, max, listener, c -> true);
   }
 
   /**
@@ -127,13 +135,18 @@ public final class MessageReceiver {
    * {@link #receive}.
    */
   public void collect(Duration idle, String contactId) {
-    receive(idle, null, c -> c.getId().equals(contactId));
+    receive(idle, 0, null, c -> c.getId().equals(contactId));
   }
 
   /** With a null listener, messages stay in the local inbox. */
-  private int receive(Duration idle, MessageListener listener, Predicate<ContactRecord> which) {
+  private int receive(Duration idle, int max, MessageListener listener, Predicate<ContactRecord> which) {
     forgetOldEnvelopeIds();
-    int handed = listener == null ? 0 : handOverInbox(listener);
+    // Session restarts that could not go out before (network down, mailbox full).
+    healer.flush(which);
+    int handed = listener == null ? 0 : handOverInbox(listener, max);
+    if (listener != null && handed >= max) {
+      return handed;
+    }
     Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
     Map<ByteString, String> contactByInbox = new HashMap<>();
     try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -187,7 +200,10 @@ public final class MessageReceiver {
         } else if (event instanceof Subscribed sub) {
           unsubscribed.merge(sub.server(), -1, Integer::sum);
         } else if (event instanceof Arrived a) {
-          handed += process(streams.get(a.server()).requests(), a.delivery(), contactByInbox, listener);
+          handed += process(streams.get(a.server()).requests(), a.delivery(), contactByInbox, listener, max - handed);
+          if (listener != null && handed >= max) {
+            return handed;
+          }
         } else if (event instanceof Failed f) {
           if (isTransient(f.error()) && reconnects < MAX_RECONNECTS) {
             // The carrier died under the stream: open it again (the dialer finds a carrier that
@@ -261,59 +277,108 @@ public final class MessageReceiver {
       StreamObserver<ReceiveRequest> stream,
       Delivery delivery,
       Map<ByteString, String> contactByInbox,
-      MessageListener listener) {
+      MessageListener listener,
+      int max) {
     byte[] envelopeId = delivery.getEnvelope().getId().toByteArray();
     String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
-    String established = null;
+    // A server can replay an old envelope's body under a new id: recognise the body too, so
+    // that a replay is dropped as what it is and never taken for a session out of step.
+    String bodyKey = SEEN + "body-" + HexFormat.of().formatHex(
+        Kdf.sha256(delivery.getEnvelope().getBody().toByteArray()));
+    String contactId = contactByInbox.get(delivery.getMailboxId());
+    Outcome outcome = Outcome.NOTHING;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      if (txn.get(seenKey).isEmpty()) {
-        established = decryptInto(txn, delivery, envelopeId, contactByInbox.get(delivery.getMailboxId()));
+      if (txn.get(seenKey).isEmpty() && txn.get(bodyKey).isEmpty()) {
+        outcome = decryptInto(txn, delivery, envelopeId, contactId, List.of(seenKey, bodyKey));
+      } else if (txn.get(seenKey).isEmpty()) {
+        log.debug("dropped a replayed envelope");
+        txn.put(seenKey, seenValue());
+        txn.commit();
       }
     }
     stream.onNext(ReceiveRequest.newBuilder()
         .setAck(Ack.newBuilder().setMailboxId(delivery.getMailboxId()).setDeliveryId(delivery.getDeliveryId()))
         .build());
+    if (outcome.healing()) {
+      healer.flush(c -> c.getId().equals(contactId));
+    }
     if (listener == null) {
       return 0;
     }
-    if (established != null) {
-      listener.onContactEstablished(established);
+    if (outcome.established() != null) {
+      listener.onContactEstablished(outcome.established());
     }
-    return handOverInbox(listener);
+    return handOverInbox(listener, max);
   }
 
   /**
-   * Opens, decrypts and records one envelope, committing {@code txn}. Returns the label of a
-   * contact this envelope completed the handshake of, if any.
+   * What one envelope came to: the label of a contact whose handshake it completed, if any, and
+   * whether a session restart (a request or an answer) is due for its contact.
    */
-  private String decryptInto(LocalStore.Txn txn, Delivery delivery, byte[] envelopeId, String contactId) {
-    String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
+  private record Outcome(String established, boolean healing) {
+    static final Outcome NOTHING = new Outcome(null, false);
+  }
+
+  private byte[] seenValue() {
+    return java.nio.ByteBuffer.allocate(8).putLong(ctx.clock().millis()).array();
+  }
+
+  /** Opens, decrypts and records one envelope, committing {@code txn} or a transaction of its own. */
+  private Outcome decryptInto(
+      LocalStore.Txn txn, Delivery delivery, byte[] envelopeId, String contactId, List<String> seenKeys) {
     byte[] mailboxId = delivery.getMailboxId().toByteArray();
     Instant now = ctx.clock().instant();
-    byte[] seenValue = java.nio.ByteBuffer.allocate(8).putLong(now.toEpochMilli()).array();
     ContactRecord contact = contactId == null ? null : ContactBook.byId(txn, contactId).orElse(null);
-    Content content = contact == null ? null : decrypt(txn, contact, mailboxId, delivery);
-    if (content == null) {
-      // Keep none of what a failed decryption may have touched; remember only the id.
-      try (LocalStore.Txn drop = ctx.store().begin()) {
-        drop.put(seenKey, seenValue);
-        drop.commit();
+    if (contact == null) {
+      log.debug("dropped an envelope for a mailbox that is no contact's");
+      return failed(null, null, envelopeId, seenKeys);
+    }
+    EnvelopeSealer.Opened opened;
+    try {
+      ECPrivateKey sealKey = new ECPrivateKey(contact.getInbox().getSealPrivateKey().toByteArray());
+      opened = EnvelopeSealer.open(sealKey, mailboxId, delivery.getEnvelope().getBody().toByteArray());
+    } catch (InvalidKeyException | InvalidMessageException e) {
+      return failed(contact, InboxMessage.Notice.UNREADABLE, envelopeId, seenKeys);
+    }
+    if (opened.type() == SessionHealer.RESET_TYPE) {
+      ContactRecord.Builder updated = contact.toBuilder();
+      switch (healer.take(txn, contact, updated, opened.message())) {
+        case RESTARTED -> {
+          putInbox(txn, now, envelopeId, notice(contact, envelopeId, now, InboxMessage.Notice.SESSION_RESTARTED));
+          ContactBook.put(txn, updated.build());
+          seenKeys.forEach(k -> txn.put(k, seenValue()));
+          txn.commit();
+          return new Outcome(null, true);
+        }
+        case STALE -> {
+          log.debug("dropped a session reset request taken before");
+          return failed(null, null, envelopeId, seenKeys);
+        }
+        case IDENTITY_CHANGED -> {
+          return failed(contact, InboxMessage.Notice.IDENTITY_CHANGED, envelopeId, seenKeys);
+        }
+        default -> {
+          return failed(contact, InboxMessage.Notice.UNREADABLE, envelopeId, seenKeys);
+        }
       }
-      return null;
+    }
+    Content content;
+    try {
+      content = decrypt(txn, contact, opened);
+    } catch (Undecryptable e) {
+      return failed(contact, e.notice, envelopeId, seenKeys);
     }
     String established = null;
-    ContactRecord.Builder updated = contact.toBuilder().setLastReceivedAt(now.getEpochSecond());
+    // A message decrypted: the session works both ways, so a failure from now on is news.
+    ContactRecord.Builder updated = contact.toBuilder().setLastReceivedAt(now.getEpochSecond()).setRestartedAt(0);
     switch (content.getBodyCase()) {
-      case TEXT -> txn.put(
-          INBOX + String.format("%020d", now.toEpochMilli()) + "/" + HexFormat.of().formatHex(envelopeId),
-          InboxMessage.newBuilder()
-              .setContactId(contact.getId())
-              .setEnvelopeId(ByteString.copyFrom(envelopeId))
-              .setSentAt(content.getSentAt())
-              .setReceivedAt(now.toEpochMilli())
-              .setText(content.getText().getBody())
-              .build()
-              .toByteArray());
+      case TEXT -> putInbox(txn, now, envelopeId, InboxMessage.newBuilder()
+          .setContactId(contact.getId())
+          .setEnvelopeId(ByteString.copyFrom(envelopeId))
+          .setSentAt(content.getSentAt())
+          .setReceivedAt(now.toEpochMilli())
+          .setText(content.getText().getBody())
+          .build());
       case CONTACT_CARD -> {
         MailboxAddress replyTo = content.getContactCard().getReplyTo();
         if (contact.getState() == ContactRecord.State.INVITED && isValid(replyTo)) {
@@ -324,36 +389,96 @@ public final class MessageReceiver {
           log.warn("ignored a contact card that does not fit the contact's state");
         }
       }
+      case SESSION_RESTARTED -> {
+        // The contact took our reset request: the new session works both ways now.
+        if (content.getSessionRestarted().getRequestedAt() == contact.getResetRequestedAt()) {
+          updated.setResetRequestedAt(0);
+        }
+        putInbox(txn, now, envelopeId, notice(contact, envelopeId, now, InboxMessage.Notice.SESSION_RESTARTED));
+      }
       default -> log.warn("ignored content of an unknown kind; a newer client may have sent it");
     }
     ContactBook.put(txn, updated.build());
-    txn.put(seenKey, seenValue);
+    seenKeys.forEach(k -> txn.put(k, seenValue()));
     txn.commit();
-    return established;
+    return new Outcome(established, false);
   }
 
-  private Content decrypt(LocalStore.Txn txn, ContactRecord contact, byte[] mailboxId, Delivery delivery) {
+  private static InboxMessage notice(ContactRecord contact, byte[] envelopeId, Instant now, InboxMessage.Notice kind) {
+    return InboxMessage.newBuilder()
+        .setContactId(contact.getId())
+        .setEnvelopeId(ByteString.copyFrom(envelopeId))
+        .setReceivedAt(now.toEpochMilli())
+        .setNotice(kind)
+        .build();
+  }
+
+  private static void putInbox(LocalStore.Txn txn, Instant now, byte[] envelopeId, InboxMessage m) {
+    txn.put(INBOX + String.format("%020d", now.toEpochMilli()) + "/" + HexFormat.of().formatHex(envelopeId),
+        m.toByteArray());
+  }
+
+  /**
+   * Records an envelope that yielded no message: its ids (so a redelivery is not reported twice)
+   * and, if it came from a contact, a notice for the app, in a transaction of its own so that
+   * nothing the failed decryption touched is kept. An envelope out of step asks the contact to
+   * restart the session.
+   */
+  private Outcome failed(ContactRecord contact, InboxMessage.Notice kind, byte[] envelopeId, List<String> seenKeys) {
+    Instant now = ctx.clock().instant();
+    boolean healing = false;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      if (contact != null) {
+        log.info("a message could not be decrypted ({}); the app is told", kind);
+        putInbox(txn, now, envelopeId, notice(contact, envelopeId, now, kind));
+        if (kind == InboxMessage.Notice.OUT_OF_STEP) {
+          ContactRecord.Builder updated = SessionHealer.wantReset(contact.toBuilder(), now);
+          healing = updated.getResetRequestPending();
+          ContactBook.put(txn, updated.build());
+        }
+      }
+      seenKeys.forEach(k -> txn.put(k, seenValue()));
+      txn.commit();
+    }
+    return new Outcome(null, healing);
+  }
+
+  /** A message that yielded no content, and the notice it calls for. */
+  private static final class Undecryptable extends Exception {
+    private static final long serialVersionUID = 1L;
+    final transient InboxMessage.Notice notice;
+
+    Undecryptable(InboxMessage.Notice notice, Throwable cause) {
+      super(notice.name(), cause, false, false);
+      this.notice = notice;
+    }
+  }
+
+  private Content decrypt(LocalStore.Txn txn, ContactRecord contact, EnvelopeSealer.Opened opened)
+      throws Undecryptable {
+    byte[] plain;
     try {
-      ECPrivateKey sealKey = new ECPrivateKey(contact.getInbox().getSealPrivateKey().toByteArray());
-      EnvelopeSealer.Opened opened =
-          EnvelopeSealer.open(sealKey, mailboxId, delivery.getEnvelope().getBody().toByteArray());
       SessionCipher cipher = new SessionCipher(ctx.protocol(txn), ClientContext.address(contact));
-      byte[] plain = switch (opened.type()) {
+      plain = switch (opened.type()) {
         case CiphertextMessage.PREKEY_TYPE -> cipher.decrypt(new PreKeySignalMessage(opened.message()));
         case CiphertextMessage.WHISPER_TYPE -> cipher.decrypt(new SignalMessage(opened.message()));
-        default -> throw new InvalidMessageException("unknown message type " + opened.type());
+        default -> throw new Undecryptable(InboxMessage.Notice.UNREADABLE, null);
       };
-      return Content.parseFrom(plain);
     } catch (UntrustedIdentityException e) {
-      log.warn("dropped a message whose sender's identity key is not the one on record");
-    } catch (DuplicateMessageException e) {
-      log.debug("dropped a message decrypted before");
-    } catch (InvalidMessageException | InvalidKeyException | InvalidKeyIdException
-        | InvalidVersionException | LegacyMessageException | NoSessionException
-        | InvalidProtocolBufferException e) {
-      log.warn("dropped an envelope that did not decrypt: {}", e.getClass().getSimpleName());
+      throw new Undecryptable(InboxMessage.Notice.IDENTITY_CHANGED, e);
+    } catch (DuplicateMessageException | InvalidMessageException | InvalidKeyIdException | NoSessionException e) {
+      // The seal opened, so the contact (who alone holds its key) made this envelope, and it
+      // was not altered: a message key used twice, a chain we do not know or a prekey that is
+      // gone mean that the two sessions are out of step (a restored copy, lost steps).
+      throw new Undecryptable(InboxMessage.Notice.OUT_OF_STEP, e);
+    } catch (InvalidKeyException | InvalidVersionException | LegacyMessageException e) {
+      throw new Undecryptable(InboxMessage.Notice.UNREADABLE, e);
     }
-    return null;
+    try {
+      return Content.parseFrom(plain);
+    } catch (InvalidProtocolBufferException e) {
+      throw new Undecryptable(InboxMessage.Notice.UNREADABLE, e);
+    }
   }
 
   /** Keeps the well-formed bridge lines a contact gave for its server. */
@@ -385,10 +510,16 @@ public final class MessageReceiver {
     }
   }
 
-  /** Hands every message waiting in the local inbox to the listener, forgetting each after. */
-  private int handOverInbox(MessageListener listener) {
+  /**
+   * Hands the messages waiting in the local inbox, at most {@code max}, to the listener,
+   * forgetting each once the listener has returned.
+   */
+  private int handOverInbox(MessageListener listener, int max) {
     int n = 0;
     for (Map.Entry<String, byte[]> e : ctx.store().scan(INBOX).entrySet()) {
+      if (n >= max) {
+        break;
+      }
       InboxMessage m;
       String label;
       try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -397,12 +528,19 @@ public final class MessageReceiver {
       } catch (InvalidProtocolBufferException ex) {
         throw new FerryException(FerryException.Reason.STORAGE, "a stored message is unreadable", ex);
       }
-      listener.onMessage(new ReceivedMessage(
-          label,
-          m.getText(),
-          Instant.ofEpochMilli(m.getSentAt()),
-          Instant.ofEpochMilli(m.getReceivedAt()),
-          HexFormat.of().formatHex(m.getEnvelopeId().toByteArray())));
+      Instant receivedAt = Instant.ofEpochMilli(m.getReceivedAt());
+      String messageId = HexFormat.of().formatHex(m.getEnvelopeId().toByteArray());
+      switch (m.getNotice()) {
+        case OUT_OF_STEP -> listener.onDecryptionFailure(
+            new DecryptionFailure(label, DecryptionFailure.Kind.OUT_OF_STEP, receivedAt, messageId));
+        case IDENTITY_CHANGED -> listener.onDecryptionFailure(
+            new DecryptionFailure(label, DecryptionFailure.Kind.IDENTITY_CHANGED, receivedAt, messageId));
+        case UNREADABLE -> listener.onDecryptionFailure(
+            new DecryptionFailure(label, DecryptionFailure.Kind.UNREADABLE, receivedAt, messageId));
+        case SESSION_RESTARTED -> listener.onSessionRestarted(label);
+        default -> listener.onMessage(new ReceivedMessage(
+            label, m.getText(), Instant.ofEpochMilli(m.getSentAt()), receivedAt, messageId));
+      }
       try (LocalStore.Txn txn = ctx.store().begin()) {
         txn.delete(e.getKey());
         txn.commit();

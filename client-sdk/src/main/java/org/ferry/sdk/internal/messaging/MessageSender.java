@@ -2,6 +2,7 @@ package org.ferry.sdk.internal.messaging;
 
 import com.google.protobuf.ByteString;
 import io.grpc.StatusRuntimeException;
+import java.util.Arrays;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
@@ -16,22 +17,30 @@ import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.InvalidKeyException;
+import org.signal.libsignal.protocol.InvalidMessageException;
 import org.signal.libsignal.protocol.NoSessionException;
 import org.signal.libsignal.protocol.SessionCipher;
+import org.signal.libsignal.protocol.SignalProtocolAddress;
 import org.signal.libsignal.protocol.UntrustedIdentityException;
 import org.signal.libsignal.protocol.ecc.ECPrivateKey;
 import org.signal.libsignal.protocol.ecc.ECPublicKey;
 import org.signal.libsignal.protocol.message.CiphertextMessage;
+import org.signal.libsignal.protocol.state.SessionRecord;
 
 /**
  * Encrypts content for a contact, seals and pads it, and hands it to the contact's server.
  *
- * <p>The ratchet step is committed before the envelope leaves. If the send then fails, the
- * message is not sent and the caller is told; the contact's session simply skips that message
- * key, which the Double Ratchet tolerates. Nothing is queued for a later retry, so a retry by
- * the user can never produce a second copy.
+ * <p>The ratchet step is committed before the envelope leaves, so that a crash can never make
+ * two messages under one message key. If the contact's server then refuses the envelope for
+ * certain (a full mailbox, a bad capability: an answer given before anything was stored), the
+ * session is rolled back to its state before the step: a refused send uses no ratchet state,
+ * however many there are. A send whose outcome is unknown (the connection died) keeps its step;
+ * the contact skips that message key, and libsignal allows up to 25,000 such gaps, beyond which
+ * the contact's client restarts the session (see {@link SessionHealer}). Nothing is queued for a
+ * later retry, so a retry by the user can never produce a second copy.
  */
 public final class MessageSender {
   /** Tries of one envelope when the connection drops under it. */
@@ -48,16 +57,16 @@ public final class MessageSender {
     byte[] envelopeId = ctx.randomBytes(16);
     MailboxAddress to;
     byte[] body;
+    byte[] before;
+    byte[] after;
+    SignalProtocolAddress address;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ContactRecord contact = ContactBook.byId(txn, contactId)
-          .orElseThrow(() -> new FerryException(FerryException.Reason.UNKNOWN_CONTACT, "contact is gone"));
-      if (!contact.hasOutbox()) {
-        throw new FerryException(
-            FerryException.Reason.CONTACT_NOT_READY,
-            "'" + contact.getLabel() + "' has not answered the invitation yet; run receive first");
-      }
+      ContactRecord contact = requireOutbox(txn, contactId);
       to = contact.getOutbox();
-      SessionCipher cipher = new SessionCipher(ctx.protocol(txn), ClientContext.address(contact));
+      address = ClientContext.address(contact);
+      ProtocolStore protocol = ctx.protocol(txn);
+      before = sessionBytes(protocol, address);
+      SessionCipher cipher = new SessionCipher(protocol, address);
       CiphertextMessage message;
       try {
         message = cipher.encrypt(content.toByteArray(), ctx.clock().instant());
@@ -69,21 +78,86 @@ public final class MessageSender {
         throw new FerryException(
             FerryException.Reason.CONTACT_NOT_READY, "no session with '" + contact.getLabel() + "'", e);
       }
-      byte[] serialized = message.serialize();
-      if (serialized.length > EnvelopeSealer.maxMessage()) {
-        throw new FerryException(
-            FerryException.Reason.TOO_LARGE,
-            "message too large for one envelope: " + serialized.length + " > " + EnvelopeSealer.maxMessage() + " bytes");
-      }
-      ECPublicKey sealKey;
-      try {
-        sealKey = new ECPublicKey(to.getSealKey().toByteArray());
-      } catch (InvalidKeyException e) {
-        throw new FerryException(FerryException.Reason.STORAGE, "stored seal key is unreadable", e);
-      }
-      body = EnvelopeSealer.seal(sealKey, to.getMailboxId().toByteArray(), message.getType(), serialized);
+      after = sessionBytes(protocol, address);
+      body = seal(to, message.getType(), message.serialize());
       txn.commit();
     }
+    try {
+      deliver(to, envelopeId, body);
+    } catch (Refused refused) {
+      rollBack(address, before, after);
+      throw refused.failure;
+    }
+    return envelopeId;
+  }
+
+  /**
+   * Seals {@code payload} as an envelope of {@code type} to the contact's mailbox, outside any
+   * session, and hands it to their server. For control messages that must reach a contact whose
+   * session is out of step.
+   */
+  void sendSealed(String contactId, int type, byte[] payload) {
+    MailboxAddress to;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      to = requireOutbox(txn, contactId).getOutbox();
+    }
+    try {
+      deliver(to, ctx.randomBytes(16), seal(to, type, payload));
+    } catch (Refused refused) {
+      throw refused.failure;
+    }
+  }
+
+  private static ContactRecord requireOutbox(LocalStore.Txn txn, String contactId) {
+    ContactRecord contact = ContactBook.byId(txn, contactId)
+        .orElseThrow(() -> new FerryException(FerryException.Reason.UNKNOWN_CONTACT, "contact is gone"));
+    if (!contact.hasOutbox()) {
+      throw new FerryException(
+          FerryException.Reason.CONTACT_NOT_READY,
+          "'" + contact.getLabel() + "' has not answered the invitation yet; run receive first");
+    }
+    return contact;
+  }
+
+  private static byte[] seal(MailboxAddress to, int type, byte[] serialized) {
+    if (serialized.length > EnvelopeSealer.maxMessage()) {
+      throw new FerryException(
+          FerryException.Reason.TOO_LARGE,
+          "message too large for one envelope: " + serialized.length + " > " + EnvelopeSealer.maxMessage() + " bytes");
+    }
+    ECPublicKey sealKey;
+    try {
+      sealKey = new ECPublicKey(to.getSealKey().toByteArray());
+    } catch (InvalidKeyException e) {
+      throw new FerryException(FerryException.Reason.STORAGE, "stored seal key is unreadable", e);
+    }
+    return EnvelopeSealer.seal(sealKey, to.getMailboxId().toByteArray(), type, serialized);
+  }
+
+  /** A send the server refused before storing anything: its ratchet step may be taken back. */
+  private static final class Refused extends Exception {
+    private static final long serialVersionUID = 1L;
+    final transient FerryException failure;
+
+    Refused(FerryException failure) {
+      super(failure.getMessage(), null, false, false);
+      this.failure = failure;
+    }
+  }
+
+  /**
+   * Answers the server gives after reading the request and before storing it. Anything else
+   * (a lost connection, a deadline, an internal error) leaves the outcome unknown.
+   */
+  static boolean isRefusal(StatusRuntimeException e) {
+    return switch (e.getStatus().getCode()) {
+      case RESOURCE_EXHAUSTED, INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND, UNAUTHENTICATED,
+          FAILED_PRECONDITION, OUT_OF_RANGE -> true;
+      default -> false;
+    };
+  }
+
+  private void deliver(MailboxAddress to, byte[] envelopeId, byte[] body) throws Refused {
     ServerAddress server = ServerAddress.parse(to.getServer());
     SendRequest request = SendRequest.newBuilder()
         .setMailboxId(to.getMailboxId())
@@ -95,14 +169,46 @@ public final class MessageSender {
     for (int attempt = 1; ; attempt++) {
       try {
         ctx.mailboxes(server).send(request);
-        return envelopeId;
+        return;
       } catch (StatusRuntimeException e) {
         // A carrier that dies mid-call leaves us not knowing whether the server kept the
         // envelope. Sending the very same envelope again is safe: the recipient keeps one copy
         // per envelope id. Anything else is final.
         if (!ServerConnections.isConnectionLost(e) || attempt >= SEND_ATTEMPTS) {
-          throw ctx.net().failure(server, e);
+          FerryException failure = ctx.net().failure(server, e);
+          // After a lost connection an earlier try may have been stored: only a refusal of the
+          // first try proves that nothing was.
+          if (attempt == 1 && isRefusal(e)) {
+            throw new Refused(failure);
+          }
+          throw failure;
         }
+      }
+    }
+  }
+
+  private static byte[] sessionBytes(ProtocolStore protocol, SignalProtocolAddress address) {
+    SessionRecord r = protocol.loadSession(address);
+    return r == null ? null : r.serialize();
+  }
+
+  /**
+   * Puts the session back as it was before a refused send, unless something else moved it
+   * since (then the step stays used, which the contact tolerates).
+   */
+  private void rollBack(SignalProtocolAddress address, byte[] before, byte[] after) {
+    if (before == null) {
+      return;
+    }
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ProtocolStore protocol = ctx.protocol(txn);
+      if (Arrays.equals(sessionBytes(protocol, address), after)) {
+        try {
+          protocol.storeSession(address, new SessionRecord(before));
+        } catch (InvalidMessageException e) {
+          throw new IllegalStateException("a session record just read is unreadable", e);
+        }
+        txn.commit();
       }
     }
   }

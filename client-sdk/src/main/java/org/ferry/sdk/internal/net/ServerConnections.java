@@ -7,6 +7,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
+import io.netty.channel.ChannelOption;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
@@ -72,6 +73,11 @@ public final class ServerConnections implements AutoCloseable {
         .sslContext(ssl)
         .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
         .keepAliveTime(60, TimeUnit.SECONDS)
+        // gRPC asks TCP keepalive of every channel it opens; ours are local channels into the
+        // dialer, with no socket to keep alive (the carrier below has its own, and gRPC's pings
+        // above run over it), and Netty would log a warning for each. A null value removes the
+        // option from the bootstrap (AbstractBootstrap#option), and ours are applied after gRPC's.
+        .withOption(ChannelOption.SO_KEEPALIVE, null)
         .build();
   }
 

@@ -143,6 +143,12 @@ public final class ProtocolStore implements SignalProtocolStore {
     txn.scan("session/" + name + ".").keySet().forEach(txn::delete);
   }
 
+  /** Forgets everything kept about a contact: its sessions and its identity key. */
+  public void forget(String name) {
+    deleteAllSessions(name);
+    txn.delete("peer-identity/" + name);
+  }
+
   @Override
   public PreKeyRecord loadPreKey(int id) throws InvalidKeyIdException {
     byte[] v = txn.get("prekey/" + id).orElseThrow(() -> new InvalidKeyIdException("no prekey " + id));

@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -11,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import javax.crypto.AEADBadTagException;
+import org.ferry.datadir.PrivateFiles;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.internal.crypto.AesGcm;
 import org.rocksdb.Options;
@@ -37,12 +39,14 @@ public final class LocalStore implements AutoCloseable {
     RocksDB.loadLibrary();
   }
 
+  private final Path directory;
   private final Options options;
   private final RocksDB db;
   private final WriteOptions syncWrite;
   private final byte[] key;
 
-  private LocalStore(Options options, RocksDB db, byte[] key) {
+  private LocalStore(Path directory, Options options, RocksDB db, byte[] key) {
+    this.directory = directory;
     this.options = options;
     this.db = db;
     this.syncWrite = new WriteOptions().setSync(true);
@@ -57,10 +61,19 @@ public final class LocalStore implements AutoCloseable {
     if (storageKey.length != 32) {
       throw new IllegalArgumentException("storage key must be 32 bytes: " + storageKey.length);
     }
-    Options options = new Options().setCreateIfMissing(true);
+    Options options = new Options()
+        .setCreateIfMissing(true)
+        // One info log per open would pile up (a CLI opens the store on every command): keep a
+        // few small ones.
+        .setKeepLogFileNum(INFO_LOGS_KEPT)
+        .setMaxLogFileSize(INFO_LOG_MAX_BYTES);
     RocksDB db;
     try {
-      Files.createDirectories(directory);
+      createOwnerOnly(directory);
+      // Files of an older version, made under a lax umask, are set owner-only here; the
+      // directory is owner-only, so the files RocksDB makes from now on are out of others'
+      // reach (and are set owner-only at close).
+      PrivateFiles.restrictTree(directory);
       db = RocksDB.open(options, directory.toString());
     } catch (RocksDBException | java.io.IOException e) {
       options.close();
@@ -69,7 +82,7 @@ public final class LocalStore implements AutoCloseable {
           : "cannot open local store in " + directory + ": " + e.getMessage();
       throw new FerryException(FerryException.Reason.STORAGE, msg, e);
     }
-    LocalStore store = new LocalStore(options, db, storageKey);
+    LocalStore store = new LocalStore(directory, options, db, storageKey);
     try {
       Optional<byte[]> check = store.get(CHECK);
       if (check.isEmpty()) {
@@ -85,6 +98,21 @@ public final class LocalStore implements AutoCloseable {
       throw e;
     }
     return store;
+  }
+
+  /** RocksDB info logs ({@code LOG}, {@code LOG.old.*}) kept at most, the current one included. */
+  static final int INFO_LOGS_KEPT = 3;
+  /** Size at which an info log is rolled over: 256 KiB. */
+  static final long INFO_LOG_MAX_BYTES = 256 * 1024;
+
+  private static void createOwnerOnly(Path directory) throws java.io.IOException {
+    if (!Files.isDirectory(directory)) {
+      try {
+        Files.createDirectories(directory, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      } catch (UnsupportedOperationException e) {
+        Files.createDirectories(directory);
+      }
+    }
   }
 
   /** Reads a committed record. */
@@ -129,12 +157,21 @@ public final class LocalStore implements AutoCloseable {
     }
   }
 
+  /**
+   * Closes the store, then sets the files RocksDB made meanwhile owner-only too (they were
+   * unreachable for others already, in the owner-only directory).
+   */
   @Override
   public void close() {
     syncWrite.close();
     db.close();
     options.close();
     Arrays.fill(key, (byte) 0);
+    try {
+      PrivateFiles.restrictTree(directory);
+    } catch (java.io.IOException e) {
+      // Still in the owner-only directory.
+    }
   }
 
   /** Pending changes, read-your-writes, committed atomically. */

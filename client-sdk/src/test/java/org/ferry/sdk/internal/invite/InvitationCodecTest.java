@@ -110,4 +110,69 @@ class InvitationCodecTest {
       assertEquals(FerryException.Reason.INVALID_INVITATION, e.reason());
     }
   }
+
+  private static void assertSameInvitation(InvitationCodec.Parsed expected, String text) {
+    InvitationCodec.Parsed back;
+    try {
+      back = InvitationCodec.parse(text);
+    } catch (FerryException e) {
+      throw new AssertionError("refused " + java.util.Arrays.toString(text.codePoints().toArray()) + ": " + e.getMessage(), e);
+    }
+    assertArrayEquals(expected.mailboxId(), back.mailboxId());
+    assertArrayEquals(expected.secret(), back.secret());
+    assertEquals(expected.server(), back.server());
+    assertEquals(expected.bridges(), back.bridges());
+  }
+
+  /** Every way mail clients, chat apps and web pages are known to change a pasted URI. */
+  @Test
+  void anInvitationSurvivesWhatTransportsDoToIt() {
+    InvitationCodec.Parsed base = sample("ferry-home.some-ngo.example.org");
+    InvitationCodec.Parsed inv = new InvitationCodec.Parsed(base.server(), base.mailboxId(), base.secret(),
+        base.expiresAt(), List.of(BridgeLine.parse("ws wss://198.51.100.4:443/" + "k".repeat(22) + " pin=" + "A".repeat(43))));
+    String uri = InvitationCodec.encode(inv);
+    String code = uri.substring(InvitationCodec.PREFIX.length());
+    String a = code.substring(0, 40);
+    String b = code.substring(40, 110);
+    String c = code.substring(110);
+    List<String> mangled = List.of(
+        uri + ".", uri + ",", uri + ")", uri + "!", uri + "\"", "\"" + uri + "\".", uri + "...",
+        "<" + uri + ">", "Join me: <" + uri + ">.", "(" + uri + ")",
+        "FERRY:INVITE/" + code, "Ferry:Invite/" + code,
+        uri.replace(":", "%3A").replace("/", "%2F"), "ferry%3ainvite%2f" + code,
+        "ferry:invite/" + a + "\n" + b + "\n" + c,
+        "ferry:invite/" + a + "\r\n" + b + "\r\n" + c + "\r\n",
+        "> ferry:invite/" + a + "\n> " + b + "\n> " + c,
+        ">> ferry:invite/" + a + "\n>> " + b + "\n>>" + c + "\n>> \n>> See you",
+        "ferry:invite/" + a + "\n" + b + "\n" + c + "\nSee you on Friday",
+        "ferry:invite/" + a + "=\n" + b + "=\n" + c,
+        "ferry:invite/" + a + "\u200b" + b + "\u200b" + c,
+        "ferry:invite/" + a + "\u00ad" + b + "\u00ad" + c,
+        "\ufeff" + uri, uri + "\ufeff",
+        "ferry:invite/" + a + "\u00a0" + b + "\u202f" + c,
+        "\u00a0\u2060" + uri + "\u200d\u00a0",
+        "ferry:in\u200bvite/" + code,
+        "  " + uri + "  \n",
+        uri + " (valid for 7 days)",
+        uri.replace(":", "%3A").replace("/", "%2F").replace(code.substring(5, 6), "%" + String.format("%02X", (int) code.charAt(5))));
+    for (String text : mangled) {
+      assertSameInvitation(inv, text);
+    }
+  }
+
+  @Test
+  void aTrulyDamagedCodeIsStillRefused() {
+    String uri = InvitationCodec.encode(sample("127.0.0.1"));
+    String code = uri.substring(InvitationCodec.PREFIX.length());
+    // A character changed inside the secret cannot be seen here: the inviter's server refuses
+    // its fetch token then, and nothing is used up (see the integration tests).
+    for (String bad : new String[] {
+        InvitationCodec.PREFIX + code.substring(0, code.length() - 3),
+        InvitationCodec.PREFIX + code.substring(0, 40) + "\n" + code.substring(60),
+        "ferry:invitation/" + code,
+        code}) {
+      FerryException e = assertThrows(FerryException.class, () -> InvitationCodec.parse(bad), bad);
+      assertEquals(FerryException.Reason.INVALID_INVITATION, e.reason());
+    }
+  }
 }

@@ -53,7 +53,12 @@ public final class InvitationGrpcService extends InvitationsGrpc.InvitationsImpl
     if (request.getFetchToken().size() != 32) {
       throw GrpcErrors.invalidArgument("fetch_token must be 32 bytes");
     }
-    byte[] blob = mailboxes.takeInvitation(id, request.getFetchToken().toByteArray());
+    int takeId = request.getTakeId().size();
+    if (takeId != 0 && takeId != 16) {
+      throw GrpcErrors.invalidArgument("take_id must be empty or 16 bytes, got %d", takeId);
+    }
+    byte[] blob = mailboxes.takeInvitation(
+        id, request.getFetchToken().toByteArray(), request.getTakeId().toByteArray());
     response.onNext(TakeInvitationResponse.newBuilder().setBlob(ByteString.copyFrom(blob)).build());
     response.onCompleted();
   }

@@ -13,6 +13,8 @@ import org.ferry.proto.OwnerKeys;
 import org.ferry.proto.PaddingBuckets;
 import org.ferry.proto.v1.CreateMailboxRequest;
 import org.ferry.proto.v1.CreateMailboxResponse;
+import org.ferry.proto.v1.DeleteMailboxRequest;
+import org.ferry.proto.v1.DeleteMailboxResponse;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.proto.v1.ReceiveRequest;
 import org.ferry.proto.v1.ReceiveResponse;
@@ -59,6 +61,17 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
             request.getSendCapabilityHash().toByteArray(),
             request.getCreationToken());
     response.onNext(CreateMailboxResponse.newBuilder().setMailboxId(id.toWire()).build());
+    response.onCompleted();
+  }
+
+  @Override
+  public void deleteMailbox(DeleteMailboxRequest request, StreamObserver<DeleteMailboxResponse> response) {
+    MailboxId id = MailboxId.fromWire(request.getMailboxId());
+    if (request.getSignature().size() != 64) {
+      throw GrpcErrors.invalidArgument("signature must be 64 bytes, got %d", request.getSignature().size());
+    }
+    mailboxes.deleteMailbox(id, request.getSignature().toByteArray());
+    response.onNext(DeleteMailboxResponse.getDefaultInstance());
     response.onCompleted();
   }
 

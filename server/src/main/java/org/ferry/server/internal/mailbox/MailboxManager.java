@@ -24,6 +24,8 @@ import org.ferry.server.internal.util.Bytes;
 public final class MailboxManager {
   public static final Duration MAX_INVITATION_TTL = Duration.ofDays(30);
   public static final int MAX_INVITATION_BLOB = 8192;
+  /** See {@link InvitationBlob#TAKE_GRACE}. */
+  public static final Duration TAKE_GRACE = InvitationBlob.TAKE_GRACE;
 
   private final MailboxStore store;
   private final ServerClock clock;
@@ -242,17 +244,22 @@ public final class MailboxManager {
       throw GrpcErrors.unauthenticated("bad owner signature for this mailbox");
     }
     synchronized (invitationLock) {
-      store.putInvitation(
-          new InvitationBlob(id, fetchTokenHash, blob, clock.instant().plus(ttl), false));
+      store.putInvitation(InvitationBlob.untaken(id, fetchTokenHash, blob, clock.instant().plus(ttl)));
     }
   }
 
-  /** Hands out an invitation's bundle once, and remembers that it did. */
-  public byte[] takeInvitation(MailboxId id, byte[] fetchToken) {
+  /**
+   * Hands out an invitation's bundle once, and remembers that it did. A taker that gives a
+   * {@code takeId} (empty for none) gets the same bundle again when it asks with the same id
+   * within {@link #TAKE_GRACE}: its first answer may have been lost. Everyone else is told it
+   * was used.
+   */
+  public byte[] takeInvitation(MailboxId id, byte[] fetchToken, byte[] takeId) {
     synchronized (invitationLock) {
+      Instant now = clock.instant();
       InvitationBlob found =
           store.invitation(id).orElseThrow(() -> GrpcErrors.notFound("no such invitation"));
-      if (found.isExpired(clock.instant())) {
+      if (found.isExpired(now)) {
         store.deleteInvitation(id);
         throw ErrorReasons.withReason(Status.Code.NOT_FOUND, ErrorReasons.INVITATION_EXPIRED, "invitation expired");
       }
@@ -260,11 +267,35 @@ public final class MailboxManager {
         throw GrpcErrors.permissionDenied("wrong fetch token for this invitation");
       }
       if (found.taken()) {
+        boolean sameTaker = takeId.length > 0
+            && found.takeIdHash().isPresent()
+            && MessageDigest.isEqual(Bytes.sha256(takeId), found.takeIdHash().get());
+        if (sameTaker && !found.graceOver(now)) {
+          return found.blob();
+        }
+        if (found.blob().length > 0 && found.graceOver(now)) {
+          store.putInvitation(found.takenMarker());
+        }
         throw ErrorReasons.withReason(Status.Code.NOT_FOUND, ErrorReasons.INVITATION_USED, "invitation already used");
       }
-      store.putInvitation(
-          new InvitationBlob(id, found.fetchTokenHash(), new byte[0], found.expiresAt(), true));
+      store.putInvitation(takeId.length == 0
+          ? found.takenMarker()
+          : found.takenBy(Bytes.sha256(takeId), now));
       return found.blob();
+    }
+  }
+
+  /**
+   * Deletes a mailbox for good, with its envelopes and invitation, once the owner's signature
+   * over {@link OwnerKeys#DELETE_MAILBOX_CONTEXT} and the id checks out.
+   */
+  public void deleteMailbox(MailboxId id, byte[] signature) {
+    MailboxRecord mailbox = require(id);
+    if (!OwnerKeys.verify(mailbox.ownerKey(), signature, OwnerKeys.DELETE_MAILBOX_CONTEXT, id.bytes())) {
+      throw GrpcErrors.unauthenticated("bad owner signature for this mailbox");
+    }
+    synchronized (invitationLock) {
+      store.deleteMailbox(id);
     }
   }
 }

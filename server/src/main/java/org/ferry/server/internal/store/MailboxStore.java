@@ -566,8 +566,10 @@ public final class MailboxStore implements AutoCloseable {
   }
 
   /**
-   * Removes every invitation (bundle or "taken" marker) that expired at or before {@code now}.
-   * The caller serializes this with other invitation changes. Returns how many it removed.
+   * Removes every invitation (bundle or "taken" marker) that expired at or before {@code now},
+   * and erases the bundle of every invitation whose take grace (see
+   * {@link InvitationBlob#TAKE_GRACE}) has ended, keeping its "taken" marker. The caller
+   * serializes this with other invitation changes. Returns how many it removed.
    */
   public int deleteExpiredInvitations(Instant now) {
     return sweep(INVITATION_KIND, now, key -> {
@@ -575,6 +577,11 @@ public final class MailboxStore implements AutoCloseable {
       Optional<InvitationBlob> blob = invitation(mailbox);
       // An entry for a time before the invitation's expiry was left by a replaced one.
       boolean expired = blob.isPresent() && blob.get().isExpired(now);
+      boolean graceOver = blob.isPresent() && !expired && blob.get().takeIdHash().isPresent()
+          && blob.get().graceOver(now);
+      if (graceOver) {
+        putInvitation(blob.get().takenMarker());
+      }
       try (WriteBatch batch = new WriteBatch()) {
         batch.delete(expiry, key);
         if (expired) {
@@ -623,15 +630,32 @@ public final class MailboxStore implements AutoCloseable {
     return keys;
   }
 
+  /**
+   * Stores an invitation, synced. Value: format, state (0 untaken, 1 taken, 2 taken by a taker
+   * with a take id: then taken-at millis and the take id's hash follow), expires-at millis,
+   * fetch token hash, bundle.
+   */
   public void putInvitation(InvitationBlob blob) {
-    requireRoom();
-    ByteBuffer v = ByteBuffer.allocate(1 + 1 + 8 + 32 + blob.blob().length);
+    if (!blob.taken()) {
+      // Marking one taken is never refused: it makes nothing bigger.
+      requireRoom();
+    }
+    boolean withTaker = blob.takeIdHash().isPresent();
+    ByteBuffer v = ByteBuffer.allocate(1 + 1 + 8 + (withTaker ? 8 + 32 : 0) + 32 + blob.blob().length);
     long expiresAt = blob.expiresAt().toEpochMilli();
-    v.put(FORMAT).put((byte) (blob.taken() ? 1 : 0)).putLong(expiresAt);
+    v.put(FORMAT).put((byte) (withTaker ? 2 : blob.taken() ? 1 : 0)).putLong(expiresAt);
+    if (withTaker) {
+      v.putLong(blob.takenAt().orElseThrow().toEpochMilli()).put(blob.takeIdHash().get());
+    }
     v.put(blob.fetchTokenHash()).put(blob.blob());
     try (WriteBatch batch = new WriteBatch()) {
       batch.put(blobs, blob.mailbox().bytes(), v.array());
       batch.put(expiry, expiryKey(INVITATION_KIND, expiresAt, blob.mailbox(), 0), EMPTY);
+      if (withTaker) {
+        // When the take grace ends, the sweeper erases the bundle.
+        long graceEnds = blob.takenAt().get().plus(InvitationBlob.TAKE_GRACE).toEpochMilli();
+        batch.put(expiry, expiryKey(INVITATION_KIND, Math.min(graceEnds, expiresAt), blob.mailbox(), 0), EMPTY);
+      }
       db.write(syncWrite, batch);
     } catch (RocksDBException e) {
       throw new StoreException("cannot write invitation", e);
@@ -645,13 +669,54 @@ public final class MailboxStore implements AutoCloseable {
     }
     ByteBuffer b = ByteBuffer.wrap(v);
     checkFormat(b.get());
-    boolean taken = b.get() != 0;
+    byte state = b.get();
     Instant expires = Instant.ofEpochMilli(b.getLong());
+    Optional<Instant> takenAt = Optional.empty();
+    Optional<byte[]> takeIdHash = Optional.empty();
+    if (state == 2) {
+      takenAt = Optional.of(Instant.ofEpochMilli(b.getLong()));
+      byte[] hash = new byte[32];
+      b.get(hash);
+      takeIdHash = Optional.of(hash);
+    }
     byte[] tokenHash = new byte[32];
     b.get(tokenHash);
     byte[] blob = new byte[b.remaining()];
     b.get(blob);
-    return Optional.of(new InvitationBlob(mailbox, tokenHash, blob, expires, taken));
+    return Optional.of(new InvitationBlob(mailbox, tokenHash, blob, expires, state != 0, takeIdHash, takenAt));
+  }
+
+  /**
+   * Deletes a mailbox for good: its record and invitation at once (synced), so that nothing
+   * more is accepted for it, then every envelope queued in it.
+   */
+  public void deleteMailbox(MailboxId mailbox) {
+    try (WriteBatch batch = new WriteBatch()) {
+      batch.delete(mailboxes, mailbox.bytes());
+      batch.delete(blobs, mailbox.bytes());
+      db.write(syncWrite, batch);
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot delete mailbox", e);
+    }
+    List<Long> seqs = new ArrayList<>();
+    byte[] prefix = mailbox.bytes();
+    try (RocksIterator it = db.newIterator(queue)) {
+      for (it.seek(prefix); it.isValid(); it.next()) {
+        byte[] k = it.key();
+        if (k.length != 40 || !Arrays.equals(k, 0, 32, prefix, 0, 32)) {
+          break;
+        }
+        seqs.add(ByteBuffer.wrap(k, 32, 8).getLong());
+        if (seqs.size() == SWEEP_BATCH) {
+          deleteAll(mailbox, List.copyOf(seqs));
+          seqs.clear();
+        }
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot read queue", e);
+    }
+    deleteAll(mailbox, seqs);
   }
 
   public void deleteInvitation(MailboxId mailbox) {

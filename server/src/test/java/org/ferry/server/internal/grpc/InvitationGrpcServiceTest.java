@@ -63,6 +63,16 @@ class InvitationGrpcServiceTest {
         .toByteArray();
   }
 
+  private byte[] take(byte[] fetchToken, byte[] takeId) {
+    return server.invitations().takeInvitation(TakeInvitationRequest.newBuilder()
+            .setMailboxId(box.id())
+            .setFetchToken(ByteString.copyFrom(fetchToken))
+            .setTakeId(ByteString.copyFrom(takeId))
+            .build())
+        .getBlob()
+        .toByteArray();
+  }
+
   private static StatusRuntimeException failure(Runnable call) {
     return assertThrows(StatusRuntimeException.class, call::run);
   }
@@ -125,5 +135,53 @@ class InvitationGrpcServiceTest {
     blob = TestServer.bytes(8193);
     assertEquals(Status.Code.INVALID_ARGUMENT,
         failure(() -> server.invitations().putInvitation(put(3600, box.owner().getPrivate()))).getStatus().getCode());
+  }
+
+  @Test
+  void aTakerWhoseAnswerWasLostGetsTheSameBundleAgainForTenMinutesAndNobodyElseDoes() {
+    server.invitations().putInvitation(put(3600, box.owner().getPrivate()));
+    byte[] takeId = TestServer.bytes(16);
+    assertArrayEquals(blob, take(token, takeId));
+    server.clock.advance(Duration.ofMinutes(9));
+    assertArrayEquals(blob, take(token, takeId), "the same taker asks again: same bundle");
+    assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(failure(() -> take(token, TestServer.bytes(16)))).orElseThrow());
+    assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(failure(() -> take(token))).orElseThrow());
+    server.clock.advance(Duration.ofMinutes(1));
+    assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(failure(() -> take(token, takeId))).orElseThrow(),
+        "after the grace the bundle is gone for everyone");
+  }
+
+  @Test
+  void theSweeperErasesAKeptBundleWhenTheGraceEnds() {
+    server.invitations().putInvitation(put(3600, box.owner().getPrivate()));
+    take(token, TestServer.bytes(16));
+    server.clock.advance(Duration.ofMinutes(10));
+    server.manager.sweepExpired();
+    org.ferry.server.internal.mailbox.InvitationBlob kept =
+        server.store.invitation(org.ferry.server.internal.mailbox.MailboxId.fromWire(box.id())).orElseThrow();
+    assertTrue(kept.taken());
+    assertEquals(0, kept.blob().length, "the bundle is erased; only the 'taken' marker stays");
+  }
+
+  @Test
+  void anOwnerDeletesItsMailboxWithItsInvitationAndEnvelopesAndNobodyElseCan() {
+    server.invitations().putInvitation(put(3600, box.owner().getPrivate()));
+    server.store.append(org.ferry.server.internal.mailbox.MailboxId.fromWire(box.id()), TestServer.bytes(16),
+        new byte[1024], server.clock.instant().plus(Duration.ofDays(1)));
+    java.util.function.Function<java.security.PrivateKey, org.ferry.proto.v1.DeleteMailboxRequest> request =
+        key -> org.ferry.proto.v1.DeleteMailboxRequest.newBuilder()
+            .setMailboxId(box.id())
+            .setSignature(ByteString.copyFrom(OwnerKeys.sign(key, OwnerKeys.DELETE_MAILBOX_CONTEXT, box.id().toByteArray())))
+            .build();
+    StatusRuntimeException stranger = failure(() -> server.mailboxes().deleteMailbox(request.apply(OwnerKeys.generate().getPrivate())));
+    assertEquals(Status.Code.UNAUTHENTICATED, stranger.getStatus().getCode());
+    server.mailboxes().deleteMailbox(request.apply(box.owner().getPrivate()));
+    org.ferry.server.internal.mailbox.MailboxId id = org.ferry.server.internal.mailbox.MailboxId.fromWire(box.id());
+    assertTrue(server.store.mailbox(id).isEmpty());
+    assertTrue(server.store.invitation(id).isEmpty());
+    assertEquals(0, server.store.usage(id).count());
+    assertEquals(Status.Code.NOT_FOUND, failure(() -> take(token)).getStatus().getCode());
+    assertEquals(Status.Code.NOT_FOUND,
+        failure(() -> server.mailboxes().deleteMailbox(request.apply(box.owner().getPrivate()))).getStatus().getCode());
   }
 }

@@ -76,7 +76,7 @@ class MailboxStoreTest {
     RANDOM.nextBytes(cap);
     try (MailboxStore store = MailboxStore.open(dir)) {
       store.createMailbox(new MailboxRecord(a, owner, cap, LATER));
-      store.putInvitation(new InvitationBlob(a, cap, new byte[] {1, 2, 3}, LATER, false));
+      store.putInvitation(InvitationBlob.untaken(a, cap, new byte[] {1, 2, 3}, LATER));
     }
     try (MailboxStore store = MailboxStore.open(dir)) {
       MailboxRecord m = store.mailbox(a).orElseThrow();

@@ -1,6 +1,7 @@
 package org.ferry.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
@@ -16,6 +17,7 @@ import org.ferry.it.censor.Censor;
 import org.ferry.proto.BridgeLine;
 import org.ferry.relay.internal.tls.TlsIdentity;
 import org.ferry.sdk.FerryClient;
+import org.ferry.sdk.FerryException;
 import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.NetworkStatus;
 import org.ferry.sdk.ReceivedMessage;
@@ -144,5 +146,57 @@ class HostileLinesTest {
     Inbox inbox = new Inbox();
     alice.receive(Duration.ofMillis(500), inbox);
     assertEquals(List.of("small", large), inbox.texts);
+  }
+  @Test
+  void aReceiveWhoseLineStallsMovesToTheNextLineAndGetsEverything() {
+    Censor middlebox = closer.add(Censor.start(net.relay.webAddress()));
+    BridgeLine stalling = net.line(BridgeLine.Kind.WS, false, middlebox.port());
+    BridgeLine other = net.line(BridgeLine.Kind.POLL, false, net.webPort());
+    FerryClient carol = user("carol", List.of(stalling, other));
+    FerryClient dave = user("dave", List.of(other));
+    dave.acceptInvitation(carol.createInvitation("dave").uri(), "carol");
+    carol.receive(Duration.ofMillis(300), new Inbox());
+    assertEquals(Optional.of(stalling.toString()), inUse(carol), "carol starts on the first line");
+    List<String> sent = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      String text = Integer.toString(i).repeat(60_000);
+      dave.send("carol", text);
+      sent.add(text);
+    }
+
+    // From here on, the middlebox forwards 16 KiB more, then drops everything silently.
+    middlebox.stallAfter(16 * 1024);
+    Inbox inbox = new Inbox();
+    long start = System.nanoTime();
+    carol.receive(Duration.ofMillis(500), inbox);
+    Duration took = Duration.ofNanos(System.nanoTime() - start);
+    assertEquals(sent.size(), inbox.texts.size(), "every message arrived");
+    assertEquals(sent, inbox.texts);
+    assertTrue(middlebox.stalls() > 0, "the middlebox stalled carol's connection");
+    assertTrue(took.compareTo(Duration.ofSeconds(20)) < 0, "within the call timeout: " + took);
+    assertEquals(Optional.of(other.toString()), inUse(carol), "carol moved to the other line");
+    NetworkStatus.Line h = health(carol, stalling);
+    assertTrue(h.failures() >= 1 && h.backingOffUntil().isPresent(), "the stalled line failed: " + h);
+  }
+  @Test
+  void aReceiveWhoseOnlyLineStallsFailsNamingTheLine() {
+    Censor middlebox = closer.add(Censor.start(net.relay.webAddress()));
+    BridgeLine stalling = net.line(BridgeLine.Kind.WS, false, middlebox.port());
+    FerryClient carol = closer.add(FerryClient.builder().dataDirectory(dir.resolve("carol"))
+        .storageKey(new byte[32]).callTimeout(Duration.ofSeconds(8)).build());
+    carol.initialize(net.censoredAddress(), "", List.of(stalling.toString()));
+    // Dave knows the same line only, so that his contact card teaches carol no other.
+    FerryClient dave = user("dave", List.of(stalling));
+    dave.acceptInvitation(carol.createInvitation("dave").uri(), "carol");
+    carol.receive(Duration.ofMillis(300), new Inbox());
+    for (int i = 0; i < 3; i++) {
+      dave.send("carol", Integer.toString(i).repeat(60_000));
+    }
+
+    middlebox.stallAfter(16 * 1024);
+    FerryException e = assertThrows(FerryException.class, () -> carol.receive(Duration.ofMillis(500), new Inbox()));
+    assertEquals(FerryException.Reason.UNREACHABLE, e.reason(), e.getMessage());
+    assertTrue(e.getMessage().contains(stalling.shortForm()), "names the line: " + e.getMessage());
+    assertTrue(health(carol, stalling).failures() >= 1, "the stalled line failed");
   }
 }

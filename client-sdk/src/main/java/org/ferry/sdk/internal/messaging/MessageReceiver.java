@@ -36,6 +36,7 @@ import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.crypto.Kdf;
+import org.ferry.sdk.internal.dial.Dialer;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -93,12 +94,63 @@ public final class MessageReceiver {
   /** Reconnects of the receive streams allowed in one receive call. */
   static final int MAX_RECONNECTS = 5;
 
-  /** One receive stream: what we write to it. Events name the stream they came from. */
+  /**
+   * One receive stream: what we write to it, and the answers it owes us. Events name the stream
+   * they came from. While an answer is owed (the challenge after opening, a Subscribed for each
+   * Subscribe), the dialer is told that a call waits, so that a line over which nothing comes
+   * back is given up ({@link Dialer}) and the stream fails, to be opened again on the next line.
+   */
   private static final class Stream {
+    final ServerAddress server;
+    final Dialer dialer;
     StreamObserver<ReceiveRequest> requests;
+    byte[] nonce;
+    private int owed;
+    private Dialer.Call waiting;
+
+    Stream(ServerAddress server, Dialer dialer) {
+      this.server = server;
+      this.dialer = dialer;
+    }
 
     StreamObserver<ReceiveRequest> requests() {
       return requests;
+    }
+
+    /** {@code n} more answers are owed. */
+    void owe(int n) {
+      if (owed == 0 && n > 0) {
+        waiting = dialer.callStarted(server);
+      }
+      owed += n;
+    }
+
+    /** One owed answer came. */
+    void answered() {
+      if (owed > 0 && --owed == 0) {
+        waiting.done();
+        waiting = null;
+      }
+    }
+
+    boolean owes() {
+      return owed > 0;
+    }
+
+    /** What was owed did not come in time: counts against the line if nothing at all came back. */
+    void timedOut() {
+      if (waiting != null) {
+        waiting.timedOut();
+      }
+    }
+
+    /** The stream is over: nothing more is waited for. */
+    void forget() {
+      owed = 0;
+      if (waiting != null) {
+        waiting.done();
+        waiting = null;
+      }
     }
   }
 
@@ -167,16 +219,20 @@ public final class MessageReceiver {
       for (ServerAddress server : byServer.keySet()) {
         streams.put(server, open(server, events));
       }
-      // Until every mailbox is subscribed, wait as long as any call may take; only then does
-      // the idle clock start, so a slow link is never mistaken for an empty mailbox.
-      Map<ServerAddress, Integer> unsubscribed = new HashMap<>();
-      byServer.forEach((server, contacts) -> unsubscribed.put(server, contacts.size()));
-      long subscribeDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+      // While any stream owes an answer (the challenge, a Subscribed), wait as long as any call
+      // may take; only then does the idle clock start, so a slow link is never mistaken for an
+      // empty mailbox. Nor is a line that stalled: when the idle time has passed, each stream
+      // is asked once more for an answer (a Subscribe of a mailbox it has, which the server
+      // answers after everything it sent before), and the receive ends when every answer came
+      // with nothing new before it. A stream whose line stalls meanwhile fails (the dialer gives
+      // the line up) and is opened again on the next line.
+      long owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+      Map<ServerAddress, Boolean> checked = new HashMap<>();
       int reconnects = 0;
       while (true) {
-        boolean subscribing = unsubscribed.values().stream().anyMatch(n -> n > 0);
-        long waitMillis = subscribing
-            ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(subscribeDeadline - System.nanoTime()))
+        boolean owing = streams.values().stream().anyMatch(Stream::owes);
+        long waitMillis = owing
+            ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(owedDeadline - System.nanoTime()))
             : idle.toMillis();
         Event event;
         try {
@@ -185,21 +241,41 @@ public final class MessageReceiver {
           Thread.currentThread().interrupt();
           return handed;
         }
-        if (event == null && subscribing) {
-          throw new FerryException(FerryException.Reason.UNREACHABLE,
-              "server " + byServer.keySet().iterator().next().hostPort() + " did not answer in time");
+        if (event == null && owing) {
+          Stream late = streams.values().stream().filter(Stream::owes).findFirst().orElseThrow();
+          late.timedOut();
+          throw ctx.net().notAnsweredInTime(late.server, null);
         }
         if (event == null) {
-          return handed;
+          List<Stream> unchecked = streams.values().stream()
+              .filter(s -> !checked.getOrDefault(s.server, false)).toList();
+          if (unchecked.isEmpty()) {
+            return handed;
+          }
+          for (Stream s : unchecked) {
+            checked.put(s.server, true);
+            subscribe(s, byServer.get(s.server).subList(0, 1));
+          }
+          owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+          continue;
         }
         if (event.stream() != streams.get(event.server())) {
           continue; // From a stream that has been replaced.
         }
         if (event instanceof Challenge c) {
-          subscribe(streams.get(c.server()).requests(), byServer.get(c.server()), c.nonce());
+          Stream s = streams.get(c.server());
+          s.answered();
+          s.nonce = c.nonce();
+          subscribe(s, byServer.get(c.server()));
         } else if (event instanceof Subscribed sub) {
-          unsubscribed.merge(sub.server(), -1, Integer::sum);
+          streams.get(sub.server()).answered();
+          if (streams.values().stream().noneMatch(Stream::owes) && streams.keySet().stream()
+              .allMatch(server -> checked.getOrDefault(server, false))) {
+            // Every check came back with nothing new since: the idle time has passed already.
+            return handed;
+          }
         } else if (event instanceof Arrived a) {
+          checked.put(a.server(), false);
           handed += process(streams.get(a.server()).requests(), a.delivery(), contactByInbox, listener, max - handed);
           if (listener != null && handed >= max) {
             return handed;
@@ -210,9 +286,10 @@ public final class MessageReceiver {
             // works). Deliveries not yet acknowledged come again and are recognised as seen.
             reconnects++;
             log.debug("receive stream lost; reconnecting");
+            streams.get(f.server()).forget();
             streams.put(f.server(), open(f.server(), events));
-            unsubscribed.put(f.server(), byServer.get(f.server()).size());
-            subscribeDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+            checked.put(f.server(), false);
+            owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
             continue;
           }
           throw f.error() instanceof StatusRuntimeException s
@@ -223,6 +300,7 @@ public final class MessageReceiver {
       }
     } finally {
       streams.values().forEach(s -> {
+        s.forget();
         try {
           s.requests().onCompleted();
         } catch (RuntimeException ignored) {
@@ -233,7 +311,8 @@ public final class MessageReceiver {
   }
 
   private Stream open(ServerAddress server, BlockingQueue<Event> events) {
-    Stream stream = new Stream();
+    Stream stream = new Stream(server, ctx.net().dialer());
+    stream.owe(1); // The server speaks first, with the challenge.
     stream.requests = MailboxesGrpc.newStub(ctx.net().channel(server)).receive(new StreamObserver<>() {
       @Override
       public void onNext(ReceiveResponse r) {
@@ -258,14 +337,16 @@ public final class MessageReceiver {
     return stream;
   }
 
-  private static void subscribe(
-      StreamObserver<ReceiveRequest> stream, List<ContactRecord> contacts, byte[] nonce) {
+  /** Subscribes {@code stream} to the contacts' inboxes; each owes a Subscribed. */
+  private static void subscribe(Stream stream, List<ContactRecord> contacts) {
+    byte[] nonce = stream.nonce;
+    stream.owe(contacts.size());
     for (ContactRecord c : contacts) {
       byte[] mailboxId = c.getInbox().getMailboxId().toByteArray();
       byte[] signature = OwnerKeys.sign(
           OwnerKeys.privateKey(c.getInbox().getOwnerPrivateKey().toByteArray()),
           OwnerKeys.RECEIVE_CONTEXT, nonce, mailboxId);
-      stream.onNext(ReceiveRequest.newBuilder()
+      stream.requests().onNext(ReceiveRequest.newBuilder()
           .setSubscribe(Subscribe.newBuilder()
               .setMailboxId(ByteString.copyFrom(mailboxId))
               .setSignature(ByteString.copyFrom(signature)))

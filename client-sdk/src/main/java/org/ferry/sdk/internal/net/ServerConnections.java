@@ -131,14 +131,25 @@ public final class ServerConnections implements AutoCloseable {
           FerryException.Reason.UNREACHABLE,
           "cannot reach server " + server.hostPort() + ": "
               + dialer.lastFailure(server).orElseGet(() -> rootCause(e)), e);
-      case DEADLINE_EXCEEDED -> new FerryException(
-          FerryException.Reason.UNREACHABLE,
-          "server " + server.hostPort() + " did not answer in time"
-              + dialer.lastFailure(server).map(f -> " (" + f + ")").orElse(""), e);
+      case DEADLINE_EXCEEDED -> notAnsweredInTime(server, e);
       default -> new FerryException(
           FerryException.Reason.REJECTED,
           "server " + server.hostPort() + " refused: " + desc + " (" + status.getCode() + ")", e);
     };
+  }
+
+  /**
+   * An UNREACHABLE {@link FerryException} for a call to {@code server} that got no answer in
+   * time, naming the line it waited on (or, if a dial failed since, each line tried and why).
+   *
+   * @param cause the failed call, or null
+   */
+  public FerryException notAnsweredInTime(ServerAddress server, Throwable cause) {
+    String lines = dialer.lastFailure(server)
+        .or(() -> dialer.routes().inUse(server).map(l -> "waited over " + l.shortForm()))
+        .map(f -> " (" + f + ")").orElse("");
+    return new FerryException(FerryException.Reason.UNREACHABLE,
+        "server " + server.hostPort() + " did not answer in time" + lines, cause);
   }
 
   /**

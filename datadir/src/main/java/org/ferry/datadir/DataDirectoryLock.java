@@ -174,8 +174,8 @@ public final class DataDirectoryLock implements AutoCloseable {
   }
 
   /**
-   * Refuses a directory that another user could change under us (their own, or writable by the
-   * group or by anyone): whoever can replace its files can replace the keys in it.
+   * Refuses a directory that belongs to another user (whoever can replace its files can replace
+   * the keys in it), and makes one of ours that the group or others may change owner-only.
    */
   private static void checkOnlyOursToChange(Path directory) throws IOException {
     PosixFileAttributes attributes;
@@ -192,8 +192,7 @@ public final class DataDirectoryLock implements AutoCloseable {
     }
     Set<PosixFilePermission> p = attributes.permissions();
     if (p.contains(PosixFilePermission.GROUP_WRITE) || p.contains(PosixFilePermission.OTHERS_WRITE)) {
-      throw new IOException("data directory " + directory + " can be changed by other users ("
-          + PosixFilePermissions.toString(p) + "): make it owner-only (chmod 700 " + directory + ")");
+      Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
     }
   }
 

@@ -302,7 +302,17 @@ public final class FerryClient implements AutoCloseable {
   public synchronized Contact acceptInvitation(String uri, String label) {
     Objects.requireNonNull(uri, "uri");
     requireInitialized();
-    String contactId = invitations.accept(uri, label);
+    String contactId;
+    try {
+      contactId = invitations.accept(uri, label);
+    } catch (FerryException e) {
+      if (e.reason() == FerryException.Reason.ALREADY_ACCEPTED) {
+        // An earlier try may have ended before its handshake left: send it now, so that the
+        // inviter learns of the acceptance without waiting for our first message.
+        sendPendingHandshakes();
+      }
+      throw e;
+    }
     try {
       sender.sendContactCard(contactId);
     } catch (FerryException e) {
@@ -417,7 +427,26 @@ public final class FerryClient implements AutoCloseable {
       throw new IllegalArgumentException("maxMessages must be at least 1: " + maxMessages);
     }
     requireInitialized();
+    sendPendingHandshakes();
     return receiver.receive(idleTimeout, maxMessages, listener);
+  }
+
+  /**
+   * Sends the contact cards of acceptances whose handshake has not left yet (a try that was cut
+   * off); one that cannot go now is tried again next time.
+   */
+  private void sendPendingHandshakes() {
+    List<ContactRecord> pending;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      pending = ContactBook.all(txn).stream().filter(ContactRecord::getHandshakePending).toList();
+    }
+    for (ContactRecord c : pending) {
+      try {
+        sender.sendContactCard(c.getId());
+      } catch (FerryException e) {
+        // Tried again with the next receive, send or acceptance.
+      }
+    }
   }
 
   /**

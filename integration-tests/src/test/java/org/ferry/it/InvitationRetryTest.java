@@ -123,6 +123,44 @@ class InvitationRetryTest {
     assertEquals(alice.contact("bob").orElseThrow().safetyNumber(), bob.contact("alice").orElseThrow().safetyNumber());
   }
 
+  /** Refuses the next {@code toRefuse} sends as a dropped connection would (nothing stored). */
+  static final class RefuseSends implements ServerInterceptor {
+    final AtomicInteger toRefuse = new AtomicInteger();
+
+    @Override
+    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata h, ServerCallHandler<Q, R> next) {
+      String method = call.getMethodDescriptor().getFullMethodName();
+      if ((method.equals(org.ferry.proto.v1.MailboxesGrpc.getSendMethod().getFullMethodName())
+          || method.equals(org.ferry.proto.v1.MailboxesGrpc.getSendStreamMethod().getFullMethodName()))
+          && toRefuse.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+        call.close(Status.UNAVAILABLE.withDescription("connection reset"), new Metadata());
+        return new ServerCall.Listener<>() {};
+      }
+      return next.startCall(call, h);
+    }
+  }
+
+  @Test
+  void anAcceptanceWhoseHandshakeDidNotLeaveSendsItWhenTriedAgainAndTheInviterSeesIt() throws Exception {
+    RefuseSends refuse = new RefuseSends();
+    People p = people(refuse);
+    FerryClient alice = p.alice();
+    FerryClient bob = p.bob();
+    String uri = alice.createInvitation("bob").uri();
+
+    // The acceptance is made, but its handshake to Alice's server is cut off (every retry too).
+    refuse.toRefuse.set(100);
+    assertThrows(FerryException.class, () -> bob.acceptInvitation(uri, "alice"));
+    refuse.toRefuse.set(0);
+
+    // Bob tries again, as anyone would: already accepted, and now the handshake goes.
+    FerryException again = assertThrows(FerryException.class, () -> bob.acceptInvitation(uri, "alice"));
+    assertEquals(FerryException.Reason.ALREADY_ACCEPTED, again.reason());
+    texts(alice);
+    assertEquals(Contact.State.ESTABLISHED, alice.contact("bob").orElseThrow().state(),
+        "Alice learns of the acceptance without Bob writing first");
+  }
+
   @Test
   void aSecondTakerIsStillWarnedOfInterception() throws Exception {
     DropTakeAnswers drop = new DropTakeAnswers();

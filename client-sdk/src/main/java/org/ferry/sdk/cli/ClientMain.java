@@ -68,7 +68,7 @@ public final class ClientMain {
     try {
       exit = run(Utf8Arguments.of(args), System.in, out, err);
     } catch (IllegalArgumentException e) {
-      err.println("ferry client: " + e.getMessage());
+      err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
       exit = 2;
     }
     if (out.checkError() && exit == 0) {
@@ -105,16 +105,17 @@ public final class ClientMain {
     cli.setOut(out);
     cli.setErr(err);
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+      // Messages may quote what the user gave (a label, a line): escaped like message text.
       if (e instanceof FerryException fe) {
-        err.println("ferry client: " + fe.getMessage());
+        err.println("ferry client: " + TerminalText.escape(String.valueOf(fe.getMessage())));
         return 1;
       }
       if (e instanceof IllegalArgumentException) {
-        err.println("ferry client: " + e.getMessage());
+        err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
         return 2;
       }
       if (e instanceof Receive.OutputFailed) {
-        err.println("ferry client: " + e.getMessage());
+        err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
         return 1;
       }
       throw e;

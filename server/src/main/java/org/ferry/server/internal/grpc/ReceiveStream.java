@@ -256,7 +256,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       List<Long> ids = e.getValue();
       // Written by the group commit; the window reopened already when the acks came in.
       mailboxes.acknowledgeAsync(sub.id, ids).whenComplete((removed, failure) -> serial.execute(() -> {
-        if (failure != null && StoreException.isDiskFullFailure(failure)) {
+        if (failure != null && StoreException.isDiskFull(failure)) {
           // The envelopes stay stored; the acks are written once the disk has room. The stream
           // goes on, so that its owner can drain and free space.
           CompletableFuture.delayedExecutor(ACK_RETRY_MILLIS, TimeUnit.MILLISECONDS, serial)

@@ -12,6 +12,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.server.internal.mailbox.MailboxId;
@@ -117,7 +118,7 @@ public final class StreamLimits {
   /** A receive stream's reservation; {@link #close} gives it back (once). */
   final class Reservation implements AutoCloseable {
     private final Connection connection;
-    private final AtomicInteger closed = new AtomicInteger();
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     private Reservation(Connection connection) {
       this.connection = connection;
@@ -125,7 +126,7 @@ public final class StreamLimits {
 
     @Override
     public void close() {
-      if (closed.compareAndSet(0, 1)) {
+      if (closed.compareAndSet(false, true)) {
         connection.streams.decrementAndGet();
         connection.reserved.addAndGet(-STREAM_BYTES);
         reserved.addAndGet(-STREAM_BYTES);

@@ -74,6 +74,11 @@ public final class DiskSpace {
     }
   }
 
+  /** What the last reading said, without reading again. */
+  synchronized boolean hadRoom() {
+    return room;
+  }
+
   /** A write failed for lack of space: give the reserve file back and read the space again. */
   public synchronized void writeFailed() {
     releaseBallast();

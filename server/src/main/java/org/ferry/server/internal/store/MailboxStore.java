@@ -221,13 +221,9 @@ public final class MailboxStore implements AutoCloseable {
   }
 
   /**
-   * Whether the disk has room for new data now ({@link DiskSpace}); writes of new data fail with
-   * a {@link StoreException} whose {@link StoreException#diskFull} is true when it has not.
+   * Writes of new data fail with a {@link StoreException} whose {@link StoreException#diskFull}
+   * is true when the disk has no room for them ({@link DiskSpace}).
    */
-  public boolean hasRoom() {
-    return space.hasRoom();
-  }
-
   private void requireRoom() {
     if (!space.hasRoom()) {
       throw StoreException.diskFull("the server's disk is full");
@@ -522,7 +518,8 @@ public final class MailboxStore implements AutoCloseable {
           return;
         }
         queuedBytes.addAndGet(-bytes);
-        if (removed > 0 && !space.hasRoom()) {
+        // The reading taken when the delete was queued: no second statvfs per ack batch.
+        if (removed > 0 && !space.hadRoom()) {
           reclaim();
         }
         done.complete(removed);

@@ -30,13 +30,11 @@ public final class StoreException extends RuntimeException {
     return diskFull;
   }
 
-  /** Whether a failure (a future's, possibly wrapped) was for lack of disk space. */
-  public static boolean isDiskFullFailure(Throwable failure) {
-    return isDiskFull(failure);
-  }
-
-  /** ENOSPC anywhere in the chain: RocksDB's NoSpace status, or an I/O error saying so. */
-  static boolean isDiskFull(Throwable t) {
+  /**
+   * ENOSPC anywhere in the chain (a future's failure, possibly wrapped): RocksDB's NoSpace
+   * status, or an I/O error saying so.
+   */
+  public static boolean isDiskFull(Throwable t) {
     for (Throwable c = t; c != null; c = c.getCause()) {
       if (c instanceof StoreException s && s.diskFull) {
         return true;

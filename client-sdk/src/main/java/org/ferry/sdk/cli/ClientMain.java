@@ -68,7 +68,7 @@ public final class ClientMain {
     try {
       exit = run(Utf8Arguments.of(args), System.in, out, err);
     } catch (IllegalArgumentException e) {
-      err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
+      printError(err, e);
       exit = 2;
     }
     if (out.checkError() && exit == 0) {
@@ -97,6 +97,14 @@ public final class ClientMain {
     return run(args, java.io.InputStream.nullInputStream(), out, err);
   }
 
+  /**
+   * One error line. Messages may quote what the user gave (a label, a line), so they are
+   * escaped like message text.
+   */
+  private static void printError(PrintWriter err, Exception e) {
+    err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
+  }
+
   /** Runs one command with {@code in} as its standard input; returns the exit code. */
   public static int run(String[] args, java.io.InputStream in, PrintWriter out, PrintWriter err) {
     ClientMain main = new ClientMain();
@@ -105,18 +113,13 @@ public final class ClientMain {
     cli.setOut(out);
     cli.setErr(err);
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-      // Messages may quote what the user gave (a label, a line): escaped like message text.
-      if (e instanceof FerryException fe) {
-        err.println("ferry client: " + TerminalText.escape(String.valueOf(fe.getMessage())));
+      if (e instanceof FerryException || e instanceof Receive.OutputFailed) {
+        printError(err, e);
         return 1;
       }
       if (e instanceof IllegalArgumentException) {
-        err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
+        printError(err, e);
         return 2;
-      }
-      if (e instanceof Receive.OutputFailed) {
-        err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
-        return 1;
       }
       throw e;
     });

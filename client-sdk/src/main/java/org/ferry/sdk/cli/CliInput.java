@@ -35,12 +35,17 @@ final class CliInput {
 
   /** All of {@code file}, as UTF-8. */
   static String read(Path file) {
+    return read(file, file);
+  }
+
+  /** All of {@code file}, as UTF-8; errors name it as {@code shown} (as the user gave it). */
+  static String read(Path file, Path shown) {
     try {
-      return decode(Files.readAllBytes(file), "file " + file);
+      return decode(Files.readAllBytes(file), "file " + shown);
     } catch (NoSuchFileException e) {
-      throw new IllegalArgumentException("no such file: " + file, e);
+      throw new IllegalArgumentException("no such file: " + shown, e);
     } catch (IOException e) {
-      throw new IllegalArgumentException("cannot read file " + file + ": " + e.getMessage(), e);
+      throw new IllegalArgumentException("cannot read file " + shown + ": " + e.getMessage(), e);
     }
   }
 

@@ -16,6 +16,10 @@ import org.ferry.sdk.Invitation;
 import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.NetworkStatus;
 import org.ferry.sdk.ReceivedMessage;
+import org.ferry.sdk.cli.daemon.DaemonCli;
+import org.ferry.sdk.cli.daemon.DaemonServer;
+import org.ferry.sdk.cli.daemon.JsonViews;
+import org.ferry.sdk.cli.daemon.SlicedReceive;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -40,9 +44,10 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Bridges.class,
       ClientMain.Status.class,
       ClientMain.Passphrase.class,
+      ClientMain.Daemon.class,
     })
 public final class ClientMain {
-  @Option(names = "--data", defaultValue = "./ferry-data/client", scope = CommandLine.ScopeType.INHERIT,
+  @Option(names = "--data", defaultValue = DaemonCli.DEFAULT_DATA, scope = CommandLine.ScopeType.INHERIT,
       description = "Data directory; default ${DEFAULT-VALUE}.")
   Path data;
 
@@ -50,6 +55,11 @@ public final class ClientMain {
       description = "Proxy for every connection: socks5://HOST:PORT (Tor) or http://HOST:PORT. "
           + "Default: the FERRY_PROXY environment variable, else none.")
   String proxy;
+
+  @Option(names = "--json", scope = CommandLine.ScopeType.INHERIT,
+      description = "Print data as JSON, one object per line (contacts, receive, status, bridges list, "
+          + "invite, accept, send); the shapes are in docs/daemon.md.")
+  boolean json;
 
   public static void main(String[] args) {
     // The command line's own logging: warnings and errors only, on stderr, no names.
@@ -105,9 +115,37 @@ public final class ClientMain {
     err.println("ferry client: " + TerminalText.escape(String.valueOf(e.getMessage())));
   }
 
-  /** Runs one command with {@code in} as its standard input; returns the exit code. */
+  /**
+   * Runs one command with {@code in} as its standard input; returns the exit code. When a
+   * daemon serves the data directory, the command runs there (same output, same exit code).
+   */
   public static int run(String[] args, java.io.InputStream in, PrintWriter out, PrintWriter err) {
+    java.util.OptionalInt viaDaemon = DaemonCli.tryRun(args, in, out, err);
+    if (viaDaemon.isPresent()) {
+      return viaDaemon.getAsInt();
+    }
+    return execute(new ClientMain(), args, in, out, err);
+  }
+
+  /**
+   * What a command run inside the daemon, on a caller's behalf, works with.
+   *
+   * @param client the daemon's open client, used instead of opening the store
+   * @param cwd the caller's working directory, against which relative file names are resolved
+   * @param callerGone whether the caller went away (a long receive then ends)
+   */
+  public record Remote(FerryClient client, Path cwd, java.util.function.BooleanSupplier callerGone) {}
+
+  /** Runs one command inside the daemon for a caller; returns the exit code. */
+  public static int runForDaemon(Remote remote, String[] args, java.io.InputStream in, PrintWriter out,
+      PrintWriter err) {
     ClientMain main = new ClientMain();
+    main.remote = remote;
+    return execute(main, args, in, out, err);
+  }
+
+  private static int execute(ClientMain main, String[] args, java.io.InputStream in, PrintWriter out,
+      PrintWriter err) {
     main.stdin = in;
     CommandLine cli = new CommandLine(main);
     cli.setOut(out);
@@ -143,6 +181,50 @@ public final class ClientMain {
   /** Standard input, for text and invitations given as {@code -}. */
   java.io.InputStream stdin;
 
+  /** Set when this command runs inside the daemon; null in-process. */
+  Remote remote;
+
+  /** The client a command works on, and the lock it holds in-process. */
+  record Session(FerryClient client, DataDirectoryLock lock) implements AutoCloseable {
+    @Override
+    public void close() {
+      if (lock != null) {
+        try {
+          client.close();
+        } finally {
+          lock.close();
+        }
+      }
+    }
+  }
+
+  /**
+   * The client for a command on an initialised client: opened (under the data directory's lock)
+   * in-process; the daemon's own when run for the daemon.
+   */
+  Session session() throws Exception {
+    if (remote != null) {
+      return new Session(remote.client(), null);
+    }
+    DataDirectoryLock lock = lockData();
+    try {
+      return new Session(open(lock), lock);
+    } catch (Exception | Error e) {
+      lock.close();
+      throw e;
+    }
+  }
+
+  /** {@code file} as the user meant it: relative to their working directory, also in the daemon. */
+  Path resolve(Path file) {
+    return remote == null ? file : remote.cwd().resolve(file);
+  }
+
+  /** Prints {@code value} as one JSON line. */
+  void printJson(com.google.gson.JsonElement value) {
+    spec.commandLine().getOut().println(JsonViews.line(value));
+  }
+
   /** The data directory's lock, for a command on an initialised client; never creates it. */
   DataDirectoryLock lockData() throws InterruptedException {
     CliStorageKey.requireExists(data);
@@ -151,6 +233,10 @@ public final class ClientMain {
 
   /** The lock on {@code dir}, created owner-only if missing, waiting up to {@link #LOCK_PATIENCE}. */
   DataDirectoryLock lockData(Path dir) throws InterruptedException {
+    if (remote != null) {
+      throw new FerryException(FerryException.Reason.STORAGE, "the Ferry daemon for " + dir
+          + " is using it, and this command runs only without it: stop the daemon first");
+    }
     try {
       return DataDirectoryLock.acquire(dir, LOCK_PATIENCE, () -> spec.commandLine().getErr().println(
           "ferry client: waiting for " + dir + ", which another Ferry process is using..."));
@@ -281,9 +367,15 @@ public final class ClientMain {
       if (days < 1 || days > 30) {
         throw new IllegalArgumentException("--valid-for must be 1 to 30 days: " + days);
       }
-      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        Invitation invitation = client.createInvitation(name, Duration.ofDays(days));
-        spec.commandLine().getOut().println(invitation.uri());
+      try (Session session = parent.session()) {
+        Invitation invitation = session.client().createInvitation(name, Duration.ofDays(days));
+        if (parent.json) {
+          com.google.gson.JsonObject o = new com.google.gson.JsonObject();
+          o.addProperty("uri", invitation.uri());
+          parent.printJson(o);
+        } else {
+          spec.commandLine().getOut().println(invitation.uri());
+        }
       }
       return 0;
     }
@@ -304,10 +396,10 @@ public final class ClientMain {
 
     @Override
     public Integer call() throws Exception {
-      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
+      try (Session session = parent.session()) {
         Contact contact;
         try {
-          contact = client.acceptInvitation(
+          contact = session.client().acceptInvitation(
               "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
         } catch (FerryException e) {
           if (e.reason() != FerryException.Reason.ALREADY_ACCEPTED) {
@@ -317,8 +409,12 @@ public final class ClientMain {
           spec.commandLine().getErr().println("ferry client: " + e.getMessage());
           return 0;
         }
-        spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
-            + contact.safetyNumber().orElse("(none yet)"));
+        if (parent.json) {
+          parent.printJson(JsonViews.contact(contact));
+        } else {
+          spec.commandLine().getOut().println("added " + contact.label() + "; safety number "
+              + contact.safetyNumber().orElse("(none yet)"));
+        }
       }
       return 0;
     }
@@ -350,11 +446,15 @@ public final class ClientMain {
     public Integer call() throws Exception {
       java.util.List<String> texts = texts();
       int sent = 0;
-      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
+      try (Session session = parent.session()) {
+        FerryClient client = session.client();
         boolean invited = client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
         for (String t : texts) {
-          client.send(label, t);
+          String id = client.send(label, t);
           sent++;
+          if (parent.json) {
+            parent.printJson(JsonViews.sent(label, id));
+          }
         }
         if (invited) {
           // Send picked up their acceptance itself; say so, as receive would have.
@@ -381,7 +481,8 @@ public final class ClientMain {
         throw new IllegalArgumentException("--null reads several messages from - or --file, not from TEXT");
       }
       String source = fromStdin ? "standard input" : file != null ? "file " + file : "the message";
-      String input = fromStdin ? CliInput.read(parent.stdin, source) : file != null ? CliInput.read(file) : text;
+      String input = fromStdin ? CliInput.read(parent.stdin, source)
+          : file != null ? CliInput.read(parent.resolve(file), file) : text;
       java.util.List<String> texts = nulSeparated ? CliInput.nulSeparated(input)
           : java.util.List.of(fromStdin || file != null ? CliInput.oneMessage(input) : input);
       if (texts.isEmpty() || texts.stream().anyMatch(String::isEmpty)) {
@@ -429,13 +530,13 @@ public final class ClientMain {
       PrintWriter out = spec.commandLine().getOut();
       PrintWriter err = spec.commandLine().getErr();
       boolean[] lost = {false};
-      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        client.receive(Duration.ofMillis((long) (seconds * 1000)), max == null ? Integer.MAX_VALUE : max,
-            new MessageListener() {
+      try (Session session = parent.session()) {
+        MessageListener listener = new MessageListener() {
           @Override
           public void onMessage(ReceivedMessage m) {
             // The SDK forgets a message only once this returns: so only once it is written out.
-            out.print(TerminalText.message(m.contactLabel(), m.text()));
+            out.print(parent.json ? JsonViews.line(JsonViews.message(m)) + "\n"
+                : TerminalText.message(m.contactLabel(), m.text()));
             out.flush();
             if (out.checkError()) {
               throw new OutputFailed();
@@ -466,7 +567,14 @@ public final class ClientMain {
             err.println("ferry client: warning: the session with " + label + " was restarted; messages sent "
                 + "shortly before, either way, may have been lost: ask " + label + " about them");
           }
-        });
+        };
+        Duration idle = Duration.ofMillis((long) (seconds * 1000));
+        int most = max == null ? Integer.MAX_VALUE : max;
+        if (parent.remote != null) {
+          SlicedReceive.receive(session.client(), idle, most, listener, parent.remote.callerGone());
+        } else {
+          session.client().receive(idle, most, listener);
+        }
       }
       return lost[0] ? EXIT_MESSAGES_MAY_BE_LOST : 0;
     }
@@ -480,8 +588,12 @@ public final class ClientMain {
 
     @Override
     public Integer call() throws Exception {
-      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
-        for (Contact c : client.contacts()) {
+      try (Session session = parent.session()) {
+        for (Contact c : session.client().contacts()) {
+          if (parent.json) {
+            parent.printJson(JsonViews.contact(c));
+            continue;
+          }
           spec.commandLine().getOut().println(c.label() + "\t" + c.state().name().toLowerCase(java.util.Locale.ROOT)
               + "\t" + c.safetyNumber().orElse("-"));
         }
@@ -498,8 +610,8 @@ public final class ClientMain {
 
       @Override
       public Integer call() throws Exception {
-        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
-          client.removeContact(label);
+        try (Session session = contacts.parent.session()) {
+          session.client().removeContact(label);
         }
         spec.commandLine().getErr().println("removed " + label);
         return 0;
@@ -516,8 +628,8 @@ public final class ClientMain {
 
       @Override
       public Integer call() throws Exception {
-        try (DataDirectoryLock lock = contacts.parent.lockData(); FerryClient client = contacts.parent.open(lock)) {
-          client.renameContact(label, newLabel);
+        try (Session session = contacts.parent.session()) {
+          session.client().renameContact(label, newLabel);
         }
         spec.commandLine().getErr().println("renamed " + label + " to " + newLabel);
         return 0;
@@ -543,8 +655,8 @@ public final class ClientMain {
       public Integer call() throws Exception {
         String line = String.join(" ", words);
         java.util.List<String> notes;
-        try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
-          notes = client.addBridge(line);
+        try (Session session = bridges.parent.session()) {
+          notes = session.client().addBridge(line);
         }
         notes.forEach(note -> spec.commandLine().getErr().println("ferry client: note: " + note));
         boolean skipped = notes.stream().anyMatch(n -> n.startsWith("skipped"));
@@ -560,8 +672,14 @@ public final class ClientMain {
 
       @Override
       public Integer call() throws Exception {
-        try (DataDirectoryLock lock = bridges.parent.lockData(); FerryClient client = bridges.parent.open(lock)) {
-          client.bridges().forEach(spec.commandLine().getOut()::println);
+        try (Session session = bridges.parent.session()) {
+          for (String line : session.client().bridges()) {
+            if (bridges.parent.json) {
+              bridges.parent.printJson(JsonViews.bridge(line));
+            } else {
+              spec.commandLine().getOut().println(line);
+            }
+          }
         }
         return 0;
       }
@@ -631,7 +749,8 @@ public final class ClientMain {
     @Override
     public Integer call() throws Exception {
       PrintWriter out = spec.commandLine().getOut();
-      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
+      try (Session session = parent.session()) {
+        FerryClient client = session.client();
         String problem = null;
         try {
           client.checkConnection();
@@ -639,6 +758,10 @@ public final class ClientMain {
           problem = e.getMessage();
         }
         for (NetworkStatus s : client.networkStatus()) {
+          if (parent.json) {
+            parent.printJson(JsonViews.network(s));
+            continue;
+          }
           out.println("server " + s.server() + ": "
               + s.inUse().map(l -> "connected via " + shortLine(l)).orElse("not connected"));
           for (NetworkStatus.Line l : s.lines()) {
@@ -658,7 +781,57 @@ public final class ClientMain {
 
     /** A line without its secret path or cert, for screens that others may see. */
     static String shortLine(String line) {
-      return org.ferry.proto.BridgeLine.parse(line).shortForm();
+      return JsonViews.shortLine(line);
+    }
+  }
+
+  @Command(name = "daemon", description = "Keeps this client open and serves JSON-RPC 2.0 on the socket "
+      + DaemonCli.SOCKET_NAME + " in the data directory (owner-only; docs/daemon.md). The other commands "
+      + "run through it while it runs. Stops on SIGTERM or Ctrl-C.")
+  static final class Daemon implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      if (parent.remote != null) {
+        throw new FerryException(FerryException.Reason.STORAGE,
+            "a Ferry daemon is running for " + parent.data + " already");
+      }
+      CliStorageKey.requireExists(parent.data);
+      DataDirectoryLock lock;
+      try {
+        // At once: a daemon is long-running, so waiting for the holder makes no sense.
+        lock = DataDirectoryLock.acquire(parent.data);
+      } catch (DataDirectoryInUseException e) {
+        throw new FerryException(FerryException.Reason.STORAGE, e.getMessage(), e);
+      }
+      FerryClient client;
+      DaemonServer server;
+      try {
+        client = parent.open(lock);
+        try {
+          server = DaemonServer.start(parent.data, client);
+        } catch (Exception | Error e) {
+          client.close();
+          throw e;
+        }
+      } catch (Exception | Error e) {
+        lock.close();
+        throw e;
+      }
+      java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        // SIGTERM or Ctrl-C: no new calls, the socket file goes, then the store closes.
+        server.close();
+        client.close();
+        lock.close();
+        stopped.countDown();
+      }, "ferry-daemon-stop"));
+      spec.commandLine().getErr().println("ferry client daemon: serving " + server.socket()
+          + " (stop with Ctrl-C or SIGTERM)");
+      stopped.await();
+      return 0;
     }
   }
 }

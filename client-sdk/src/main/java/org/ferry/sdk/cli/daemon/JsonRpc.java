@@ -1,21 +1,22 @@
 package org.ferry.sdk.cli.daemon;
 
-import com.google.gson.Gson;
-import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParseException;
-import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
 import com.google.gson.Strictness;
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
+import com.google.gson.stream.JsonWriter;
 import java.io.IOException;
 import java.io.StringReader;
+import java.io.StringWriter;
 
 /**
- * JSON-RPC 2.0 messages (https://www.jsonrpc.org/specification), one per line, with Gson's tree
- * model (no reflection: cheap to start, which the command line's fast path needs).
+ * JSON-RPC 2.0 messages (https://www.jsonrpc.org/specification), one per line, as Gson trees read
+ * and written with Gson's streaming classes (no reflection, few classes: cheap to start, which the
+ * command line's fast path needs).
  */
 final class JsonRpc {
   static final int PARSE_ERROR = -32700;
@@ -23,8 +24,6 @@ final class JsonRpc {
   static final int METHOD_NOT_FOUND = -32601;
   static final int INVALID_PARAMS = -32602;
   static final int INTERNAL_ERROR = -32603;
-
-  private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().serializeNulls().create();
 
   private JsonRpc() {}
 
@@ -53,13 +52,89 @@ final class JsonRpc {
   static JsonElement parse(String line) throws Failure {
     try (JsonReader reader = new JsonReader(new StringReader(line))) {
       reader.setStrictness(Strictness.STRICT);
-      JsonElement value = JsonParser.parseReader(reader);
+      JsonElement value = read(reader, 0);
       if (reader.peek() != JsonToken.END_DOCUMENT) {
         throw new Failure(PARSE_ERROR, "Parse error: text after the JSON value");
       }
       return value;
-    } catch (JsonParseException | IOException | IllegalStateException e) {
+    } catch (IOException | IllegalStateException | NumberFormatException e) {
       throw new Failure(PARSE_ERROR, "Parse error: not valid JSON");
+    }
+  }
+
+  /** Deeper nesting than any request needs; refused before it can exhaust the stack. */
+  private static final int MAX_DEPTH = 64;
+
+  /**
+   * One value, read with Gson's streaming reader only: its tree adapters would load some 100
+   * classes, a good part of the fast path's start-up.
+   */
+  private static JsonElement read(JsonReader in, int depth) throws IOException {
+    if (depth > MAX_DEPTH) {
+      throw new IOException("nested too deeply");
+    }
+    switch (in.peek()) {
+      case BEGIN_ARRAY -> {
+        JsonArray a = new JsonArray();
+        in.beginArray();
+        while (in.hasNext()) {
+          a.add(read(in, depth + 1));
+        }
+        in.endArray();
+        return a;
+      }
+      case BEGIN_OBJECT -> {
+        JsonObject o = new JsonObject();
+        in.beginObject();
+        while (in.hasNext()) {
+          String name = in.nextName();
+          o.add(name, read(in, depth + 1));
+        }
+        in.endObject();
+        return o;
+      }
+      case STRING -> {
+        return new JsonPrimitive(in.nextString());
+      }
+      case NUMBER -> {
+        return new JsonPrimitive(new java.math.BigDecimal(in.nextString()));
+      }
+      case BOOLEAN -> {
+        return new JsonPrimitive(in.nextBoolean());
+      }
+      case NULL -> {
+        in.nextNull();
+        return JsonNull.INSTANCE;
+      }
+      default -> throw new IOException("unexpected " + in.peek());
+    }
+  }
+
+  private static void write(JsonWriter out, JsonElement e) throws IOException {
+    if (e.isJsonNull()) {
+      out.nullValue();
+    } else if (e.isJsonArray()) {
+      out.beginArray();
+      for (JsonElement x : e.getAsJsonArray()) {
+        write(out, x);
+      }
+      out.endArray();
+    } else if (e.isJsonObject()) {
+      out.beginObject();
+      for (var entry : e.getAsJsonObject().entrySet()) {
+        out.name(entry.getKey());
+        write(out, entry.getValue());
+      }
+      out.endObject();
+    } else {
+      JsonPrimitive p = e.getAsJsonPrimitive();
+      if (p.isBoolean()) {
+        out.value(p.getAsBoolean());
+      } else if (p.isNumber()) {
+        out.value(p.getAsNumber());
+      } else {
+        out.value(p.getAsString());
+      }
     }
   }
 
@@ -105,7 +180,15 @@ final class JsonRpc {
    * text is the sender's choice).
    */
   static String toLine(JsonElement value) {
-    String json = GSON.toJson(value);
+    StringWriter text = new StringWriter();
+    try (JsonWriter writer = new JsonWriter(text)) {
+      writer.setHtmlSafe(false);
+      writer.setSerializeNulls(true);
+      write(writer, value);
+    } catch (IOException e) {
+      throw new IllegalStateException("a StringWriter failed", e);
+    }
+    String json = text.toString();
     StringBuilder out = null;
     for (int i = 0; i < json.length(); i++) {
       char c = json.charAt(i);

@@ -16,7 +16,10 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
 import org.ferry.datadir.DataDirectoryInUseException;
 import org.ferry.datadir.DataDirectoryLock;
@@ -37,6 +40,7 @@ import org.ferry.sdk.internal.dial.RouteBook;
 import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
+import org.ferry.sdk.internal.messaging.Outbox;
 import org.ferry.sdk.internal.messaging.SessionHealer;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
@@ -49,7 +53,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A Ferry user on one device: identity, contacts, sessions and the connection to their home
- * server. Thread-safe; operations run one at a time.
+ * server. Safe to use from many threads at once: sends never wait for a receive, and local
+ * changes are atomic (see docs/sdk.md). Apps that stay open call {@link #start} and
+ * {@link #addListener}; scripts use the blocking {@link #send} and {@link #receive}.
  *
  * <pre>{@code
  * try (FerryClient alice = FerryClient.builder()
@@ -93,6 +99,11 @@ public final class FerryClient implements AutoCloseable {
   private final MessageSender sender;
   private final MessageReceiver receiver;
   private final SessionHealer healer;
+  private final Outbox outbox;
+  private final AlwaysOn alwaysOn;
+  /** Held by a blocking {@link #receive} that opens streams of its own (the loop not running). */
+  private final ReentrantLock receiving = new ReentrantLock();
+  private boolean closed;
 
   private FerryClient(ClientContext ctx, CarrierConnector connector, Optional<DataDirectoryLock> ownLock) {
     this.ctx = ctx;
@@ -102,6 +113,134 @@ public final class FerryClient implements AutoCloseable {
     this.sender = new MessageSender(ctx);
     this.healer = new SessionHealer(ctx, sender);
     this.receiver = new MessageReceiver(ctx, healer);
+    this.alwaysOn = new AlwaysOn(ctx, receiver, this::connected);
+    this.outbox = new Outbox(ctx, sender, new Outbox.Events() {
+      @Override
+      public void accepted(String contactId, String messageId) {
+        String label = labelOf(contactId);
+        alwaysOn.post(l -> l.onSendAccepted(label, messageId));
+      }
+
+      @Override
+      public void failed(String contactId, String messageId, FerryException why) {
+        String label = labelOf(contactId);
+        alwaysOn.post(l -> l.onSendFailed(label, messageId, why));
+      }
+    });
+  }
+
+  /** The background loop is connected: what waits to go out goes now. */
+  private void connected() {
+    sendPendingHandshakes();
+    outbox.kick();
+  }
+
+  /** The longest the background loop waits before it tries to reconnect: 60 s. */
+  public static final Duration MAX_RECONNECT_DELAY = Duration.ofSeconds(60);
+
+  /**
+   * Registers a listener for messages and events (see {@link FerryListener}), called on the
+   * client's own event thread. Messages waiting in the local inbox are handed to it at once.
+   * Without {@link #start}, it gets messages only from sends' and other calls' side effects;
+   * with it, everything as it arrives.
+   */
+  public void addListener(FerryListener listener) {
+    alwaysOn.addListener(listener, null);
+  }
+
+  /**
+   * As {@link #addListener(FerryListener)}, with calls made on {@code executor} (the app's UI
+   * thread, say). Calls still come one at a time: the client waits for each to return.
+   */
+  public void addListener(FerryListener listener, Executor executor) {
+    alwaysOn.addListener(listener, Objects.requireNonNull(executor, "executor"));
+  }
+
+  /** Stops calling {@code listener}; a call under way finishes. */
+  public void removeListener(FerryListener listener) {
+    alwaysOn.removeListener(listener);
+  }
+
+  /**
+   * Starts the background loop: it keeps receive streams to the home server open (through
+   * whichever carrier the dialer finds, reconnecting after failures with exponential back-off
+   * and jitter, at most {@link #MAX_RECONNECT_DELAY} apart), keeps every message durably in the
+   * local inbox and acknowledges it to the server only then, and hands messages to the
+   * listeners. While no listener is registered, messages wait in the local inbox for one or for
+   * {@link #receive}. Also sends what waits in the outbox. Does nothing if the loop runs.
+   *
+   * @throws FerryException NOT_INITIALIZED, CLOSED
+   */
+  public void start() {
+    requireOpen();
+    requireInitialized();
+    alwaysOn.start();
+    outbox.kick();
+  }
+
+  /** Ends the background loop and closes its streams; waits for it. Does nothing if it does not run. */
+  public void stop() {
+    alwaysOn.stop();
+  }
+
+  /** Whether the background loop runs ({@link #start} was called, {@link #stop} was not). */
+  public boolean isRunning() {
+    return alwaysOn.isRunning();
+  }
+
+  /** Whether the background loop is connected now, as last reported to the listeners. */
+  public Connectivity connectivity() {
+    return alwaysOn.connectivity();
+  }
+
+  /** How many messages wait in the outbox for their contact's server to take them. */
+  public int pendingSends() {
+    return outbox.size();
+  }
+
+  /**
+   * Sends a text message without waiting: it is encrypted and kept in the local, encrypted
+   * outbox before this returns, and sent from there as soon as (and as often as) it takes for
+   * the contact's server to hold it, across network outages and restarts of the app. Messages
+   * to one contact arrive in the order they were sent; the recipient keeps each once. The
+   * listeners hear {@link FerryListener#onSendAccepted} or {@link FerryListener#onSendFailed}.
+   *
+   * @return completes with the message id (hex) once the contact's server holds the message
+   *     (which, offline, may be much later); completes exceptionally with a
+   *     {@link FerryException} if it will never be delivered (REJECTED, UNKNOWN_CONTACT when
+   *     the contact was removed first) or the client was closed first (CLOSED: the message
+   *     stays queued)
+   * @throws FerryException at once, with nothing queued: UNKNOWN_CONTACT, CONTACT_NOT_READY
+   *     (they have not accepted the invitation yet), IDENTITY_CHANGED, TOO_LARGE,
+   *     NOT_INITIALIZED, CLOSED
+   */
+  public CompletableFuture<String> sendAsync(String label, String text) {
+    requireOpen();
+    ContactRecord contact = recipient(label, text);
+    if (contact.getState() == ContactRecord.State.INVITED) {
+      throw new FerryException(FerryException.Reason.CONTACT_NOT_READY,
+          "'" + label + "' has not accepted your invitation yet");
+    }
+    return outbox.submit(contact.getId(), textContent(text));
+  }
+
+  private Content textContent(String text) {
+    return Content.newBuilder()
+        .setSentAt(ctx.clock().millis())
+        .setText(Text.newBuilder().setBody(text))
+        .build();
+  }
+
+  private String labelOf(String contactId) {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      return ContactBook.byId(txn, contactId).map(ContactRecord::getLabel).orElse("(removed contact)");
+    }
+  }
+
+  private synchronized void requireOpen() {
+    if (closed) {
+      throw new FerryException(FerryException.Reason.CLOSED, "the client is closed");
+    }
   }
 
   public static Builder builder() {
@@ -109,7 +248,7 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /** Whether {@link #initialize} has been called on this data directory. */
-  public synchronized boolean isInitialized() {
+  public boolean isInitialized() {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       return LocalIdentityStore.load(txn).isPresent();
     }
@@ -121,7 +260,7 @@ public final class FerryClient implements AutoCloseable {
    *
    * @throws FerryException ALREADY_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
    */
-  public synchronized void initialize(ServerAddress homeServer) {
+  public void initialize(ServerAddress homeServer) {
     initialize(homeServer, "");
   }
 
@@ -132,7 +271,7 @@ public final class FerryClient implements AutoCloseable {
    *
    * @param creationToken up to 256 characters; empty for a server that needs none
    */
-  public synchronized void initialize(ServerAddress homeServer, String creationToken) {
+  public void initialize(ServerAddress homeServer, String creationToken) {
     initialize(homeServer, creationToken, List.of());
   }
 
@@ -145,7 +284,7 @@ public final class FerryClient implements AutoCloseable {
    *     parameters and carriers this version does not know are left out with a logged note, as
    *     in {@link #addBridge}
    */
-  public synchronized void initialize(ServerAddress homeServer, String creationToken, List<String> bridges) {
+  public void initialize(ServerAddress homeServer, String creationToken, List<String> bridges) {
     Objects.requireNonNull(homeServer, "homeServer");
     GivenBridges given = GivenBridges.read(bridges);
     given.notes().forEach(note -> log.info("bridge line: {}", note));
@@ -188,7 +327,7 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException INVALID_BRIDGE if the line is malformed or a known parameter has a
    *     bad value (the message names it), NOT_INITIALIZED
    */
-  public synchronized List<String> addBridge(String line) {
+  public List<String> addBridge(String line) {
     requireInitialized();
     GivenBridges given = GivenBridges.read(List.of(line));
     ctx.routes().addBridges(ctx.homeServer(), given.lines(), true);
@@ -196,7 +335,7 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /** The home server's bridge lines, in the order they were added. */
-  public synchronized List<String> bridges() {
+  public List<String> bridges() {
     requireInitialized();
     return ctx.routes().bridges(ctx.homeServer()).stream().map(BridgeLine::toString).toList();
   }
@@ -206,7 +345,7 @@ public final class FerryClient implements AutoCloseable {
    * line's successes, failures and back-off. Makes no connection; call after some traffic (or
    * {@link #checkConnection}) to see the carrier in use.
    */
-  public synchronized List<NetworkStatus> networkStatus() {
+  public List<NetworkStatus> networkStatus() {
     requireInitialized();
     java.util.Set<ServerAddress> servers = new java.util.LinkedHashSet<>();
     servers.add(ctx.homeServer());
@@ -230,7 +369,7 @@ public final class FerryClient implements AutoCloseable {
    *
    * @throws FerryException NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
    */
-  public synchronized void checkConnection() {
+  public void checkConnection() {
     requireInitialized();
     checkServing(ctx.homeServer());
   }
@@ -255,7 +394,7 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /** The home server set by {@link #initialize}, if any. */
-  public synchronized Optional<ServerAddress> homeServer() {
+  public Optional<ServerAddress> homeServer() {
     return isInitialized() ? Optional.of(ctx.homeServer()) : Optional.empty();
   }
 
@@ -273,12 +412,14 @@ public final class FerryClient implements AutoCloseable {
    * @param validity how long it can be accepted, at most {@link #MAX_INVITATION_VALIDITY}
    * @throws FerryException INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH
    */
-  public synchronized Invitation createInvitation(String label, Duration validity) {
+  public Invitation createInvitation(String label, Duration validity) {
     if (validity.isNegative() || validity.isZero() || validity.compareTo(MAX_INVITATION_VALIDITY) > 0) {
       throw new IllegalArgumentException("validity must be positive and at most 30 days: " + validity);
     }
     requireInitialized();
-    return invitations.create(label, validity);
+    Invitation invitation = invitations.create(label, validity);
+    alwaysOn.contactsChanged();
+    return invitation;
   }
 
   /**
@@ -299,7 +440,7 @@ public final class FerryClient implements AutoCloseable {
    *     message names the contact), INVALID_LABEL, NOT_INITIALIZED, UNREACHABLE,
    *     SERVER_KEY_MISMATCH
    */
-  public synchronized Contact acceptInvitation(String uri, String label) {
+  public Contact acceptInvitation(String uri, String label) {
     Objects.requireNonNull(uri, "uri");
     requireInitialized();
     String contactId;
@@ -313,6 +454,7 @@ public final class FerryClient implements AutoCloseable {
       }
       throw e;
     }
+    alwaysOn.contactsChanged();
     try {
       sender.sendContactCard(contactId);
     } catch (FerryException e) {
@@ -334,18 +476,12 @@ public final class FerryClient implements AutoCloseable {
    *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
    *     the message was not sent
    */
-  public synchronized String send(String label, String text) {
-    Objects.requireNonNull(text, "text");
-    requireInitialized();
-    checkLength(text);
-    ContactRecord contact;
-    try (LocalStore.Txn txn = ctx.store().begin()) {
-      contact = ContactBook.require(txn, label);
-    }
+  public String send(String label, String text) {
+    ContactRecord contact = recipient(label, text);
     if (contact.getState() == ContactRecord.State.INVITED) {
       // Their acceptance may be waiting on our server: pick it up (other messages stay in the
-      // local inbox for the next receive).
-      receiver.collect(ACCEPTANCE_WAIT, contact.getId());
+      // local inbox for the next receive). The background loop, if it runs, picks it up anyway.
+      awaitAcceptance(contact.getId());
       try (LocalStore.Txn txn = ctx.store().begin()) {
         contact = ContactBook.require(txn, label);
       }
@@ -361,11 +497,48 @@ public final class FerryClient implements AutoCloseable {
     // restarted session.
     String contactId = contact.getId();
     healer.flush(c -> c.getId().equals(contactId));
-    byte[] id = sender.send(contact.getId(), Content.newBuilder()
-        .setSentAt(ctx.clock().millis())
-        .setText(Text.newBuilder().setBody(text))
-        .build());
+    byte[] id = sender.send(contact.getId(), textContent(text));
     return HexFormat.of().formatHex(id);
+  }
+
+  /** Gives an invited contact's acceptance {@link #ACCEPTANCE_WAIT} to arrive. */
+  private void awaitAcceptance(String contactId) {
+    if (!alwaysOn.isRunning()) {
+      receiving.lock();
+      try {
+        receiver.collect(ACCEPTANCE_WAIT, contactId);
+      } finally {
+        receiving.unlock();
+      }
+      return;
+    }
+    long until = System.nanoTime() + ACCEPTANCE_WAIT.toNanos();
+    long seen = alwaysOn.arrivals();
+    try {
+      while (System.nanoTime() < until && !isEstablished(contactId)) {
+        alwaysOn.awaitArrival(seen, Duration.ofNanos(Math.max(0, until - System.nanoTime())));
+        seen = alwaysOn.arrivals();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private boolean isEstablished(String contactId) {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      return ContactBook.byId(txn, contactId)
+          .map(c -> c.getState() == ContactRecord.State.ESTABLISHED).orElse(false);
+    }
+  }
+
+  /** The contact {@code text} can go to, once the text is checked. */
+  private ContactRecord recipient(String label, String text) {
+    Objects.requireNonNull(text, "text");
+    requireInitialized();
+    checkLength(text);
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      return ContactBook.require(txn, label);
+    }
   }
 
   /** TOO_LARGE, in characters of this text, unless it fits {@link #MAX_TEXT_BYTES}. */
@@ -403,7 +576,7 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException NOT_INITIALIZED, UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; what
    *     was processed before the failure is kept
    */
-  public synchronized int receive(Duration idleTimeout, MessageListener listener) {
+  public int receive(Duration idleTimeout, MessageListener listener) {
     return receive(idleTimeout, Integer.MAX_VALUE, listener);
   }
 
@@ -418,7 +591,7 @@ public final class FerryClient implements AutoCloseable {
    * @throws IllegalArgumentException if {@code maxMessages} is below 1 or the timeout negative
    * @throws FerryException as {@link #receive(Duration, MessageListener)}
    */
-  public synchronized int receive(Duration idleTimeout, int maxMessages, MessageListener listener) {
+  public int receive(Duration idleTimeout, int maxMessages, MessageListener listener) {
     Objects.requireNonNull(listener, "listener");
     if (idleTimeout.isNegative()) {
       throw new IllegalArgumentException("idle timeout must not be negative: " + idleTimeout);
@@ -428,7 +601,28 @@ public final class FerryClient implements AutoCloseable {
     }
     requireInitialized();
     sendPendingHandshakes();
-    return receiver.receive(idleTimeout, maxMessages, listener);
+    if (!alwaysOn.isRunning()) {
+      receiving.lock();
+      try {
+        return receiver.receive(idleTimeout, maxMessages, listener);
+      } finally {
+        receiving.unlock();
+      }
+    }
+    // The background loop receives: take from the local inbox what it keeps.
+    int handed = 0;
+    try {
+      while (true) {
+        long seen = alwaysOn.arrivals();
+        handed += receiver.handOverInbox(listener, maxMessages - handed);
+        if (handed >= maxMessages || !alwaysOn.awaitArrival(seen, idleTimeout)) {
+          return handed;
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return handed;
+    }
   }
 
   /**
@@ -457,7 +651,7 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException UNKNOWN_CONTACT, NOT_INITIALIZED, UNREACHABLE (then nothing was
    *     removed: try again)
    */
-  public synchronized void removeContact(String label) {
+  public void removeContact(String label) {
     requireInitialized();
     ContactRecord contact;
     try (LocalStore.Txn txn = ctx.store().begin()) {
@@ -469,6 +663,7 @@ public final class FerryClient implements AutoCloseable {
       ctx.protocol(txn).forget(contact.getId());
       txn.commit();
     }
+    alwaysOn.contactsChanged();
   }
 
   /**
@@ -478,7 +673,7 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException UNKNOWN_CONTACT, INVALID_LABEL (see {@link #createInvitation(String,
    *     Duration)} for what a label may be), NOT_INITIALIZED
    */
-  public synchronized Contact renameContact(String label, String newLabel) {
+  public Contact renameContact(String label, String newLabel) {
     requireInitialized();
     try (LocalStore.Txn txn = ctx.store().begin()) {
       ContactRecord contact = ContactBook.require(txn, label);
@@ -493,7 +688,7 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /** All contacts, in the order they were made. */
-  public synchronized List<Contact> contacts() {
+  public List<Contact> contacts() {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       return ContactBook.all(txn).stream()
           .sorted(java.util.Comparator.comparingLong(ContactRecord::getCreatedAt))
@@ -503,7 +698,7 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /** The contact with this label, if any. */
-  public synchronized Optional<Contact> contact(String label) {
+  public Optional<Contact> contact(String label) {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       return ContactBook.byLabel(txn, label).map(contactView(txn));
     }
@@ -572,9 +767,18 @@ public final class FerryClient implements AutoCloseable {
     }
   }
 
-  /** Closes connections and the local store, and lets go of the data directory if it took it. */
+  /**
+   * Stops the background loop and the outbox (queued messages stay, for the next run), closes
+   * connections and the local store, and lets go of the data directory if it took it.
+   */
   @Override
   public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    alwaysOn.close();
+    outbox.close();
     ctx.net().close();
     ctx.net().dialer().close();
     connector.close();

@@ -59,6 +59,11 @@ public final class FerryException extends RuntimeException {
     CREATION_TOKEN_REQUIRED,
     /** A bridge line is malformed; the message says how. Nothing was stored. */
     INVALID_BRIDGE,
+    /**
+     * The client was closed. For a {@code sendAsync} whose message was not yet taken by the
+     * contact's server: the message stays queued and is sent when the client runs again.
+     */
+    CLOSED,
   }
 
   private final Reason reason;

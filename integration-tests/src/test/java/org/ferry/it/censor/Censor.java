@@ -134,6 +134,18 @@ public final class Censor implements AutoCloseable {
     return this;
   }
 
+  /** Resets every open connection now (both its sides), as a link that goes down does. */
+  public Censor cutAll() {
+    for (FromClient c : live) {
+      c.client.eventLoop().execute(() -> {
+        cuts.incrementAndGet();
+        reset(c.client);
+        reset(c.server);
+      });
+    }
+    return this;
+  }
+
   /** Connections stalled by {@link #stallAfter}. */
   public int stalls() {
     return stalls.get();

@@ -65,10 +65,18 @@ public final class InvitationManager {
 
   public Invitation create(String givenLabel, Duration validity) {
     String label;
+    LocalIdentity local;
+    int base;
     try (LocalStore.Txn txn = ctx.store().begin()) {
       label = ContactBook.checkNewLabel(txn, givenLabel);
+      // Three prekey ids per invitation, cycling within libsignal's 24-bit range; taken now, so
+      // that invitations made at the same time never share one.
+      local = LocalIdentityStore.require(txn);
+      base = Integer.remainderUnsigned(local.getNextPreKeyId(), MAX_PRE_KEY_ID - 3) + 1;
+      local = local.toBuilder().setNextPreKeyId(base + 3).build();
+      LocalIdentityStore.put(txn, local);
+      txn.commit();
     }
-    LocalIdentity local = ctx.identity();
     ServerAddress home = ServerAddress.parse(local.getHomeServer());
     Instant expiresAt = ctx.clock().instant().plus(validity).truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
     byte[] secret = ctx.randomBytes(32);
@@ -78,8 +86,6 @@ public final class InvitationManager {
         new InvitationCodec.Parsed(home, mailboxId, secret, expiresAt, ctx.routes().shareable(home, InvitationCodec.MAX_BRIDGES));
 
     IdentityKeyPair identity = ClientContext.keyPair(local);
-    // Three ids per invitation, cycling within libsignal's 24-bit range.
-    int base = Integer.remainderUnsigned(local.getNextPreKeyId(), MAX_PRE_KEY_ID - 3) + 1;
     long now = ctx.clock().millis();
     FreshPreKeys keys = FreshPreKeys.generate(identity, base, base + 1, base + 2, now);
     ECPublicKey sealPublic;
@@ -111,6 +117,8 @@ public final class InvitationManager {
     }
 
     try (LocalStore.Txn txn = ctx.store().begin()) {
+      // Another invitation or acceptance may have taken the label meanwhile.
+      ContactBook.checkNewLabel(txn, label);
       keys.storeIn(ctx.protocol(txn));
       ContactBook.put(txn, ContactRecord.newBuilder()
           .setId(newContactId())
@@ -121,7 +129,6 @@ public final class InvitationManager {
           .setInvitationExpiresAt(expiresAt.getEpochSecond())
           .setCreatedAt(ctx.clock().instant().getEpochSecond())
           .build());
-      LocalIdentityStore.put(txn, local.toBuilder().setNextPreKeyId(base + 3).build());
       txn.commit();
     }
     return new Invitation(label, InvitationCodec.encode(invitation), expiresAt);
@@ -136,9 +143,9 @@ public final class InvitationManager {
    * until the acceptance is finished, and the inviter's server hands the bundle again to the
    * same take id for {@link #TAKE_GRACE} after the first take, in case that answer was lost. A
    * try that fails for good (used, expired, not known, tampered with) deletes the mailbox it
-   * made.
+   * made. Acceptances run one at a time.
    */
-  public String accept(String uri, String givenLabel) {
+  public synchronized String accept(String uri, String givenLabel) {
     InvitationCodec.Parsed invitation = InvitationCodec.parse(uri);
     String label;
     Optional<Map.Entry<String, PendingAcceptance>> earlier;
@@ -210,6 +217,8 @@ public final class InvitationManager {
         .setCreatedAt(ctx.clock().instant().getEpochSecond())
         .build();
     try (LocalStore.Txn txn = ctx.store().begin()) {
+      // An invitation made meanwhile may have taken the label: the acceptance stays pending.
+      ContactBook.checkNewLabel(txn, label);
       new SessionBuilder(ctx.protocol(txn), ClientContext.address(contact))
           .process(preKeyBundle(bundle), ctx.clock().instant());
       new ECPublicKey(bundle.getSealKey().toByteArray());

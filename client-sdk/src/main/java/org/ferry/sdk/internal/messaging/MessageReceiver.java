@@ -11,6 +11,7 @@ import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -154,7 +155,7 @@ public final class MessageReceiver {
     }
   }
 
-  private sealed interface Event permits Challenge, Arrived, Failed, Subscribed {
+  private sealed interface Event permits Challenge, Arrived, Failed, Subscribed, Wake {
     ServerAddress server();
 
     Stream stream();
@@ -167,6 +168,9 @@ public final class MessageReceiver {
   private record Failed(ServerAddress server, Stream stream, Throwable error) implements Event {}
 
   private record Subscribed(ServerAddress server, Stream stream) implements Event {}
+
+  /** From outside the loop: the contacts changed, or the loop is to stop. */
+  private record Wake(ServerAddress server, Stream stream) implements Event {}
 
   private static boolean isTransient(Throwable t) {
     return t instanceof StatusRuntimeException s && ServerConnections.isConnectionLost(s);
@@ -231,12 +235,9 @@ public final class MessageReceiver {
       int reconnects = 0;
       while (true) {
         boolean owing = streams.values().stream().anyMatch(Stream::owes);
-        long waitMillis = owing
-            ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(owedDeadline - System.nanoTime()))
-            : idle.toMillis();
         Event event;
         try {
-          event = events.poll(waitMillis, TimeUnit.MILLISECONDS);
+          event = next(events, owing, owedDeadline, idle);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
           return handed;
@@ -292,22 +293,182 @@ public final class MessageReceiver {
             owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
             continue;
           }
-          throw f.error() instanceof StatusRuntimeException s
-              ? ctx.net().failure(f.server(), s)
-              : new FerryException(FerryException.Reason.UNREACHABLE,
-                  "receive from " + f.server().hostPort() + " failed: " + f.error().getMessage(), f.error());
+          throw failure(f);
         }
       }
     } finally {
-      streams.values().forEach(s -> {
-        s.forget();
-        try {
-          s.requests().onCompleted();
-        } catch (RuntimeException ignored) {
-          // The stream is already gone.
-        }
-      });
+      closeAll(streams.values());
     }
+  }
+
+  /** What the always-on loop ({@link #stream}) reports, on its own thread. */
+  public interface Hooks {
+    /** Whether to end the loop; checked after every {@link #wake}. */
+    boolean stopping();
+
+    /** Every stream is open and subscribed to every mailbox (again, after a failure). */
+    void connected();
+
+    /** A delivery was kept: the local inbox may hold something new. */
+    void delivered(Optional<String> establishedContactLabel);
+  }
+
+  /** How often an always-on loop with nothing arriving checks that its streams still answer. */
+  static final Duration LIVENESS_CHECK = Duration.ofSeconds(60);
+
+  private volatile BlockingQueue<Event> wakeUps;
+
+  /**
+   * Tells a running {@link #stream} loop to look at the contacts again (a mailbox was added or
+   * removed) and at {@link Hooks#stopping}.
+   */
+  public void wake() {
+    BlockingQueue<Event> q = wakeUps;
+    if (q != null) {
+      q.add(new Wake(null, null));
+    }
+  }
+
+  /**
+   * Keeps a receive stream open to every server that holds one of our mailboxes, subscribed to
+   * all of them (mailboxes added meanwhile are subscribed on {@link #wake}), and keeps whatever
+   * arrives in the local inbox, acknowledging each delivery once it is stored. Messages are not
+   * handed over here: {@link Hooks#delivered} says that there are some. Returns when
+   * {@link Hooks#stopping} says so; throws when a stream fails, for the caller to wait and call
+   * again (the dialer picks the carrier each time).
+   *
+   * <p>With nothing arriving for {@link #LIVENESS_CHECK}, each stream is asked for an answer
+   * (a subscription it has already), so a line that died without a word fails the stream
+   * within the call timeout.
+   *
+   * @throws FerryException UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED as the streams failed
+   */
+  public void stream(Hooks hooks) {
+    BlockingQueue<Event> events = new LinkedBlockingQueue<>();
+    wakeUps = events;
+    Map<ServerAddress, Stream> streams = new HashMap<>();
+    try {
+      forgetOldEnvelopeIds();
+      healer.flush(c -> true);
+      Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
+      Map<ByteString, String> contactByInbox = new HashMap<>();
+      Map<ServerAddress, java.util.Set<ByteString>> subscribed = new HashMap<>();
+      boolean connected = false;
+      long owedDeadline = 0;
+      boolean refresh = true;
+      while (!hooks.stopping()) {
+        if (refresh) {
+          refresh = false;
+          byServer.clear();
+          contactByInbox.clear();
+          try (LocalStore.Txn txn = ctx.store().begin()) {
+            for (ContactRecord c : ContactBook.all(txn)) {
+              byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
+              contactByInbox.put(c.getInbox().getMailboxId(), c.getId());
+            }
+          }
+          for (Map.Entry<ServerAddress, List<ContactRecord>> e : byServer.entrySet()) {
+            Stream s = streams.get(e.getKey());
+            if (s == null) {
+              streams.put(e.getKey(), open(e.getKey(), events));
+              owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+              connected = false;
+            } else if (s.nonce != null) {
+              java.util.Set<ByteString> have = subscribed.computeIfAbsent(e.getKey(), k -> new java.util.HashSet<>());
+              List<ContactRecord> fresh = e.getValue().stream()
+                  .filter(c -> !have.contains(c.getInbox().getMailboxId())).toList();
+              if (!fresh.isEmpty()) {
+                subscribe(s, fresh);
+                fresh.forEach(c -> have.add(c.getInbox().getMailboxId()));
+                owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+              }
+            }
+          }
+        }
+        boolean owing = streams.values().stream().anyMatch(Stream::owes);
+        Event event;
+        try {
+          event = next(events, owing, owedDeadline, LIVENESS_CHECK);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return;
+        }
+        if (event == null && owing) {
+          Stream late = streams.values().stream().filter(Stream::owes).findFirst().orElseThrow();
+          late.timedOut();
+          throw ctx.net().notAnsweredInTime(late.server, null);
+        }
+        if (event == null) {
+          for (Stream s : streams.values()) {
+            List<ContactRecord> some = byServer.getOrDefault(s.server, List.of());
+            if (s.nonce != null && !some.isEmpty()) {
+              subscribe(s, some.subList(0, 1));
+            }
+          }
+          owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
+          continue;
+        }
+        if (event instanceof Wake) {
+          refresh = true;
+          continue;
+        }
+        if (event.stream() != streams.get(event.server())) {
+          continue;
+        }
+        if (event instanceof Challenge c) {
+          Stream s = streams.get(c.server());
+          s.answered();
+          s.nonce = c.nonce();
+          List<ContactRecord> all = byServer.getOrDefault(c.server(), List.of());
+          subscribe(s, all);
+          subscribed.put(c.server(), new java.util.HashSet<>(all.stream().map(x -> x.getInbox().getMailboxId()).toList()));
+        } else if (event instanceof Subscribed sub) {
+          streams.get(sub.server()).answered();
+          if (!connected && streams.values().stream().noneMatch(Stream::owes)) {
+            connected = true;
+            hooks.connected();
+          }
+        } else if (event instanceof Arrived a) {
+          Outcome outcome = processOne(streams.get(a.server()).requests(), a.delivery(), contactByInbox);
+          hooks.delivered(Optional.ofNullable(outcome.established()));
+        } else if (event instanceof Failed f) {
+          throw failure(f);
+        }
+      }
+    } finally {
+      wakeUps = null;
+      closeAll(streams.values());
+    }
+  }
+
+  /**
+   * The next event; null if none came while an answer is owed until {@code owedDeadline}
+   * (System.nanoTime), or otherwise within {@code quiet}.
+   */
+  private static Event next(BlockingQueue<Event> events, boolean owing, long owedDeadline, Duration quiet)
+      throws InterruptedException {
+    long waitMillis = owing
+        ? Math.max(0, TimeUnit.NANOSECONDS.toMillis(owedDeadline - System.nanoTime()))
+        : quiet.toMillis();
+    return events.poll(waitMillis, TimeUnit.MILLISECONDS);
+  }
+
+  private FerryException failure(Failed f) {
+    return f.error() instanceof StatusRuntimeException s
+        ? ctx.net().failure(f.server(), s)
+        : new FerryException(FerryException.Reason.UNREACHABLE,
+            "receive from " + f.server().hostPort() + " failed: " + f.error().getMessage(), f.error());
+  }
+
+  private static void closeAll(java.util.Collection<Stream> streams) {
+    streams.forEach(s -> {
+      s.forget();
+      try {
+        s.requests().onCompleted();
+      } catch (RuntimeException ignored) {
+        // The stream is already gone.
+      }
+    });
   }
 
   private Stream open(ServerAddress server, BlockingQueue<Event> events) {
@@ -360,6 +521,22 @@ public final class MessageReceiver {
       Map<ByteString, String> contactByInbox,
       MessageListener listener,
       int max) {
+    Outcome outcome = processOne(stream, delivery, contactByInbox);
+    if (listener == null) {
+      return 0;
+    }
+    if (outcome.established() != null) {
+      listener.onContactEstablished(outcome.established());
+    }
+    return handOverInbox(listener, max);
+  }
+
+  /**
+   * Keeps one delivery (in one transaction: see the class comment), then acknowledges it, then
+   * sends a session restart it called for.
+   */
+  private Outcome processOne(
+      StreamObserver<ReceiveRequest> stream, Delivery delivery, Map<ByteString, String> contactByInbox) {
     byte[] envelopeId = delivery.getEnvelope().getId().toByteArray();
     String seenKey = SEEN + HexFormat.of().formatHex(envelopeId);
     // A server can replay an old envelope's body under a new id: recognise the body too, so
@@ -383,13 +560,7 @@ public final class MessageReceiver {
     if (outcome.healing()) {
       healer.flush(c -> c.getId().equals(contactId));
     }
-    if (listener == null) {
-      return 0;
-    }
-    if (outcome.established() != null) {
-      listener.onContactEstablished(outcome.established());
-    }
-    return handOverInbox(listener, max);
+    return outcome;
   }
 
   /**
@@ -593,9 +764,10 @@ public final class MessageReceiver {
 
   /**
    * Hands the messages waiting in the local inbox, at most {@code max}, to the listener,
-   * forgetting each once the listener has returned.
+   * forgetting each once the listener has returned. One hand-over at a time, so that no
+   * message is handed over twice.
    */
-  private int handOverInbox(MessageListener listener, int max) {
+  public synchronized int handOverInbox(MessageListener listener, int max) {
     int n = 0;
     for (Map.Entry<String, byte[]> e : ctx.store().scan(INBOX).entrySet()) {
       if (n >= max) {

@@ -6,6 +6,7 @@ import java.util.Arrays;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
+import org.ferry.proto.local.v1.OutboxItem;
 import org.ferry.proto.v1.ContactCard;
 import org.ferry.proto.v1.Content;
 import org.ferry.proto.v1.Envelope;
@@ -39,8 +40,11 @@ import org.signal.libsignal.protocol.state.SessionRecord;
  * session is rolled back to its state before the step: a refused send uses no ratchet state,
  * however many there are. A send whose outcome is unknown (the connection died) keeps its step;
  * the contact skips that message key, and libsignal allows up to 25,000 such gaps, beyond which
- * the contact's client restarts the session (see {@link SessionHealer}). Nothing is queued for a
- * later retry, so a retry by the user can never produce a second copy.
+ * the contact's client restarts the session (see {@link SessionHealer}). {@link #send} queues
+ * nothing for a later retry, so a retry by the user can never produce a second copy.
+ *
+ * <p>{@link #queue} is the other way: the sealed envelope is kept with its ratchet step, and
+ * {@link #deliver(OutboxItem)} sends that same envelope as often as it takes (the outbox).
  */
 public final class MessageSender {
   /** Tries of one envelope when the connection drops under it. */
@@ -55,40 +59,85 @@ public final class MessageSender {
   /** Sends {@code content} to the contact with id {@code contactId}; returns the envelope id. */
   public byte[] send(String contactId, Content content) {
     byte[] envelopeId = ctx.randomBytes(16);
-    MailboxAddress to;
-    byte[] body;
-    byte[] before;
-    byte[] after;
-    SignalProtocolAddress address;
+    Encrypted e;
     try (LocalStore.Txn txn = ctx.store().begin()) {
-      ContactRecord contact = requireOutbox(txn, contactId);
-      to = contact.getOutbox();
-      address = ClientContext.address(contact);
-      ProtocolStore protocol = ctx.protocol(txn);
-      before = sessionBytes(protocol, address);
-      SessionCipher cipher = new SessionCipher(protocol, address);
-      CiphertextMessage message;
-      try {
-        message = cipher.encrypt(content.toByteArray(), ctx.clock().instant());
-      } catch (UntrustedIdentityException e) {
-        throw new FerryException(
-            FerryException.Reason.IDENTITY_CHANGED,
-            "the safety number of '" + contact.getLabel() + "' changed; verify it before sending", e);
-      } catch (NoSessionException e) {
-        throw new FerryException(
-            FerryException.Reason.CONTACT_NOT_READY, "no session with '" + contact.getLabel() + "'", e);
-      }
-      after = sessionBytes(protocol, address);
-      body = seal(to, message.getType(), message.serialize());
+      e = encrypt(txn, contactId, content);
       txn.commit();
     }
     try {
-      deliver(to, envelopeId, body);
+      deliver(e.to, envelopeId, e.body);
     } catch (Refused refused) {
-      rollBack(address, before, after);
+      rollBack(e.address, e.before, e.after);
       throw refused.failure;
     }
     return envelopeId;
+  }
+
+  /**
+   * Encrypts {@code content} for the contact and keeps the sealed envelope in the local store
+   * under {@code name}, in one transaction with its ratchet step, for {@link #deliver(OutboxItem)}
+   * to send (once or many times: it is the same envelope every time).
+   *
+   * @param name the record name, chosen in the transaction so that names follow commit order
+   * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY, IDENTITY_CHANGED, TOO_LARGE;
+   *     nothing is kept then
+   */
+  public OutboxItem queue(String contactId, Content content, java.util.function.Supplier<String> name) {
+    byte[] envelopeId = ctx.randomBytes(16);
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      Encrypted e = encrypt(txn, contactId, content);
+      OutboxItem item = OutboxItem.newBuilder()
+          .setContactId(contactId)
+          .setEnvelopeId(ByteString.copyFrom(envelopeId))
+          .setBody(ByteString.copyFrom(e.body))
+          .setTo(e.to)
+          .setQueuedAt(ctx.clock().millis())
+          .build();
+      txn.put(name.get(), item.toByteArray());
+      txn.commit();
+      return item;
+    }
+  }
+
+  /**
+   * Hands a queued envelope to the contact's server. Sending it again after any failure is
+   * safe: the recipient keeps one copy per envelope id.
+   *
+   * @throws FerryException as the server or the network failed
+   */
+  public void deliver(OutboxItem item) {
+    try {
+      deliver(item.getTo(), item.getEnvelopeId().toByteArray(), item.getBody().toByteArray());
+    } catch (Refused refused) {
+      throw refused.failure;
+    }
+  }
+
+  /** A message encrypted for a contact and sealed, and the session just before and after. */
+  private record Encrypted(
+      MailboxAddress to, SignalProtocolAddress address, byte[] body, byte[] before, byte[] after) {}
+
+  /** Takes a ratchet step in {@code txn} (not committed) and seals the result. */
+  private Encrypted encrypt(LocalStore.Txn txn, String contactId, Content content) {
+    ContactRecord contact = requireOutbox(txn, contactId);
+    MailboxAddress to = contact.getOutbox();
+    SignalProtocolAddress address = ClientContext.address(contact);
+    ProtocolStore protocol = ctx.protocol(txn);
+    byte[] before = sessionBytes(protocol, address);
+    SessionCipher cipher = new SessionCipher(protocol, address);
+    CiphertextMessage message;
+    try {
+      message = cipher.encrypt(content.toByteArray(), ctx.clock().instant());
+    } catch (UntrustedIdentityException e) {
+      throw new FerryException(
+          FerryException.Reason.IDENTITY_CHANGED,
+          "the safety number of '" + contact.getLabel() + "' changed; verify it before sending", e);
+    } catch (NoSessionException e) {
+      throw new FerryException(
+          FerryException.Reason.CONTACT_NOT_READY, "no session with '" + contact.getLabel() + "'", e);
+    }
+    byte[] after = sessionBytes(protocol, address);
+    return new Encrypted(to, address, seal(to, message.getType(), message.serialize()), before, after);
   }
 
   /**

@@ -60,6 +60,8 @@ public final class SessionHealer {
 
   private final ClientContext ctx;
   private final MessageSender sender;
+  /** Per contact id: held while that contact's restart messages go out. */
+  private final java.util.concurrent.ConcurrentMap<String, Object> flushing = new java.util.concurrent.ConcurrentHashMap<>();
 
   public SessionHealer(ClientContext ctx, MessageSender sender) {
     this.ctx = ctx;
@@ -148,19 +150,32 @@ public final class SessionHealer {
         }
       }
     }
-    for (ContactRecord c : due) {
-      try {
-        if (c.getResetReplyPending()) {
-          answer(c);
+    for (ContactRecord listed : due) {
+      // One flush per contact at a time (a send and the receive loop may both call): the
+      // second finds the flags cleared by the first.
+      Object lock = flushing.computeIfAbsent(listed.getId(), id -> new Object());
+      synchronized (lock) {
+        ContactRecord c;
+        try (LocalStore.Txn txn = ctx.store().begin()) {
+          c = ContactBook.byId(txn, listed.getId()).orElse(null);
         }
-        if (c.getResetRequestPending()) {
-          request(c);
+        if (c == null) {
+          continue;
         }
-      } catch (FerryException e) {
-        log.info("could not send a session restart now; trying again later: {}", e.getMessage());
+        try {
+          if (c.getResetReplyPending()) {
+            answer(c);
+          }
+          if (c.getResetRequestPending()) {
+            request(c);
+          }
+        } catch (FerryException e) {
+          log.info("could not send a session restart now; trying again later: {}", e.getMessage());
+        }
       }
     }
   }
+
 
   private void answer(ContactRecord c) {
     sender.send(c.getId(), Content.newBuilder()

@@ -30,6 +30,11 @@ import org.rocksdb.WriteOptions;
  *
  * <p>Changes go through a {@link Txn}: its writes are invisible to others until
  * {@link Txn#commit()}, which writes them in one synced batch, so a crash leaves all or none.
+ * Transactions are serialised: {@link #begin()} waits while another thread has one open, and
+ * {@link Txn#close()} lets the next one in, so a read-modify-write is never lost to another
+ * thread's. A thread may open a transaction inside its own (each commits separately). Keep them
+ * short: compute and encrypt inside, never wait for the network. Reads outside a transaction
+ * ({@link #get}, {@link #scan}) see committed state and never wait.
  */
 public final class LocalStore implements AutoCloseable {
   private static final String CHECK = "meta/key-check";
@@ -44,6 +49,7 @@ public final class LocalStore implements AutoCloseable {
   private final RocksDB db;
   private final WriteOptions syncWrite;
   private final byte[] key;
+  private final java.util.concurrent.locks.ReentrantLock writer = new java.util.concurrent.locks.ReentrantLock();
 
   private LocalStore(Path directory, Options options, RocksDB db, byte[] key) {
     this.directory = directory;
@@ -142,7 +148,9 @@ public final class LocalStore implements AutoCloseable {
     return out;
   }
 
+  /** Opens a transaction, waiting while another thread has one open (see the class comment). */
   public Txn begin() {
+    writer.lock();
     return new Txn();
   }
 
@@ -178,6 +186,7 @@ public final class LocalStore implements AutoCloseable {
   public final class Txn implements AutoCloseable {
     private final Map<String, Optional<byte[]>> writes = new HashMap<>();
     private boolean done;
+    private boolean released;
 
     private Txn() {}
 
@@ -233,11 +242,15 @@ public final class LocalStore implements AutoCloseable {
       }
     }
 
-    /** Discards uncommitted changes. */
+    /** Discards uncommitted changes and lets the next transaction in. */
     @Override
     public void close() {
       done = true;
       writes.clear();
+      if (!released) {
+        released = true;
+        writer.unlock();
+      }
     }
   }
 }

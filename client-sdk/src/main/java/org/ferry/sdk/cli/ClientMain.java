@@ -811,6 +811,7 @@ public final class ClientMain {
       try {
         client = parent.open(lock);
         try {
+          client.start();
           server = DaemonServer.start(parent.data, client);
         } catch (Exception | Error e) {
           client.close();

@@ -32,7 +32,7 @@ final class DaemonMethods {
       "INVALID_INVITATION", "INVITATION_EXPIRED", "INVITATION_USED", "ALREADY_ACCEPTED", "UNKNOWN_CONTACT",
       "INVALID_LABEL", "IDENTITY_CHANGED", "CONTACT_NOT_READY", "NOT_INITIALIZED", "ALREADY_INITIALIZED",
       "STORAGE", "TOO_LARGE", "RECIPIENT_FULL", "RATE_LIMITED", "CREATION_TOKEN_REQUIRED", "INVALID_BRIDGE",
-      "SAFETY_NUMBER_MISMATCH");
+      "SAFETY_NUMBER_MISMATCH", "CLOSED");
   static final int OTHER_REASON = 1099;
 
   /** One call's view of its connection. */
@@ -42,6 +42,15 @@ final class DaemonMethods {
 
     /** Sends a notification to the caller. */
     void notify(String method, JsonObject params) throws IOException;
+
+    /**
+     * Makes this connection subscribed, {@code listener} to be removed when it closes; false if
+     * it was subscribed already.
+     */
+    boolean subscribe(org.ferry.sdk.FerryListener listener, Runnable onClose);
+
+    /** Ends the subscription, if any; whether there was one. */
+    boolean unsubscribe();
   }
 
   private final FerryClient client;
@@ -83,6 +92,20 @@ final class DaemonMethods {
           yield o;
         }
         case "status" -> status();
+        case "subscribe" -> {
+          Subscription events = new Subscription(call);
+          if (call.subscribe(events, () -> client.removeListener(events))) {
+            client.addListener(events);
+            if (call.callerGone()) {
+              client.removeListener(events); // closed meanwhile, its unsubscribe maybe before the add
+            }
+          }
+          yield new JsonObject();
+        }
+        case "unsubscribe" -> {
+          call.unsubscribe();
+          yield new JsonObject();
+        }
         default -> throw new JsonRpc.Failure(JsonRpc.METHOD_NOT_FOUND, "Method not found: " + shorten(method));
       };
     } catch (FerryException e) {

@@ -15,7 +15,10 @@ import java.nio.file.attribute.PosixFilePermission;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.time.Duration;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
@@ -42,12 +45,19 @@ public final class DaemonServer implements AutoCloseable {
   /** Connections served at once. */
   static final int MAX_CONNECTIONS = 32;
 
+  /**
+   * How long one line may take to write before the connection is closed: a caller that stops
+   * reading must not hold up the client's event thread (subscriptions) or a call's thread.
+   */
+  static final Duration WRITE_TIMEOUT = Duration.ofSeconds(10);
+
   private final Path socket;
   private final ServerSocketChannel server;
   private final DaemonMethods methods;
   private final Semaphore slots = new Semaphore(MAX_CONNECTIONS);
   private final Set<Connection> open = ConcurrentHashMap.newKeySet();
   private final ExecutorService threads = Executors.newCachedThreadPool(named("ferry-daemon"));
+  private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(named("ferry-daemon-timer"));
   private volatile boolean closed;
 
   private DaemonServer(Path socket, ServerSocketChannel server, FerryClient client) {
@@ -141,6 +151,7 @@ public final class DaemonServer implements AutoCloseable {
     }
     open.forEach(Connection::close);
     threads.shutdownNow();
+    timer.shutdownNow();
     try {
       threads.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
@@ -170,6 +181,7 @@ public final class DaemonServer implements AutoCloseable {
     private final LineChannel lines;
     private final ExecutorService calls = Executors.newSingleThreadExecutor(named("ferry-daemon-call"));
     private volatile boolean gone;
+    private Runnable unsubscribe;
 
     Connection(SocketChannel ch) {
       this.lines = new LineChannel(ch);
@@ -270,9 +282,18 @@ public final class DaemonServer implements AutoCloseable {
 
     private void answer(JsonObject message) {
       try {
-        lines.writeLine(JsonRpc.toLine(message));
+        write(JsonRpc.toLine(message));
       } catch (IOException e) {
         gone = true;
+      }
+    }
+
+    private void write(String line) throws IOException {
+      ScheduledFuture<?> stuck = timer.schedule(this::close, WRITE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      try {
+        lines.writeLine(line);
+      } finally {
+        stuck.cancel(false);
       }
     }
 
@@ -287,15 +308,38 @@ public final class DaemonServer implements AutoCloseable {
         throw new ClosedChannelException();
       }
       try {
-        lines.writeLine(JsonRpc.toLine(JsonRpc.notification(method, params)));
+        write(JsonRpc.toLine(JsonRpc.notification(method, params)));
       } catch (IOException e) {
         gone = true;
         throw e;
       }
     }
 
+    @Override
+    public synchronized boolean subscribe(org.ferry.sdk.FerryListener listener, Runnable onClose) {
+      if (unsubscribe != null) {
+        return false;
+      }
+      unsubscribe = onClose;
+      return true;
+    }
+
+    @Override
+    public boolean unsubscribe() {
+      Runnable r;
+      synchronized (this) {
+        r = unsubscribe;
+        unsubscribe = null;
+      }
+      if (r != null) {
+        r.run();
+      }
+      return r != null;
+    }
+
     void close() {
       gone = true;
+      unsubscribe();
       lines.close();
     }
   }

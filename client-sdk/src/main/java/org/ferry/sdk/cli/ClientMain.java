@@ -16,6 +16,7 @@ import org.ferry.sdk.Invitation;
 import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.NetworkStatus;
 import org.ferry.sdk.ReceivedMessage;
+import org.ferry.sdk.cli.daemon.AcceptanceNotices;
 import org.ferry.sdk.cli.daemon.DaemonCli;
 import org.ferry.sdk.cli.daemon.DaemonServer;
 import org.ferry.sdk.cli.daemon.JsonViews;
@@ -133,8 +134,10 @@ public final class ClientMain {
    * @param client the daemon's open client, used instead of opening the store
    * @param cwd the caller's working directory, against which relative file names are resolved
    * @param callerGone whether the caller went away (a long receive then ends)
+   * @param acceptances acceptances the daemon's background loop took, for receive and send to print
    */
-  public record Remote(FerryClient client, Path cwd, java.util.function.BooleanSupplier callerGone) {}
+  public record Remote(FerryClient client, Path cwd, java.util.function.BooleanSupplier callerGone,
+      AcceptanceNotices acceptances) {}
 
   /** Runs one command inside the daemon for a caller; returns the exit code. */
   public static int runForDaemon(Remote remote, String[] args, java.io.InputStream in, PrintWriter out,
@@ -227,16 +230,14 @@ public final class ClientMain {
 
   /** The data directory's lock, for a command on an initialised client; never creates it. */
   DataDirectoryLock lockData() throws InterruptedException {
+    requireNoDaemon();
     CliStorageKey.requireExists(data);
     return lockData(data);
   }
 
   /** The lock on {@code dir}, created owner-only if missing, waiting up to {@link #LOCK_PATIENCE}. */
   DataDirectoryLock lockData(Path dir) throws InterruptedException {
-    if (remote != null) {
-      throw new FerryException(FerryException.Reason.STORAGE, "the Ferry daemon for " + dir
-          + " is using it, and this command runs only without it: stop the daemon first");
-    }
+    requireNoDaemon();
     try {
       return DataDirectoryLock.acquire(dir, LOCK_PATIENCE, () -> spec.commandLine().getErr().println(
           "ferry client: waiting for " + dir + ", which another Ferry process is using..."));
@@ -245,6 +246,14 @@ public final class ClientMain {
     } catch (java.io.IOException e) {
       throw new FerryException(FerryException.Reason.STORAGE,
           "cannot open data directory " + dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Refuses a command that needs the data directory to itself while the daemon has it. */
+  void requireNoDaemon() {
+    if (remote != null) {
+      throw new FerryException(FerryException.Reason.STORAGE, "the Ferry daemon for " + data
+          + " is using it, and this command runs only without it: stop the daemon first");
     }
   }
 
@@ -282,6 +291,7 @@ public final class ClientMain {
 
     @Override
     public Integer call() throws Exception {
+      parent.requireNoDaemon();
       ServerAddress address = ServerAddress.parse(server);
       for (String line : bridges) {
         org.ferry.proto.BridgeLine.read(line).notes()
@@ -448,7 +458,8 @@ public final class ClientMain {
       int sent = 0;
       try (Session session = parent.session()) {
         FerryClient client = session.client();
-        boolean invited = client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
+        boolean invited = parent.remote != null ? parent.remote.acceptances().take().contains(label)
+            : client.contact(label).map(c -> c.state() == Contact.State.INVITED).orElse(false);
         for (String t : texts) {
           String id = client.send(label, t);
           sent++;
@@ -571,7 +582,9 @@ public final class ClientMain {
         Duration idle = Duration.ofMillis((long) (seconds * 1000));
         int most = max == null ? Integer.MAX_VALUE : max;
         if (parent.remote != null) {
+          parent.remote.acceptances().take().forEach(listener::onContactEstablished);
           SlicedReceive.receive(session.client(), idle, most, listener, parent.remote.callerGone());
+          parent.remote.acceptances().take().forEach(listener::onContactEstablished);
         } else {
           session.client().receive(idle, most, listener);
         }
@@ -701,6 +714,7 @@ public final class ClientMain {
       @Override
       public Integer call() throws Exception {
         ClientMain parent = passphrase.parent;
+        parent.requireNoDaemon(); // the daemon took the passphrase from its own environment
         String newPassphrase = passphrase().orElseThrow(() -> new IllegalArgumentException(
             "set " + CliStorageKey.PASSPHRASE_ENV + " to the passphrase that is to protect the store"));
         try (DataDirectoryLock lock = parent.lockData()) {
@@ -726,6 +740,7 @@ public final class ClientMain {
       @Override
       public Integer call() throws Exception {
         ClientMain parent = passphrase.parent;
+        parent.requireNoDaemon(); // the daemon took the passphrase from its own environment
         try (DataDirectoryLock lock = parent.lockData()) {
           if (!CliStorageKey.usesPassphrase(parent.data)) {
             throw new IllegalArgumentException("this store is not protected by a passphrase");
@@ -811,8 +826,8 @@ public final class ClientMain {
       try {
         client = parent.open(lock);
         try {
-          client.start();
           server = DaemonServer.start(parent.data, client);
+          client.start(); // after the server noted who is invited: see AcceptanceNotices
         } catch (Exception | Error e) {
           client.close();
           throw e;

@@ -54,9 +54,11 @@ final class DaemonMethods {
   }
 
   private final FerryClient client;
+  private final AcceptanceNotices acceptances;
 
   DaemonMethods(FerryClient client) {
     this.client = client;
+    this.acceptances = new AcceptanceNotices(client);
   }
 
   JsonElement call(String method, JsonObject params, Call call) throws JsonRpc.Failure {
@@ -116,6 +118,9 @@ final class DaemonMethods {
       throw new JsonRpc.Failure(index < 0 ? OTHER_REASON : 1001 + index, e.getMessage(), data);
     } catch (IllegalArgumentException e) {
       throw new JsonRpc.Failure(JsonRpc.INVALID_PARAMS, "Invalid params: " + e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new JsonRpc.Failure(JsonRpc.INTERNAL_ERROR, "the daemon is stopping");
     }
   }
 
@@ -129,7 +134,7 @@ final class DaemonMethods {
     return o;
   }
 
-  private JsonElement receive(JsonObject params, Call call) throws JsonRpc.Failure {
+  private JsonElement receive(JsonObject params, Call call) throws JsonRpc.Failure, InterruptedException {
     double seconds = number(params, "timeoutSeconds", 5);
     if (!(seconds >= 0 && seconds <= 86_400)) {
       throw new IllegalArgumentException("timeoutSeconds must be 0 to 86400: " + seconds);
@@ -196,7 +201,7 @@ final class DaemonMethods {
     PrintWriter out = new PrintWriter(new NotifyingWriter(call, "out"), true);
     PrintWriter err = new PrintWriter(new NotifyingWriter(call, "err"), true);
     BooleanSupplier gone = call::callerGone;
-    int exit = ClientMain.runForDaemon(new ClientMain.Remote(client, cwd, gone), args, stdin, out, err);
+    int exit = ClientMain.runForDaemon(new ClientMain.Remote(client, cwd, gone, acceptances), args, stdin, out, err);
     out.flush();
     err.flush();
     JsonObject o = new JsonObject();

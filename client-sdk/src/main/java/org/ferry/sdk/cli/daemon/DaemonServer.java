@@ -271,6 +271,9 @@ public final class DaemonServer implements AutoCloseable {
       } catch (JsonRpc.Failure f) {
         answer = JsonRpc.error(id, f);
       } catch (RuntimeException e) {
+        if (callerGone()) {
+          return; // a write to the departed caller failed; nobody to answer, nothing to report
+        }
         // Logged without the request: it may hold message text or an invitation.
         log.warn("daemon: method {} failed", method.length() <= 64 ? method : "(long name)", e);
         answer = JsonRpc.error(id, new JsonRpc.Failure(JsonRpc.INTERNAL_ERROR, "Internal error"));

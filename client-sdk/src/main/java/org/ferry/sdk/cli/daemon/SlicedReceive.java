@@ -3,6 +3,7 @@ package org.ferry.sdk.cli.daemon;
 import java.time.Duration;
 import java.util.function.BooleanSupplier;
 import org.ferry.sdk.FerryClient;
+import org.ferry.sdk.FerryException;
 import org.ferry.sdk.MessageListener;
 
 /**
@@ -22,7 +23,8 @@ public final class SlicedReceive {
    * @return how many messages were handed to {@code listener}
    */
   public static int receive(FerryClient client, Duration idle, int max, MessageListener listener,
-      BooleanSupplier callerGone) {
+      BooleanSupplier callerGone) throws InterruptedException {
+    awaitConnected(client, callerGone);
     Duration left = idle;
     int taken = 0;
     while (true) {
@@ -36,6 +38,27 @@ public final class SlicedReceive {
       if (n == 0 && (left.isNegative() || left.isZero())) {
         return taken;
       }
+    }
+  }
+
+  /** How long a receive waits for the background loop to connect: 30 s. */
+  static final Duration CONNECT_PATIENCE = Duration.ofSeconds(30);
+
+  /**
+   * Waits (checking every 50 ms) until the background loop is connected, as a receive
+   * in-process connects before its idle timeout starts: else a daemon that has just started, or
+   * is reconnecting, would answer "nothing new" for messages waiting on the server.
+   *
+   * @throws FerryException UNREACHABLE if it is not connected within {@link #CONNECT_PATIENCE}
+   */
+  static void awaitConnected(FerryClient client, BooleanSupplier callerGone) throws InterruptedException {
+    long deadline = System.nanoTime() + CONNECT_PATIENCE.toNanos();
+    while (client.isRunning() && !client.connectivity().connected() && !callerGone.getAsBoolean()) {
+      if (System.nanoTime() - deadline > 0) {
+        throw new FerryException(FerryException.Reason.UNREACHABLE, "cannot reach the home server"
+            + client.connectivity().lastError().map(e -> ": " + e).orElse("") + " (the daemon keeps trying)");
+      }
+      Thread.sleep(50);
     }
   }
 }

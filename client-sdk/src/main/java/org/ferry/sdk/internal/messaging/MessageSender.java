@@ -41,6 +41,9 @@ import org.signal.libsignal.protocol.state.SessionRecord;
  * the contact skips that message key, and libsignal allows up to 25,000 such gaps, beyond which
  * the contact's client restarts the session (see {@link SessionHealer}). Nothing is queued for a
  * later retry, so a retry by the user can never produce a second copy.
+ *
+ * <p>Nothing at all is sent to a contact whose new identity key waits for the user's
+ * verification (IDENTITY_CHANGED), not even a session restart or a contact card.
  */
 public final class MessageSender {
   /** Tries of one envelope when the connection drops under it. */
@@ -71,12 +74,13 @@ public final class MessageSender {
       try {
         message = cipher.encrypt(content.toByteArray(), ctx.clock().instant());
       } catch (UntrustedIdentityException e) {
-        throw new FerryException(
-            FerryException.Reason.IDENTITY_CHANGED,
-            "the safety number of '" + contact.getLabel() + "' changed; verify it before sending", e);
+        throw identityChanged(contact.getLabel());
       } catch (NoSessionException e) {
-        throw new FerryException(
-            FerryException.Reason.CONTACT_NOT_READY, "no session with '" + contact.getLabel() + "'", e);
+        boolean restarting = contact.getResetRequestedAt() != 0 || contact.getResetRequestPending();
+        throw new FerryException(FerryException.Reason.CONTACT_NOT_READY, restarting
+            ? "the session with '" + contact.getLabel() + "' is being restarted; sending works again once "
+                + "their answer has arrived (receive)"
+            : "no session with '" + contact.getLabel() + "'", e);
       }
       after = sessionBytes(protocol, address);
       body = seal(to, message.getType(), message.serialize());
@@ -116,7 +120,18 @@ public final class MessageSender {
           FerryException.Reason.CONTACT_NOT_READY,
           "'" + contact.getLabel() + "' has not answered the invitation yet; run receive first");
     }
+    if (!contact.getPendingIdentityKey().isEmpty()) {
+      throw identityChanged(contact.getLabel());
+    }
     return contact;
+  }
+
+  /** Sending to a contact whose new identity key waits for the user's verification. */
+  private static FerryException identityChanged(String label) {
+    return new FerryException(FerryException.Reason.IDENTITY_CHANGED,
+        "the identity key of '" + label + "' changed, so their safety number did: nothing was sent. Compare the "
+            + "new safety number (shown with the contact) with theirs, in person or over a trusted call, and "
+            + "verify it; sending works again after that");
   }
 
   private static byte[] seal(MailboxAddress to, int type, byte[] serialized) {

@@ -342,4 +342,38 @@ class AlwaysOnTest {
     await().atMost(BOUND).until(() -> got.size() >= 2);
     assertEquals(List.of("first", "second"), got);
   }
+
+  @Test
+  void aHundredStartStopCyclesLeaveNoThreadsBehindAndAListenerMayStopOrCloseTheClient() throws Exception {
+    FerryClient[] pair = connectedPair();
+    FerryClient alice = pair[0];
+    FerryClient bob = pair[1];
+    java.util.function.LongSupplier ferryThreads = () -> Thread.getAllStackTraces().keySet().stream()
+        .filter(t -> t.getName().equals("ferry-receive")).count();
+    long before = ferryThreads.getAsLong();
+    for (int i = 0; i < 100; i++) {
+      alice.start();
+      alice.start(); // Idempotent.
+      alice.stop();
+      alice.stop();
+    }
+    assertEquals(before, ferryThreads.getAsLong(), "receive loops left running");
+    assertFalse(alice.isRunning());
+
+    // A listener that stops and then closes the client must not hang it.
+    java.util.concurrent.CountDownLatch closedByListener = new java.util.concurrent.CountDownLatch(1);
+    alice.addListener(new FerryListener() {
+      @Override
+      public void onMessage(ReceivedMessage message) {
+        alice.stop();
+        alice.close();
+        closedByListener.countDown();
+      }
+    });
+    alice.start();
+    bob.send("alice", "stop now");
+    assertTrue(closedByListener.await(BOUND.toSeconds(), TimeUnit.SECONDS), "the listener's stop and close returned");
+    FerryException closed = assertThrows(FerryException.class, () -> alice.sendAsync("bob", "after close"));
+    assertEquals(FerryException.Reason.CLOSED, closed.reason());
+  }
 }

@@ -37,6 +37,7 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Send.class,
       ClientMain.Receive.class,
       ClientMain.Contacts.class,
+      ClientMain.Verify.class,
       ClientMain.Bridges.class,
       ClientMain.Status.class,
       ClientMain.Passphrase.class,
@@ -455,7 +456,9 @@ public final class ClientMain {
                   + "are out of step, e.g. after a restore from a backup); the session is being restarted; "
                   + "ask " + f.contactLabel() + " to send it again";
               case IDENTITY_CHANGED -> "a message in " + f.contactLabel() + "'s name came with a different "
-                  + "safety number and was not read; verify " + f.contactLabel() + " in person";
+                  + "safety number" + f.newSafetyNumber().map(n -> " (" + n + ")").orElse("") + " and was not read; "
+                  + "nothing is sent to " + f.contactLabel() + " until you compare it with theirs in person and run "
+                  + "'ferry client verify " + f.contactLabel() + " NUMBER'";
               case UNREADABLE -> "a message in " + f.contactLabel() + "'s mailbox was damaged or forged and was not read";
             });
           }
@@ -472,7 +475,8 @@ public final class ClientMain {
     }
   }
 
-  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.",
+  @Command(name = "contacts", description = "Lists contacts: label, state, safety number, verified or "
+      + "unverified, and 'KEY CHANGED: ...' while a new identity key waits for verification.",
       subcommands = {Contacts.Remove.class, Contacts.Rename.class})
   static final class Contacts implements Callable<Integer> {
     @ParentCommand ClientMain parent;
@@ -483,7 +487,9 @@ public final class ClientMain {
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         for (Contact c : client.contacts()) {
           spec.commandLine().getOut().println(c.label() + "\t" + c.state().name().toLowerCase(java.util.Locale.ROOT)
-              + "\t" + c.safetyNumber().orElse("-"));
+              + "\t" + c.safetyNumber().orElse("-") + "\t" + (c.verified() ? "verified" : "unverified")
+              + c.pendingSafetyNumber().map(n -> "\tKEY CHANGED: new safety number " + n
+                  + " (sending is blocked until you verify it)").orElse(""));
         }
       }
       return 0;
@@ -522,6 +528,33 @@ public final class ClientMain {
         spec.commandLine().getErr().println("renamed " + label + " to " + newLabel);
         return 0;
       }
+    }
+  }
+
+  @Command(name = "verify", description = "Confirms a contact's safety number after comparing it with "
+      + "theirs in person; after a key change, unblocks sending and restarts the session under the new key.")
+  static final class Verify implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "LABEL") String label;
+
+    @Parameters(index = "1", paramLabel = "NUMBER",
+        description = "The 60-digit safety number (quote it if it has spaces), or - to read it from standard input.")
+    String number;
+
+    @Override
+    public Integer call() throws Exception {
+      String given = "-".equals(number) ? CliInput.read(parent.stdin, "standard input") : number;
+      try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
+        boolean changed = client.contact(label).flatMap(Contact::pendingSafetyNumber).isPresent();
+        client.verify(label, given);
+        spec.commandLine().getErr().println(changed
+            ? "verified the new safety number of " + label + "; sending is unblocked and the session is being "
+                + "restarted (it works once " + label + "'s client has answered: run receive)"
+            : "verified " + label);
+      }
+      return 0;
     }
   }
 

@@ -44,6 +44,10 @@ import org.slf4j.LoggerFactory;
  * for the round, so the contact's other messages wait behind it and other contacts' do not. A
  * refusal that cannot change by waiting (the mailbox is gone or does not take our capability,
  * the contact was removed) drops the item and reports the failure.
+ *
+ * <p>A contact whose new identity key waits for the user's verification has its messages held.
+ * Once the key is verified they are sealed again under the session started with the new key
+ * ({@link #resealAll}), keeping their ids, and go out in order when that session is set up.
  */
 public final class Outbox implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Outbox.class);
@@ -120,6 +124,23 @@ public final class Outbox implements AutoCloseable {
   public void kick() {
     for (OutboxItem item : items()) {
       lane(ServerAddress.parse(item.getTo().getServer())).runSoon();
+    }
+  }
+
+  /**
+   * After a verified identity change: marks the contact's queued messages to be sealed again
+   * under the new session before they go, in {@code txn}.
+   */
+  public void resealAll(LocalStore.Txn txn, String contactId) {
+    for (Map.Entry<String, byte[]> e : txn.scan(PREFIX).entrySet()) {
+      try {
+        OutboxItem item = OutboxItem.parseFrom(e.getValue());
+        if (item.getContactId().equals(contactId)) {
+          txn.put(e.getKey(), item.toBuilder().setReseal(true).build().toByteArray());
+        }
+      } catch (InvalidProtocolBufferException ex) {
+        throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", ex);
+      }
     }
   }
 
@@ -233,10 +254,27 @@ public final class Outbox implements AutoCloseable {
             || heldBack.contains(item.getContactId())) {
           continue;
         }
-        if (contact(item.getContactId()) == null) {
+        ContactRecord contact = contact(item.getContactId());
+        if (contact == null) {
           done(e.getKey(), item, new FerryException(FerryException.Reason.UNKNOWN_CONTACT,
               "the contact was removed before the message left"));
           continue;
+        }
+        if (!contact.getPendingIdentityKey().isEmpty()) {
+          // Held until the user verifies the new key (FerryClient.verify kicks the outbox).
+          heldBack.add(item.getContactId());
+          continue;
+        }
+        if (item.getReseal()) {
+          try {
+            item = sender.reseal(e.getKey(), item);
+          } catch (FerryException notYet) {
+            // The session under the verified key is still being set up (CONTACT_NOT_READY):
+            // this contact's messages wait for it, and are tried with each arrival.
+            heldBack.add(item.getContactId());
+            left = true;
+            continue;
+          }
         }
         try {
           sender.deliver(item);

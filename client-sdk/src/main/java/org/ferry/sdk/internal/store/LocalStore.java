@@ -50,6 +50,9 @@ public final class LocalStore implements AutoCloseable {
   private final WriteOptions syncWrite;
   private final byte[] key;
   private final java.util.concurrent.locks.ReentrantLock writer = new java.util.concurrent.locks.ReentrantLock();
+  /** Read side: a use of the database under way; write side: closing it. */
+  private final java.util.concurrent.locks.ReentrantReadWriteLock life = new java.util.concurrent.locks.ReentrantReadWriteLock();
+  private boolean closed;
 
   private LocalStore(Path directory, Options options, RocksDB db, byte[] key) {
     this.directory = directory;
@@ -123,11 +126,26 @@ public final class LocalStore implements AutoCloseable {
 
   /** Reads a committed record. */
   public Optional<byte[]> get(String name) {
+    openForUse();
     try {
       byte[] v = db.get(name.getBytes(UTF_8));
       return v == null ? Optional.empty() : Optional.of(decrypt(name, v));
     } catch (RocksDBException e) {
       throw new FerryException(FerryException.Reason.STORAGE, "cannot read local store", e);
+    } finally {
+      life.readLock().unlock();
+    }
+  }
+
+  /**
+   * Takes the read side of the open/close lock, so that {@link #close} waits for this use;
+   * throws CLOSED if the store is closed already. The caller unlocks.
+   */
+  private void openForUse() {
+    life.readLock().lock();
+    if (closed) {
+      life.readLock().unlock();
+      throw new FerryException(FerryException.Reason.CLOSED, "the local store is closed");
     }
   }
 
@@ -135,6 +153,7 @@ public final class LocalStore implements AutoCloseable {
   public Map<String, byte[]> scan(String prefix) {
     Map<String, byte[]> out = new java.util.LinkedHashMap<>();
     byte[] p = prefix.getBytes(UTF_8);
+    openForUse();
     try (RocksIterator it = db.newIterator()) {
       for (it.seek(p); it.isValid(); it.next()) {
         byte[] k = it.key();
@@ -144,6 +163,8 @@ public final class LocalStore implements AutoCloseable {
         String name = new String(k, UTF_8);
         out.put(name, decrypt(name, it.value()));
       }
+    } finally {
+      life.readLock().unlock();
     }
     return out;
   }
@@ -166,15 +187,25 @@ public final class LocalStore implements AutoCloseable {
   }
 
   /**
-   * Closes the store, then sets the files RocksDB made meanwhile owner-only too (they were
-   * unreachable for others already, in the owner-only directory).
+   * Closes the store (waiting for reads and commits under way; later ones fail with CLOSED),
+   * then sets the files RocksDB made meanwhile owner-only too (they were unreachable for others
+   * already, in the owner-only directory). Closing twice does nothing.
    */
   @Override
   public void close() {
-    syncWrite.close();
-    db.close();
-    options.close();
-    Arrays.fill(key, (byte) 0);
+    life.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      syncWrite.close();
+      db.close();
+      options.close();
+      Arrays.fill(key, (byte) 0);
+    } finally {
+      life.writeLock().unlock();
+    }
     try {
       PrivateFiles.restrictTree(directory);
     } catch (java.io.IOException e) {
@@ -236,7 +267,12 @@ public final class LocalStore implements AutoCloseable {
             batch.delete(k);
           }
         }
-        db.write(syncWrite, batch);
+        openForUse();
+        try {
+          db.write(syncWrite, batch);
+        } finally {
+          life.readLock().unlock();
+        }
       } catch (RocksDBException e) {
         throw new FerryException(FerryException.Reason.STORAGE, "cannot write local store", e);
       }

@@ -791,10 +791,19 @@ public final class MessageReceiver {
    */
   public synchronized int handOverInbox(MessageListener listener, int max) {
     int n = 0;
-    for (Map.Entry<String, byte[]> e : ctx.store().scan(INBOX).entrySet()) {
-      if (n >= max) {
-        break;
-      }
+    // A page at a time (each entry is forgotten once handed over): a long inbox never sits in
+    // memory whole.
+    Map<String, byte[]> page;
+    while (n < max && !(page = ctx.store().scan(INBOX, INBOX, Math.min(max - n, 64))).isEmpty()) {
+      n += handOver(page, listener);
+    }
+    return n;
+  }
+
+  /** Hands over one page of the inbox; returns how many entries were handed over. */
+  private int handOver(Map<String, byte[]> page, MessageListener listener) {
+    int n = 0;
+    for (Map.Entry<String, byte[]> e : page.entrySet()) {
       InboxMessage m;
       String label;
       Optional<String> newSafetyNumber;

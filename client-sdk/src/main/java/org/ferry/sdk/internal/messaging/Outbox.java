@@ -80,11 +80,8 @@ public final class Outbox implements AutoCloseable {
     this.ctx = ctx;
     this.sender = sender;
     this.events = events;
-    long last = 0;
-    for (String name : ctx.store().scan(PREFIX).keySet()) {
-      last = Math.max(last, Long.parseLong(name.substring(PREFIX.length())));
-    }
-    this.sequence = new AtomicLong(last);
+    this.sequence = new AtomicLong(
+        ctx.store().lastName(PREFIX).map(name -> Long.parseLong(name.substring(PREFIX.length()))).orElse(0L));
     this.senders = Executors.newCachedThreadPool(daemonThreads("ferry-outbox"));
     this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-outbox-timer"));
   }
@@ -122,8 +119,37 @@ public final class Outbox implements AutoCloseable {
 
   /** Starts sending whatever waits (left by an earlier run, or held back by an outage) now. */
   public void kick() {
-    for (OutboxItem item : items()) {
-      lane(ServerAddress.parse(item.getTo().getServer())).runSoon();
+    Set<ServerAddress> servers = new HashSet<>();
+    forEachItem((name, item) -> {
+      servers.add(ServerAddress.parse(item.getTo().getServer()));
+      return true;
+    });
+    servers.forEach(server -> lane(server).runSoon());
+  }
+
+  /** Items read a page at a time, so that a long outbox never sits in memory whole. */
+  static final int PAGE = 64;
+
+  /** Calls {@code action} for each queued item in order, while it returns true. */
+  private void forEachItem(java.util.function.BiPredicate<String, OutboxItem> action) {
+    String after = PREFIX;
+    while (true) {
+      Map<String, byte[]> page = ctx.store().scan(PREFIX, after, PAGE);
+      for (Map.Entry<String, byte[]> e : page.entrySet()) {
+        OutboxItem item;
+        try {
+          item = OutboxItem.parseFrom(e.getValue());
+        } catch (InvalidProtocolBufferException ex) {
+          throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", ex);
+        }
+        if (!action.test(e.getKey(), item)) {
+          return;
+        }
+        after = e.getKey();
+      }
+      if (page.size() < PAGE) {
+        return;
+      }
     }
   }
 
@@ -144,25 +170,13 @@ public final class Outbox implements AutoCloseable {
     }
   }
 
-  /** Messages waiting, in queue order. */
+  /** How many messages wait. */
   public int size() {
-    return ctx.store().scan(PREFIX).size();
+    return ctx.store().count(PREFIX);
   }
 
   private Lane lane(ServerAddress server) {
     return lanes.computeIfAbsent(server, Lane::new);
-  }
-
-  private List<OutboxItem> items() {
-    List<OutboxItem> out = new ArrayList<>();
-    for (byte[] v : ctx.store().scan(PREFIX).values()) {
-      try {
-        out.add(OutboxItem.parseFrom(v));
-      } catch (InvalidProtocolBufferException e) {
-        throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", e);
-      }
-    }
-    return out;
   }
 
   private static String messageId(OutboxItem item) {
@@ -239,60 +253,58 @@ public final class Outbox implements AutoCloseable {
     /** Sends this server's items in order; false if some must wait for a later round. */
     private boolean sendAll() {
       Set<String> heldBack = new HashSet<>();
-      boolean left = false;
-      for (Map.Entry<String, byte[]> e : ctx.store().scan(PREFIX).entrySet()) {
+      boolean[] left = {false};
+      boolean[] unreachable = {false};
+      forEachItem((name, queued) -> {
         if (closed) {
+          return false;
+        }
+        if (!ServerAddress.parse(queued.getTo().getServer()).equals(server)
+            || heldBack.contains(queued.getContactId())) {
           return true;
         }
-        OutboxItem item;
-        try {
-          item = OutboxItem.parseFrom(e.getValue());
-        } catch (InvalidProtocolBufferException ex) {
-          throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", ex);
-        }
-        if (!ServerAddress.parse(item.getTo().getServer()).equals(server)
-            || heldBack.contains(item.getContactId())) {
-          continue;
-        }
+        OutboxItem item = queued;
         ContactRecord contact = contact(item.getContactId());
         if (contact == null) {
-          done(e.getKey(), item, new FerryException(FerryException.Reason.UNKNOWN_CONTACT,
+          done(name, item, new FerryException(FerryException.Reason.UNKNOWN_CONTACT,
               "the contact was removed before the message left"));
-          continue;
+          return true;
         }
         if (!contact.getPendingIdentityKey().isEmpty()) {
           // Held until the user verifies the new key (FerryClient.verify kicks the outbox).
           heldBack.add(item.getContactId());
-          continue;
+          return true;
         }
         if (item.getReseal()) {
           try {
-            item = sender.reseal(e.getKey(), item);
+            item = sender.reseal(name, item);
           } catch (FerryException notYet) {
             // The session under the verified key is still being set up (CONTACT_NOT_READY):
             // this contact's messages wait for it, and are tried with each arrival.
             heldBack.add(item.getContactId());
-            left = true;
-            continue;
+            left[0] = true;
+            return true;
           }
         }
         try {
           sender.deliver(item);
-          done(e.getKey(), item, null);
+          done(name, item, null);
         } catch (FerryException failure) {
           if (isFinal(failure)) {
-            done(e.getKey(), item, failure);
+            done(name, item, failure);
           } else if (failure.reason() == FerryException.Reason.RECIPIENT_FULL) {
             // This contact's later messages wait behind it; others go on.
             heldBack.add(item.getContactId());
-            left = true;
+            left[0] = true;
           } else {
             log.debug("outbox: {} unreachable now; trying again later", server.hostPort());
+            unreachable[0] = true;
             return false;
           }
         }
-      }
-      return !left;
+        return true;
+      });
+      return !left[0] && !unreachable[0];
     }
   }
 

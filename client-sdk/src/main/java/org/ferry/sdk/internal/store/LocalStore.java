@@ -151,13 +151,26 @@ public final class LocalStore implements AutoCloseable {
 
   /** All committed records whose names start with {@code prefix}, in name order. */
   public Map<String, byte[]> scan(String prefix) {
+    return scan(prefix, prefix, Integer.MAX_VALUE);
+  }
+
+  /**
+   * Committed records whose names start with {@code prefix} and come after {@code after} (or
+   * are {@code after}, when it is the prefix itself), at most {@code limit} of them, in name
+   * order: for going through a long list a page at a time.
+   */
+  public Map<String, byte[]> scan(String prefix, String after, int limit) {
     Map<String, byte[]> out = new java.util.LinkedHashMap<>();
     byte[] p = prefix.getBytes(UTF_8);
+    byte[] from = after.getBytes(UTF_8);
     openForUse();
     try (RocksIterator it = db.newIterator()) {
-      for (it.seek(p); it.isValid(); it.next()) {
+      for (it.seek(from); it.isValid() && out.size() < limit; it.next()) {
+        if (!after.equals(prefix) && Arrays.equals(it.key(), from)) {
+          continue;
+        }
         byte[] k = it.key();
-        if (k.length < p.length || !Arrays.equals(k, 0, p.length, p, 0, p.length)) {
+        if (!startsWith(k, p)) {
           break;
         }
         String name = new String(k, UTF_8);
@@ -167,6 +180,39 @@ public final class LocalStore implements AutoCloseable {
       life.readLock().unlock();
     }
     return out;
+  }
+
+  /** The number of committed records whose names start with {@code prefix}. */
+  public int count(String prefix) {
+    byte[] p = prefix.getBytes(UTF_8);
+    int n = 0;
+    openForUse();
+    try (RocksIterator it = db.newIterator()) {
+      for (it.seek(p); it.isValid() && startsWith(it.key(), p); it.next()) {
+        n++;
+      }
+    } finally {
+      life.readLock().unlock();
+    }
+    return n;
+  }
+
+  /** The last name (in name order) of the committed records under {@code prefix}, if any. */
+  public Optional<String> lastName(String prefix) {
+    byte[] p = prefix.getBytes(UTF_8);
+    byte[] beyond = Arrays.copyOf(p, p.length + 1);
+    beyond[p.length] = (byte) 0xFF;
+    openForUse();
+    try (RocksIterator it = db.newIterator()) {
+      it.seekForPrev(beyond);
+      return it.isValid() && startsWith(it.key(), p) ? Optional.of(new String(it.key(), UTF_8)) : Optional.empty();
+    } finally {
+      life.readLock().unlock();
+    }
+  }
+
+  private static boolean startsWith(byte[] k, byte[] p) {
+    return k.length >= p.length && Arrays.equals(k, 0, p.length, p, 0, p.length);
   }
 
   /** Opens a transaction, waiting while another thread has one open (see the class comment). */

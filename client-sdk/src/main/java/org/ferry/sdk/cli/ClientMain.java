@@ -277,14 +277,36 @@ public final class ClientMain {
     @Option(names = "--valid-for", defaultValue = "7", description = "Days the invitation stays valid (1-30); default ${DEFAULT-VALUE}.")
     int days;
 
+    @Option(names = "--qr", description = "Print the invitation as a QR code to scan: standard output then "
+        + "holds the code alone, and the URI goes to standard error. Drawn for a dark terminal "
+        + "background; on a light one the code shows in negative, which most cameras read too.")
+    boolean qr;
+
+    @Option(names = "--qr-png", paramLabel = "FILE", description = "Also write the QR code to FILE, a PNG "
+        + "image, owner-only; an existing FILE is never replaced. Delete it once the invitation is used.")
+    Path qrPng;
+
     @Override
     public Integer call() throws Exception {
       if (days < 1 || days > 30) {
         throw new IllegalArgumentException("--valid-for must be 1 to 30 days: " + days);
       }
+      if (qrPng != null) {
+        InvitationQr.checkCanCreate(qrPng); // before an invitation is made for nothing
+      }
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         Invitation invitation = client.createInvitation(name, Duration.ofDays(days));
-        spec.commandLine().getOut().println(invitation.uri());
+        if (qrPng != null) {
+          InvitationQr.writePng(invitation.uri(), qrPng);
+          spec.commandLine().getErr().println("wrote the invitation's QR code to " + qrPng);
+        }
+        if (qr) {
+          spec.commandLine().getOut().print(InvitationQr.terminal(invitation.uri()));
+          spec.commandLine().getOut().flush();
+          spec.commandLine().getErr().println(invitation.uri());
+        } else {
+          spec.commandLine().getOut().println(invitation.uri());
+        }
       }
       return 0;
     }
@@ -295,21 +317,30 @@ public final class ClientMain {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "URI",
+    @Parameters(index = "0", arity = "0..1", paramLabel = "URI",
         description = "The ferry:invite/... URI, or - to read it from standard input "
             + "(which keeps it out of the process list and shell history).")
     String uri;
+
+    @Option(names = "--qr-image", paramLabel = "FILE",
+        description = "Read the invitation from the QR code in FILE (PNG or JPEG), instead of URI.")
+    Path qrImage;
 
     @Option(names = "--name", required = true, description = "Label for the person who invited you.")
     String name;
 
     @Override
     public Integer call() throws Exception {
+      if ((uri == null) == (qrImage == null)) {
+        throw new IllegalArgumentException("give the invitation either as URI (or - for standard input) "
+            + "or with --qr-image FILE");
+      }
+      String fromImage = qrImage == null ? null : InvitationQr.decode(qrImage);
       try (DataDirectoryLock lock = parent.lockData(); FerryClient client = parent.open(lock)) {
         Contact contact;
         try {
-          contact = client.acceptInvitation(
-              "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
+          contact = client.acceptInvitation(fromImage != null ? fromImage
+              : "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
         } catch (FerryException e) {
           if (e.reason() != FerryException.Reason.ALREADY_ACCEPTED) {
             throw e;

@@ -257,7 +257,8 @@ class AlwaysOnTest {
     alice.addListener(atAlice);
     alice.start();
 
-    // Connectivity: online, over the server's own address.
+    // Connectivity: online, over the server's own address, before there is any contact.
+    await().atMost(BOUND).until(() -> atAlice.connectivity.stream().anyMatch(Connectivity::connected));
     String uri = alice.createInvitation("bob").uri();
     await().atMost(BOUND).until(() -> atAlice.connectivity.stream().anyMatch(Connectivity::connected));
     Connectivity online = atAlice.connectivity.stream().filter(Connectivity::connected).findFirst().orElseThrow();

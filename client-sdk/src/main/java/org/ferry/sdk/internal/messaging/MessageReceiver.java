@@ -363,6 +363,9 @@ public final class MessageReceiver {
           refresh = false;
           byServer.clear();
           contactByInbox.clear();
+          // A stream to the home server even with no mailboxes yet: connectivity is known, and
+          // the first invitation's mailbox is subscribed on it at once.
+          byServer.put(ctx.homeServer(), new ArrayList<>());
           try (LocalStore.Txn txn = ctx.store().begin()) {
             for (ContactRecord c : ContactBook.all(txn)) {
               byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
@@ -426,15 +429,15 @@ public final class MessageReceiver {
           subscribed.put(c.server(), new java.util.HashSet<>(all.stream().map(x -> x.getInbox().getMailboxId()).toList()));
         } else if (event instanceof Subscribed sub) {
           streams.get(sub.server()).answered();
-          if (!connected && streams.values().stream().noneMatch(Stream::owes)) {
-            connected = true;
-            hooks.connected();
-          }
         } else if (event instanceof Arrived a) {
           Outcome outcome = processOne(streams.get(a.server()).requests(), a.delivery(), contactByInbox);
           hooks.delivered(Optional.ofNullable(outcome.established()));
         } else if (event instanceof Failed f) {
           throw failure(f);
+        }
+        if (!connected && streams.values().stream().allMatch(x -> x.nonce != null && !x.owes())) {
+          connected = true;
+          hooks.connected();
         }
       }
     } finally {

@@ -309,16 +309,17 @@ public final class Outbox implements AutoCloseable {
   }
 
   private ContactRecord contact(String contactId) {
-    try (LocalStore.Txn txn = ctx.store().begin()) {
-      return ContactBook.byId(txn, contactId).orElse(null);
-    }
+    return ContactBook.byId(ctx.store(), contactId).orElse(null);
   }
 
-  /** Removes a sent or failed item, then tells the app. */
+  /**
+   * Removes a sent or failed item, then tells the app. Not synced to disk: if a crash loses the
+   * removal, the item is sent again, and the recipient keeps one copy.
+   */
   private void done(String name, OutboxItem item, FerryException failure) {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       txn.delete(name);
-      txn.commit();
+      txn.commitWithoutSync();
     }
     String id = messageId(item);
     CompletableFuture<String> future = waiting.remove(id);

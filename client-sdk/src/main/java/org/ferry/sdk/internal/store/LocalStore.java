@@ -48,6 +48,7 @@ public final class LocalStore implements AutoCloseable {
   private final Options options;
   private final RocksDB db;
   private final WriteOptions syncWrite;
+  private final WriteOptions lazyWrite;
   private final byte[] key;
   private final java.util.concurrent.locks.ReentrantLock writer = new java.util.concurrent.locks.ReentrantLock();
   /** Read side: a use of the database under way; write side: closing it. */
@@ -59,6 +60,7 @@ public final class LocalStore implements AutoCloseable {
     this.options = options;
     this.db = db;
     this.syncWrite = new WriteOptions().setSync(true);
+    this.lazyWrite = new WriteOptions().setSync(false);
     this.key = key.clone();
   }
 
@@ -246,6 +248,7 @@ public final class LocalStore implements AutoCloseable {
       }
       closed = true;
       syncWrite.close();
+      lazyWrite.close();
       db.close();
       options.close();
       Arrays.fill(key, (byte) 0);
@@ -298,6 +301,21 @@ public final class LocalStore implements AutoCloseable {
 
     /** Writes every change in one synced batch. */
     public void commit() {
+      write(syncWrite);
+    }
+
+    /**
+     * Writes every change in one batch, atomically but without waiting for the disk: a crash
+     * (of the machine, not the process) may lose it. Only for changes whose loss is harmless
+     * because they are redone or recognised later (forgetting an outbox item the server took:
+     * it is sent again and the recipient keeps one copy). A later {@link #commit} makes it
+     * durable too.
+     */
+    public void commitWithoutSync() {
+      write(lazyWrite);
+    }
+
+    private void write(WriteOptions options) {
       if (done) {
         throw new IllegalStateException("transaction already finished");
       }
@@ -315,7 +333,7 @@ public final class LocalStore implements AutoCloseable {
         }
         openForUse();
         try {
-          db.write(syncWrite, batch);
+          db.write(options, batch);
         } finally {
           life.readLock().unlock();
         }

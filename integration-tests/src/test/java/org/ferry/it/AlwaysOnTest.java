@@ -377,4 +377,35 @@ class AlwaysOnTest {
     FerryException closed = assertThrows(FerryException.class, () -> alice.sendAsync("bob", "after close"));
     assertEquals(FerryException.Reason.CLOSED, closed.reason());
   }
+
+  @Test
+  void whenTheDirectLineIsCutTheLoopComesBackOverABridgeLineAndSaysWhich() throws Exception {
+    startServer();
+    org.ferry.relay.Relay relay = closer.add(org.ferry.relay.Relay.builder()
+        .dataDirectory(dir.resolve("relay"))
+        .listen(new InetSocketAddress("127.0.0.1", 0))
+        .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
+        .carriers(java.util.EnumSet.of(org.ferry.relay.Carrier.WS))
+        .start());
+    String ws = relay.bridgeLines().stream().filter(l -> l.kind() == org.ferry.proto.BridgeLine.Kind.WS)
+        .findFirst().orElseThrow().toString();
+    FerryClient alice = closer.add(open("alice"));
+    alice.initialize(serverBehindLine(), "", List.of(ws));
+    FerryClient bob = user("bob");
+    bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+    Recorder atAlice = new Recorder();
+    alice.addListener(atAlice);
+    alice.start();
+    await().atMost(BOUND).until(() -> alice.connectivity().connected()
+        && alice.connectivity().carrier().orElseThrow().startsWith("direct"));
+
+    line.block(Censor.Rule.BLOCK_PORT).cutAll();
+    await().atMost(BOUND).until(() -> alice.connectivity().connected()
+        && alice.connectivity().carrier().orElseThrow().startsWith("ws"));
+    assertTrue(atAlice.connectivity.stream().anyMatch(c -> !c.connected()), atAlice.connectivity.toString());
+
+    line.block(); // Bob's way in again.
+    bob.send("alice", "over the bridge");
+    await().atMost(BOUND).until(() -> atAlice.texts().equals(List.of("over the bridge")));
+  }
 }

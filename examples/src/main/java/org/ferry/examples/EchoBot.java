@@ -136,7 +136,7 @@ public final class EchoBot {
     }
     // Reached --max-echoes: close now (the hook would too, but main should say when it is done).
     client.close();
-    log("done: " + options.maxEchoes() + " echoes delivered");
+    log("done: " + options.maxEchoes() + " echo(es) delivered");
     return 0;
   }
 
@@ -195,9 +195,11 @@ public final class EchoBot {
     public void onConnectivityChanged(Connectivity state) {
       if (state.connected()) {
         log("online via " + state.carrier().orElse("?"));
+      } else if (state.nextRetry().isPresent()) {
+        // An outage: the loop tries again by itself (back-off with jitter, at most 60 s apart).
+        log("offline (" + state.lastError().orElse("?") + "), next try at " + state.nextRetry().get());
       } else {
-        log("offline (" + state.lastError().orElse("?") + "), next try at "
-            + state.nextRetry().map(Object::toString).orElse("?"));
+        log("offline"); // the loop was stopped (close())
       }
     }
   }

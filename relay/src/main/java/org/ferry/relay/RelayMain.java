@@ -10,6 +10,8 @@ import java.util.concurrent.CountDownLatch;
 import org.ferry.ops.config.ConfigException;
 import org.ferry.ops.config.ConfigFile;
 import org.ferry.ops.config.OperatorOptions;
+import org.ferry.ops.metrics.MetricsEndpoint;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.HostPort;
 import picocli.CommandLine;
@@ -112,6 +114,7 @@ public final class RelayMain implements Callable<Integer> {
     }
     operator.applyLogLevel();
     Relay relay;
+    MetricsEndpoint metricsEndpoint = null;
     try {
       Set<Carrier> chosen = Carrier.parseList(carriers);
       Relay.Builder b = Relay.builder()
@@ -129,19 +132,39 @@ public final class RelayMain implements Callable<Integer> {
       if (fallback != null) {
         b.fallback(parseHostPort("--fallback", fallback));
       }
+      PrometheusRegistry registry = null;
+      if (operator.metricsListen().isPresent()) {
+        registry = new PrometheusRegistry();
+        b.metrics(registry);
+      }
       relay = b.start();
-    } catch (IllegalArgumentException e) {
+      if (registry != null) {
+        try {
+          metricsEndpoint = MetricsEndpoint.start(
+              parseHostPort("--metrics-listen", operator.metricsListen().get()), registry);
+        } catch (IOException e) {
+          relay.close();
+          throw new IOException("cannot listen for metrics on " + operator.metricsListen().get() + ": "
+              + e.getMessage(), e);
+        }
+      }
+    } catch (IllegalArgumentException | IOException e) {
       System.err.println("ferry relay: " + e.getMessage());
-      return 2;
-    } catch (IOException e) {
-      System.err.println("ferry relay: " + e.getMessage());
-      return 1;
+      return e instanceof IOException ? 1 : 2;
     }
+    MetricsEndpoint metrics = metricsEndpoint;
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       relay.close();
+      if (metrics != null) {
+        metrics.close();
+      }
       stopped.countDown();
     }, "ferry-relay-shutdown"));
+    if (metrics != null) {
+      System.out.println("metrics: http://" + HostPort.format(
+          HostPort.parse(operator.metricsListen().get()).host(), metrics.port()) + "/metrics");
+    }
     for (BridgeLine line : relay.bridgeLines()) {
       System.out.println("bridge: " + line);
     }

@@ -154,6 +154,9 @@ public final class ServerMain implements Callable<Integer> {
           builder.carrierFallback(RelayMain.parseHostPort("--fallback", fallback));
         }
       }
+      if (operator.metricsListen().isPresent()) {
+        builder.metricsListen(RelayMain.parseHostPort("--metrics-listen", operator.metricsListen().get()));
+      }
       if (unsafeAckBeforeWrite) {
         builder.unsafeAcknowledgeBeforeWriting(Duration.ofMillis(200));
       }
@@ -171,6 +174,8 @@ public final class ServerMain implements Callable<Integer> {
       stopped.countDown();
     }, "ferry-shutdown"));
     writeAtomically(data.resolve("server-address"), server.address() + "\n");
+    server.metricsAddress().ifPresent(m ->
+        System.out.println("metrics: http://" + HostPort.format(m.getHostString(), m.getPort()) + "/metrics"));
     for (var line : server.bridgeLines()) {
       System.out.println("bridge: " + line);
     }

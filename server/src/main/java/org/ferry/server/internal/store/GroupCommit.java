@@ -50,7 +50,15 @@ final class GroupCommit implements AutoCloseable {
     void write(WriteBatch batch, boolean sync) throws RocksDBException;
   }
 
+  /** Told of each batch written: how many changes, whether synced, how long the write took. */
+  interface Observer {
+    Observer NONE = (changes, synced, nanos) -> {};
+
+    void committed(int changes, boolean synced, long nanos);
+  }
+
   private final Writer writer;
+  private volatile Observer observer = Observer.NONE;
   private final BlockingQueue<Change> queue = new LinkedBlockingQueue<>();
   private final Thread thread;
   private volatile boolean closed;
@@ -60,6 +68,10 @@ final class GroupCommit implements AutoCloseable {
     this.thread = new Thread(this::run, "ferry-group-commit");
     thread.setDaemon(true);
     thread.start();
+  }
+
+  void observe(Observer observer) {
+    this.observer = observer;
   }
 
   /** Queues a change; {@link Change#written} is called on the writer thread (or here if closed). */
@@ -100,7 +112,9 @@ final class GroupCommit implements AutoCloseable {
         c.addTo(batch, state);
         sync |= c.needsSync();
       }
+      long start = System.nanoTime();
       writer.write(batch, sync);
+      observer.committed(changes.size(), sync, System.nanoTime() - start);
     } catch (RocksDBException | RuntimeException e) {
       failure = e instanceof RocksDBException ? new StoreException("cannot write", e) : e;
       if (StoreException.isDiskFull(e)) {

@@ -60,6 +60,7 @@ import org.ferry.relay.Carrier;
 import org.ferry.relay.Relay;
 import org.ferry.relay.internal.tls.TlsIdentity;
 import org.ferry.server.internal.util.Bytes;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -616,7 +617,7 @@ public final class FerryServer implements AutoCloseable {
           log.debug("removed {} expired envelopes", removed);
         }
       } catch (RuntimeException e) {
-        log.error("expiry sweep failed", e);
+        log.error("expiry sweep failed: {}", OneLineLogs.describe(e));
       }
     }
 

@@ -3,6 +3,7 @@ package org.ferry.ops.config;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
+import org.ferry.ops.log.OneLineLogs;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
@@ -70,12 +71,14 @@ public final class OperatorOptions {
 
   /**
    * Makes {@link #logLevel} the level of the process's own logs (slf4j-simple's default level;
-   * loggers with a level of their own, such as gRPC's and Netty's, keep it). Call before
-   * anything logs: slf4j-simple reads it once.
+   * loggers with a level of their own, such as gRPC's and Netty's, keep it), and sends
+   * java.util.logging through slf4j, one line per record (see {@link OneLineLogs}). Call before
+   * anything logs: slf4j-simple reads the level once.
    */
   public void applyLogLevel() {
     checkLogLevel(logLevel);
     System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", logLevel);
+    OneLineLogs.routeJavaUtilLogging();
   }
 
   private static void checkLogLevel(String level) {

@@ -37,6 +37,7 @@ import org.ferry.server.internal.store.QueueSlice;
 import org.ferry.server.internal.store.StoreException;
 import org.ferry.server.internal.util.SerializingExecutor;
 import org.ferry.server.internal.metrics.ServerMetrics;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -398,7 +399,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       fail(GrpcErrors.toStatusException(e, "receive stream"));
     } catch (Error e) {
       // An Error (out of memory, most likely) ends this stream, not the thread it ran on.
-      log.error("receive stream failed", e);
+      log.error("receive stream failed: {}", OneLineLogs.describe(e));
       fail(Status.INTERNAL.withDescription("server error").asRuntimeException());
     }
   }

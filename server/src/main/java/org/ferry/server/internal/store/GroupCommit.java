@@ -10,6 +10,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.WriteBatch;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -121,14 +122,14 @@ final class GroupCommit implements AutoCloseable {
         // Expected while the disk is full (DiskSpace says so once): no stack trace per batch.
         log.warn("group commit of {} changes failed: disk full", changes.size());
       } else {
-        log.error("group commit of {} changes failed", changes.size(), e);
+        log.error("group commit of {} changes failed: {}", changes.size(), OneLineLogs.describe(e));
       }
     }
     for (Change c : changes) {
       try {
         c.written(failure);
       } catch (RuntimeException | Error e) {
-        log.error("completing a write failed", e);
+        log.error("completing a write failed: {}", OneLineLogs.describe(e));
       }
     }
   }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -20,6 +21,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.ferry.it.censor.Censor;
+import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.ReceivedMessage;
@@ -111,18 +114,54 @@ class MetricsTest {
   }
 
   @Test
-  void relayServesCarrierMetricsByKind() throws Exception {
+  void relayCountsCarrierSessionsAndBytesByKindOnly() throws Exception {
     int web = ExternalProcess.freePort();
-    try (FerryProcess relay = FerryProcess.relay(dir.resolve("relay"), "--data", dir.resolve("rdata").toString(),
-        "--listen", "127.0.0.1:" + web, "--upstream", "127.0.0.1:9", "--carriers", "ws,poll",
-        "--metrics-listen", "127.0.0.1:0")) {
-      Map<String, PrometheusText.Family> m = scrape(metricsUrl(relay.out()));
+    try (FerryProcess server = FerryProcess.server(dir.resolve("srun"), "--data", dir.resolve("server").toString(),
+            "--listen", "127.0.0.1:0");
+        FerryProcess relay = FerryProcess.relay(dir.resolve("rrun"), "--data", dir.resolve("relay").toString(),
+            "--listen", "127.0.0.1:" + web, "--upstream", "127.0.0.1:" + server.address().port(),
+            "--carriers", "ws,poll", "--metrics-listen", "127.0.0.1:0");
+        Censor direct = Censor.start(new InetSocketAddress("127.0.0.1", server.address().port()))
+            .block(Censor.Rule.BLOCK_PORT);
+        FerryClient alice = TestClients.open(dir, "alice");
+        FerryClient bob = TestClients.open(dir, "bob")) {
+      URI metrics = metricsUrl(relay.out());
+      Map<String, PrometheusText.Family> before = scrape(metrics);
       for (String carrier : List.of("ws", "poll")) {
-        assertEquals(0.0, value(m, "ferry_carrier_connections_total", Map.of("carrier", carrier)));
-        assertEquals(0.0, value(m, "ferry_carrier_connections_open", Map.of("carrier", carrier)));
+        assertEquals(0.0, value(before, "ferry_carrier_connections_total", Map.of("carrier", carrier)));
+        assertEquals(0.0, value(before, "ferry_carrier_connections_open", Map.of("carrier", carrier)));
       }
-      assertNotNull(m.get("ferry_carrier_bytes_total"));
-      assertNotNull(m.get("jvm_threads_current"));
+      assertNotNull(before.get("jvm_threads_current"), "JVM metrics");
+
+      String ws = relay.out().lines().filter(l -> l.startsWith("bridge: ws ")).findFirst().orElseThrow()
+          .substring("bridge: ".length());
+      // Alice reaches her server only through the relay's WebSocket line; Bob directly.
+      alice.initialize(new ServerAddress("127.0.0.1", direct.port(), server.address().fingerprint()), "", List.of(ws));
+      bob.initialize(server.address());
+      bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+      bob.send("alice", "over the bridge");
+      List<ReceivedMessage> got = new ArrayList<>();
+      await().atMost(BOUND).until(() -> {
+        alice.receive(Duration.ofMillis(200), got::add);
+        return !got.isEmpty();
+      });
+      Set<Integer> clientPorts = ServerTraces.clientPorts(web);
+
+      Map<String, PrometheusText.Family> after = scrape(metrics);
+      assertTrue(value(after, "ferry_carrier_connections_total", Map.of("carrier", "ws")) >= 1, "ws sessions");
+      assertTrue(value(after, "ferry_carrier_bytes_total", Map.of("carrier", "ws", "direction", "to_server")) > 0);
+      assertTrue(value(after, "ferry_carrier_bytes_total", Map.of("carrier", "ws", "direction", "to_client")) > 0);
+      assertEquals(0.0, value(after, "ferry_carrier_connections_total", Map.of("carrier", "poll")));
+      for (PrometheusText.Family family : after.values()) {
+        for (PrometheusText.Sample s : family.samples()) {
+          for (String label : s.labels().values()) {
+            assertFalse(label.contains("127.0.0.1"), s.name() + s.labels());
+            for (int port : clientPorts) {
+              assertFalse(label.contains(Integer.toString(port)), s.name() + s.labels());
+            }
+          }
+        }
+      }
     }
   }
 

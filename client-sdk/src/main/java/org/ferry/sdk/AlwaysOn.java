@@ -43,10 +43,13 @@ final class AlwaysOn implements AutoCloseable {
   private final ClientContext ctx;
   private final MessageReceiver receiver;
   private final Runnable onConnected;
+  private final Runnable onArrival;
   private final CopyOnWriteArrayList<Registered> listeners = new CopyOnWriteArrayList<>();
+  private volatile Thread dispatchThread;
   private final ScheduledThreadPoolExecutor dispatch = new ScheduledThreadPoolExecutor(1, r -> {
     Thread t = new Thread(r, "ferry-events");
     t.setDaemon(true);
+    dispatchThread = t;
     return t;
   });
   private final AtomicBoolean handOverQueued = new AtomicBoolean();
@@ -58,11 +61,16 @@ final class AlwaysOn implements AutoCloseable {
   private volatile Connectivity connectivity =
       new Connectivity(false, Optional.empty(), Optional.empty(), Optional.empty());
 
-  AlwaysOn(ClientContext ctx, MessageReceiver receiver, Runnable onConnected) {
+  /**
+   * @param onConnected run on the loop's thread each time it has connected
+   * @param onArrival run on the loop's thread after each delivery it kept
+   */
+  AlwaysOn(ClientContext ctx, MessageReceiver receiver, Runnable onConnected, Runnable onArrival) {
     dispatch.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
     this.ctx = ctx;
     this.receiver = receiver;
     this.onConnected = onConnected;
+    this.onArrival = onArrival;
   }
 
   void addListener(FerryListener listener, Executor executor) {
@@ -136,9 +144,14 @@ final class AlwaysOn implements AutoCloseable {
     receiver.wake();
   }
 
+  /** How long a connection must have lasted for the back-off to start again from 1 s: 30 s. */
+  static final Duration STABLE = Duration.ofSeconds(30);
+
   private void run() {
     Duration backOff = Duration.ZERO;
+    long[] connectedAt = {0};
     while (!stopping) {
+      connectedAt[0] = 0;
       try {
         receiver.stream(new MessageReceiver.Hooks() {
           @Override
@@ -148,6 +161,7 @@ final class AlwaysOn implements AutoCloseable {
 
           @Override
           public void connected() {
+            connectedAt[0] = System.nanoTime();
             onConnected.run();
             String carrier = ctx.routes().inUse(ctx.homeServer()).map(BridgeLine::shortForm).orElse(null);
             setConnectivity(Connectivity.online(Optional.ofNullable(carrier)));
@@ -157,19 +171,23 @@ final class AlwaysOn implements AutoCloseable {
           public void delivered(Optional<String> established) {
             established.ifPresent(label -> post(l -> l.onContactEstablished(label)));
             arrived();
+            onArrival.run();
           }
         });
-        backOff = Duration.ZERO;
       } catch (RuntimeException e) {
         if (stopping) {
           break;
         }
+        if (connectedAt[0] != 0 && System.nanoTime() - connectedAt[0] >= STABLE.toNanos()) {
+          backOff = Duration.ZERO;
+        }
+        // Jittered from the first try, so that clients cut off together do not come back together.
         backOff = backOff.isZero() ? Duration.ofSeconds(1)
             : backOff.multipliedBy(2).compareTo(FerryClient.MAX_RECONNECT_DELAY) > 0
                 ? FerryClient.MAX_RECONNECT_DELAY : backOff.multipliedBy(2);
         long half = backOff.toMillis() / 2;
         Duration wait = Duration.ofMillis(half + ctx.random().nextLong(half + 1));
-        String why = e instanceof FerryException ? e.getMessage() : "unexpected error: " + e;
+        String why = e instanceof FerryException ? e.getMessage() : "unexpected error: " + e.getClass().getName();
         if (!(e instanceof FerryException)) {
           log.warn("the receive loop failed; trying again", e);
         }
@@ -284,7 +302,12 @@ final class AlwaysOn implements AutoCloseable {
 
         @Override
         public void onDecryptionFailure(DecryptionFailure failure) {
-          callAllOrThrow(l -> l.onDecryptionFailure(failure));
+          callAllOrThrow(l -> {
+            l.onDecryptionFailure(failure);
+            if (failure.kind() == DecryptionFailure.Kind.IDENTITY_CHANGED) {
+              failure.newSafetyNumber().ifPresent(n -> l.onIdentityChanged(failure.contactLabel(), n));
+            }
+          });
         }
 
         @Override
@@ -358,6 +381,9 @@ final class AlwaysOn implements AutoCloseable {
   public void close() {
     stop();
     dispatch.shutdown();
+    if (Thread.currentThread() == dispatchThread) {
+      return; // Closed from a listener: the dispatch thread ends once the listener returns.
+    }
     try {
       if (!dispatch.awaitTermination(10, TimeUnit.SECONDS)) {
         dispatch.shutdownNow();

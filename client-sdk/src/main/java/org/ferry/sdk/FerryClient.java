@@ -44,10 +44,10 @@ import org.ferry.sdk.internal.messaging.Outbox;
 import org.ferry.sdk.internal.messaging.SessionHealer;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
+import org.ferry.sdk.internal.signal.SafetyNumbers;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.IdentityKey;
 import org.signal.libsignal.protocol.IdentityKeyPair;
-import org.signal.libsignal.protocol.fingerprint.NumericFingerprintGenerator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -113,7 +113,7 @@ public final class FerryClient implements AutoCloseable {
     this.sender = new MessageSender(ctx);
     this.healer = new SessionHealer(ctx, sender);
     this.receiver = new MessageReceiver(ctx, healer);
-    this.alwaysOn = new AlwaysOn(ctx, receiver, this::connected);
+    this.alwaysOn = new AlwaysOn(ctx, receiver, this::connected, this::arrival);
     this.outbox = new Outbox(ctx, sender, new Outbox.Events() {
       @Override
       public void accepted(String contactId, String messageId) {
@@ -132,6 +132,11 @@ public final class FerryClient implements AutoCloseable {
   /** The background loop is connected: what waits to go out goes now. */
   private void connected() {
     sendPendingHandshakes();
+    outbox.kick();
+  }
+
+  /** The background loop kept a delivery: queued messages held for a new session may go now. */
+  private void arrival() {
     outbox.kick();
   }
 
@@ -472,7 +477,7 @@ public final class FerryClient implements AutoCloseable {
    *
    * @return the message id (hex), as the recipient will see it
    * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
-   *     IDENTITY_CHANGED, TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
+   *     IDENTITY_CHANGED (a new identity key came in their name: see {@link #verify}), TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
    *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
    *     the message was not sent
    */
@@ -724,7 +729,94 @@ public final class FerryClient implements AutoCloseable {
     Optional<Instant> last = c.getLastReceivedAt() == 0
         ? Optional.empty()
         : Optional.of(Instant.ofEpochSecond(c.getLastReceivedAt()));
-    return new Contact(c.getLabel(), state, safety, last);
+    Optional<String> pending = pendingIdentity(c).map(remote -> safetyNumber(local, remote));
+    return new Contact(c.getLabel(), state, safety, last, pending, c.getVerified());
+  }
+
+  /** The new identity key that came in the contact's name and waits for verification, if any. */
+  private static Optional<IdentityKey> pendingIdentity(ContactRecord c) {
+    if (c.getPendingIdentityKey().isEmpty()) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(new IdentityKey(c.getPendingIdentityKey().toByteArray()));
+    } catch (org.signal.libsignal.protocol.InvalidKeyException e) {
+      throw new FerryException(FerryException.Reason.STORAGE, "a stored identity key is unreadable", e);
+    }
+  }
+
+  /**
+   * Records that the user compared a contact's safety number with the contact's own (in person
+   * or over a trusted call) and found them equal. Safety numbers are Signal's: libsignal's
+   * {@code NumericFingerprintGenerator}, version 2, 5200 iterations, over both identity keys
+   * (see {@link Contact#safetyNumber}); 60 digits, the same on both sides.
+   *
+   * <ul>
+   *   <li>If a new identity key came in the contact's name ({@link Contact#pendingSafetyNumber},
+   *       {@link DecryptionFailure.Kind#IDENTITY_CHANGED}) and {@code safetyNumber} is the one
+   *       with that key: the new key is pinned in place of the old, the sessions made under the
+   *       old key are dropped, the contact is marked verified, and sending is no longer refused.
+   *       A fresh session is started under the new key without a new invitation: a session
+   *       restart request (fresh prekeys signed by our identity key, see
+   *       {@link MessageListener#onSessionRestarted}) goes to the contact now, or with the next
+   *       {@link #receive} or {@link #send} if their server cannot be reached now. Until their
+   *       answer has arrived (with a {@link #receive}; both sides then get
+   *       {@code onSessionRestarted}), sends fail with CONTACT_NOT_READY.
+   *   <li>If no key is pending and {@code safetyNumber} is the current one: the contact is
+   *       marked verified ({@link Contact#verified}).
+   *   <li>Otherwise (also the old number while a new key is pending): SAFETY_NUMBER_MISMATCH,
+   *       and nothing changes.
+   * </ul>
+   *
+   * @param safetyNumber the 60 digits as the user typed or pasted them; whitespace (spaces,
+   *     line breaks) is ignored, and decimal digits of any script are read as such
+   * @return the contact as it is now
+   * @throws FerryException INVALID_SAFETY_NUMBER (not 60 digits), UNKNOWN_CONTACT,
+   *     CONTACT_NOT_READY (no safety number yet: they have not accepted the invitation),
+   *     SAFETY_NUMBER_MISMATCH, NOT_INITIALIZED
+   */
+  public Contact verify(String label, String safetyNumber) {
+    Objects.requireNonNull(safetyNumber, "safetyNumber");
+    requireInitialized();
+    String given = SafetyNumbers.normalize(safetyNumber).orElseThrow(() -> new FerryException(
+        FerryException.Reason.INVALID_SAFETY_NUMBER,
+        "a safety number is " + SafetyNumbers.DIGITS + " digits (spaces may separate them); check what was "
+            + "typed or pasted; nothing was changed"));
+    String contactId;
+    boolean restart = false;
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      ContactRecord c = ContactBook.require(txn, label);
+      contactId = c.getId();
+      ProtocolStore protocol = ctx.protocol(txn);
+      IdentityKey local = protocol.getIdentityKeyPair().getPublicKey();
+      IdentityKey pinned = protocol.getIdentity(ClientContext.address(c));
+      if (pinned == null) {
+        throw new FerryException(FerryException.Reason.CONTACT_NOT_READY,
+            "'" + c.getLabel() + "' has no safety number yet: they have not accepted your invitation");
+      }
+      Optional<IdentityKey> pending = pendingIdentity(c);
+      if (pending.isPresent() && SafetyNumbers.matches(given, local, pending.get())) {
+        healer.restartUnderNewIdentity(txn, c, pending.get());
+        outbox.resealAll(txn, c.getId());
+        restart = true;
+      } else if (pending.isPresent() && SafetyNumbers.matches(given, local, pinned)) {
+        throw new FerryException(FerryException.Reason.SAFETY_NUMBER_MISMATCH,
+            "that is the safety number of the identity key '" + c.getLabel() + "' had before; a new key came "
+                + "in their name since: compare the new safety number with theirs; nothing was changed");
+      } else if (pending.isEmpty() && SafetyNumbers.matches(given, local, pinned)) {
+        ContactBook.put(txn, c.toBuilder().setVerified(true).build());
+      } else {
+        throw new FerryException(FerryException.Reason.SAFETY_NUMBER_MISMATCH,
+            "that is not the safety number of '" + c.getLabel() + "': compare again, digit by digit; if it "
+                + "still differs, someone may be between you; nothing was changed");
+      }
+      txn.commit();
+    }
+    if (restart) {
+      healer.flush(c -> c.getId().equals(contactId));
+      outbox.kick();
+    }
+    return contact(label).orElseThrow();
   }
 
   /**
@@ -732,18 +824,7 @@ public final class FerryClient implements AutoCloseable {
    * sides. Compare it in person (or over a trusted call) to rule out a man in the middle.
    */
   static String safetyNumber(IdentityKey local, IdentityKey remote) {
-    String digits = new NumericFingerprintGenerator(5200)
-        .createFor(2, local.serialize(), local, remote.serialize(), remote)
-        .getDisplayableFingerprint()
-        .getDisplayText();
-    StringBuilder grouped = new StringBuilder();
-    for (int i = 0; i < digits.length(); i += 5) {
-      if (i > 0) {
-        grouped.append(' ');
-      }
-      grouped.append(digits, i, Math.min(i + 5, digits.length()));
-    }
-    return grouped.toString();
+    return SafetyNumbers.of(local, remote);
   }
 
   private void requireInitialized() {

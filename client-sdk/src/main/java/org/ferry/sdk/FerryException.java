@@ -32,10 +32,22 @@ public final class FerryException extends RuntimeException {
     /** A contact with that label exists already, or the label is not allowed. */
     INVALID_LABEL,
     /**
-     * The contact's identity key changed since it was first seen. Sending is blocked until the
-     * user verifies the new safety number.
+     * The contact's identity key changed since it was first seen (a new one came in their name).
+     * Nothing is sent to them until the user compares the new safety number
+     * ({@link Contact#pendingSafetyNumber}) with theirs and calls {@link FerryClient#verify}.
      */
     IDENTITY_CHANGED,
+    /**
+     * A safety number given to {@link FerryClient#verify} is not one: it must be 60 decimal
+     * digits (whitespace is ignored). Nothing was changed.
+     */
+    INVALID_SAFETY_NUMBER,
+    /**
+     * The safety number given to {@link FerryClient#verify} is not the one computed with the
+     * contact's identity key (nor with a pending new one): someone may be in the middle, or it
+     * was mistyped. Nothing was changed; sending stays as it was.
+     */
+    SAFETY_NUMBER_MISMATCH,
     /** The contact cannot be sent to yet (they have not answered the invitation). */
     CONTACT_NOT_READY,
     /** The client has not been initialised with {@code initialize}, or was initialised already. */

@@ -54,6 +54,8 @@ public final class PrivateFiles {
    * @throws IOException if it cannot be written
    */
   public static void createNew(Path file, byte[] content) throws IOException {
+    // A bare name ("x.png") has no parent: its directory is the working directory.
+    file = file.toAbsolutePath();
     Path tmp = temporary(file, content);
     try {
       try {

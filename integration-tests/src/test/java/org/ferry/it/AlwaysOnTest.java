@@ -257,7 +257,8 @@ class AlwaysOnTest {
     alice.addListener(atAlice);
     alice.start();
 
-    // Connectivity: online, over the server's own address.
+    // Connectivity: online, over the server's own address, before there is any contact.
+    await().atMost(BOUND).until(() -> atAlice.connectivity.stream().anyMatch(Connectivity::connected));
     String uri = alice.createInvitation("bob").uri();
     await().atMost(BOUND).until(() -> atAlice.connectivity.stream().anyMatch(Connectivity::connected));
     Connectivity online = atAlice.connectivity.stream().filter(Connectivity::connected).findFirst().orElseThrow();
@@ -341,5 +342,70 @@ class AlwaysOnTest {
     bob.send("alice", "second");
     await().atMost(BOUND).until(() -> got.size() >= 2);
     assertEquals(List.of("first", "second"), got);
+  }
+
+  @Test
+  void aHundredStartStopCyclesLeaveNoThreadsBehindAndAListenerMayStopOrCloseTheClient() throws Exception {
+    FerryClient[] pair = connectedPair();
+    FerryClient alice = pair[0];
+    FerryClient bob = pair[1];
+    java.util.function.LongSupplier ferryThreads = () -> Thread.getAllStackTraces().keySet().stream()
+        .filter(t -> t.getName().equals("ferry-receive")).count();
+    long before = ferryThreads.getAsLong();
+    for (int i = 0; i < 100; i++) {
+      alice.start();
+      alice.start(); // Idempotent.
+      alice.stop();
+      alice.stop();
+    }
+    assertEquals(before, ferryThreads.getAsLong(), "receive loops left running");
+    assertFalse(alice.isRunning());
+
+    // A listener that stops and then closes the client must not hang it.
+    java.util.concurrent.CountDownLatch closedByListener = new java.util.concurrent.CountDownLatch(1);
+    alice.addListener(new FerryListener() {
+      @Override
+      public void onMessage(ReceivedMessage message) {
+        alice.stop();
+        alice.close();
+        closedByListener.countDown();
+      }
+    });
+    alice.start();
+    bob.send("alice", "stop now");
+    assertTrue(closedByListener.await(BOUND.toSeconds(), TimeUnit.SECONDS), "the listener's stop and close returned");
+    FerryException closed = assertThrows(FerryException.class, () -> alice.sendAsync("bob", "after close"));
+    assertEquals(FerryException.Reason.CLOSED, closed.reason());
+  }
+
+  @Test
+  void whenTheDirectLineIsCutTheLoopComesBackOverABridgeLineAndSaysWhich() throws Exception {
+    startServer();
+    org.ferry.relay.Relay relay = closer.add(org.ferry.relay.Relay.builder()
+        .dataDirectory(dir.resolve("relay"))
+        .listen(new InetSocketAddress("127.0.0.1", 0))
+        .upstream(new InetSocketAddress("127.0.0.1", server.address().port()))
+        .carriers(java.util.EnumSet.of(org.ferry.relay.Carrier.WS))
+        .start());
+    String ws = relay.bridgeLines().stream().filter(l -> l.kind() == org.ferry.proto.BridgeLine.Kind.WS)
+        .findFirst().orElseThrow().toString();
+    FerryClient alice = closer.add(open("alice"));
+    alice.initialize(serverBehindLine(), "", List.of(ws));
+    FerryClient bob = user("bob");
+    bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
+    Recorder atAlice = new Recorder();
+    alice.addListener(atAlice);
+    alice.start();
+    await().atMost(BOUND).until(() -> alice.connectivity().connected()
+        && alice.connectivity().carrier().orElseThrow().startsWith("direct"));
+
+    line.block(Censor.Rule.BLOCK_PORT).cutAll();
+    await().atMost(BOUND).until(() -> alice.connectivity().connected()
+        && alice.connectivity().carrier().orElseThrow().startsWith("ws"));
+    assertTrue(atAlice.connectivity.stream().anyMatch(c -> !c.connected()), atAlice.connectivity.toString());
+
+    line.block(); // Bob's way in again.
+    bob.send("alice", "over the bridge");
+    await().atMost(BOUND).until(() -> atAlice.texts().equals(List.of("over the bridge")));
   }
 }

@@ -22,7 +22,6 @@ import org.ferry.proto.v1.ReceiveResponse;
 import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
-import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.ReceivedMessage;
 import org.ferry.sdk.cli.ClientMain;
 import org.junit.jupiter.api.Test;
@@ -120,38 +119,12 @@ class SessionHealingTest {
     }
   }
 
-  /** What one user's listener was told. */
-  private static final class Seen implements MessageListener {
-    final List<String> texts = new ArrayList<>();
-    final List<DecryptionFailure> failures = new ArrayList<>();
-    final List<String> restarted = new ArrayList<>();
-
-    @Override
-    public void onMessage(ReceivedMessage m) {
-      texts.add(m.contactLabel() + ": " + m.text());
-    }
-
-    @Override
-    public void onDecryptionFailure(DecryptionFailure f) {
-      failures.add(f);
-    }
-
-    @Override
-    public void onSessionRestarted(String label) {
-      restarted.add(label);
-    }
-  }
-
   private static Seen receive(FerryClient c) {
-    Seen seen = new Seen();
-    c.receive(Duration.ofMillis(500), seen);
-    return seen;
+    return Seen.receive(c);
   }
 
   private FerryClient open(String name) {
-    byte[] key = new byte[32];
-    java.util.Arrays.fill(key, (byte) name.hashCode());
-    return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).build();
+    return TestClients.openWithNamedKey(dir, name);
   }
 
   @Test
@@ -170,23 +143,9 @@ class SessionHealingTest {
         Seen aliceSeesAgain = receive(alice);
         assertEquals(List.of("bob"), aliceSeesAgain.restarted);
 
-        assertFlowQuietlyBothWays(alice, bob);
+        Seen.assertFlowQuietlyBothWays(alice, bob);
       }
     }
-  }
-
-  /** Messages flow both ways with nothing to report on either side. */
-  private static void assertFlowQuietlyBothWays(FerryClient alice, FerryClient bob) {
-    alice.send("bob", "flowing");
-    bob.send("alice", "both ways");
-    Seen bobAfter = receive(bob);
-    Seen aliceAfter = receive(alice);
-    assertEquals(List.of("alice: flowing"), bobAfter.texts);
-    assertEquals(List.of("bob: both ways"), aliceAfter.texts);
-    assertEquals(List.of(), bobAfter.failures);
-    assertEquals(List.of(), aliceAfter.failures);
-    assertEquals(List.of(), bobAfter.restarted);
-    assertEquals(List.of(), aliceAfter.restarted);
   }
 
   /** Alice restored from a backup taken before two full turns with Bob (so neither reads the other). */
@@ -226,7 +185,7 @@ class SessionHealingTest {
         assertEquals(List.of("alice"), bobSees.failures.stream().map(DecryptionFailure::contactLabel).toList());
         assertEquals(List.of("bob"), receive(alice).restarted);
         // One restart was enough: nothing more to report, and messages flow.
-        assertFlowQuietlyBothWays(alice, bob);
+        Seen.assertFlowQuietlyBothWays(alice, bob);
         assertEquals(List.of(), receive(bob).restarted);
       }
     }

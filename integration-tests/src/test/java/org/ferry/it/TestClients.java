@@ -15,6 +15,18 @@ final class TestClients {
     return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(key).clock(clock).build();
   }
 
+  /** Storage key derived from the name, so that a test can close a client and open it (or its store) again. */
+  static byte[] namedKey(String name) {
+    byte[] key = new byte[32];
+    java.util.Arrays.fill(key, (byte) name.hashCode());
+    return key;
+  }
+
+  /** A client whose storage key is {@link #namedKey}. */
+  static FerryClient openWithNamedKey(Path dir, String name) {
+    return FerryClient.builder().dataDirectory(dir.resolve(name)).storageKey(namedKey(name)).build();
+  }
+
   static FerryClient open(Path dir, String name) {
     return open(dir, name, Clock.systemUTC());
   }

@@ -37,6 +37,8 @@ import org.ferry.relay.internal.http.Decoy;
 import org.ferry.relay.internal.http.PollSessions;
 import org.ferry.relay.internal.http.RelayHttpHandler;
 import org.ferry.relay.internal.obfs4.Obfs4ServerTransport;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import org.ferry.relay.internal.pipe.CarrierMetrics;
 import org.ferry.relay.internal.pipe.Fallback;
 import org.ferry.relay.internal.pipe.Upstream;
 import org.ferry.relay.internal.tls.TlsIdentity;
@@ -178,6 +180,7 @@ public final class Relay implements AutoCloseable {
     private int maxPollSessions = 10_000;
     private InetSocketAddress fallback;
     private Clock clock = Clock.systemUTC();
+    private PrometheusRegistry registry;
 
     private Builder() {}
 
@@ -255,6 +258,15 @@ public final class Relay implements AutoCloseable {
     }
 
     /**
+     * Counts carrier sessions and their bytes, by carrier, in {@code registry} (see
+     * {@link CarrierMetrics} for the names). Default: counted where nobody reads them.
+     */
+    public Builder metrics(PrometheusRegistry registry) {
+      this.registry = Objects.requireNonNull(registry, "registry");
+      return this;
+    }
+
+    /**
      * Takes the data directory's lock (see {@link DataDirectoryLock}), loads or makes the keys,
      * starts listening and, for obfs4, starts obfs4proxy; writes DIR/bridges. The lock is held
      * until {@link Relay#close}.
@@ -279,6 +291,12 @@ public final class Relay implements AutoCloseable {
     }
 
     private Relay start(DataDirectoryLock lock, SecureRandom random) throws IOException {
+      List<String> kinds = new ArrayList<>();
+      carriers.forEach(c -> kinds.add(c.name().toLowerCase(java.util.Locale.ROOT)));
+      if (fallback != null) {
+        kinds.add("fallback");
+      }
+      CarrierMetrics metrics = registry != null ? CarrierMetrics.register(registry, kinds) : CarrierMetrics.unread();
       // A bland name: whoever completes TLS with the web port must learn nothing of Ferry.
       TlsIdentity identity =
           TlsIdentity.loadOrCreate(dataDirectory.resolve("identity"), "relay", "localhost", random);
@@ -291,7 +309,7 @@ public final class Relay implements AutoCloseable {
               ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT,
               ApplicationProtocolNames.HTTP_1_1))
           .build();
-      Upstream up = new Upstream(upstream);
+      Upstream up = new Upstream(upstream, metrics);
       Decoy decoy = new Decoy(clock);
       PollSessions poll = carriers.contains(Carrier.POLL) ? new PollSessions(up, decoy, maxPollSessions) : null;
       RelayHttpHandler.Routes routes = new RelayHttpHandler.Routes(
@@ -306,7 +324,7 @@ public final class Relay implements AutoCloseable {
             .group(boss, workers)
             .channel(NioServerSocketChannel.class)
             .childOption(ChannelOption.TCP_NODELAY, true)
-            .childHandler(RelayHttpHandler.webPort(tls, routes, Optional.ofNullable(fallback).map(Fallback::new)))
+            .childHandler(RelayHttpHandler.webPort(tls, routes, Optional.ofNullable(fallback).map(a -> new Fallback(a, metrics))))
             .bind(listen).syncUninterruptibly().channel();
         listeners.add(web);
         InetSocketAddress webAt = (InetSocketAddress) web.localAddress();
@@ -327,7 +345,7 @@ public final class Relay implements AutoCloseable {
               .channel(NioServerSocketChannel.class)
               .childOption(ChannelOption.AUTO_READ, false)
               .childOption(ChannelOption.TCP_NODELAY, true)
-              .childHandler(up.forwarder())
+              .childHandler(up.forwarder("obfs4"))
               .bind(new InetSocketAddress("127.0.0.1", 0)).syncUninterruptibly().channel();
           listeners.add(orPort);
           InetSocketAddress bind = obfs4Listen != null ? obfs4Listen

@@ -3,14 +3,23 @@ package org.ferry.relay;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import org.ferry.ops.config.ConfigException;
+import org.ferry.ops.config.ConfigFile;
+import org.ferry.ops.config.OperatorOptions;
+import org.ferry.ops.metrics.MetricsEndpoint;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.HostPort;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code ferry relay}: runs a stateless bridge in the foreground until SIGTERM or Ctrl-C. */
 @Command(
@@ -23,12 +32,12 @@ public final class RelayMain implements Callable<Integer> {
       description = "Data directory (the relay's own keys and bridge lines); default ${DEFAULT-VALUE}.")
   Path data;
 
-  @Option(names = "--listen", required = true,
-      description = "HOST:PORT of the web port (HTTPS, WebSocket and polling).")
+  @Option(names = "--listen",
+      description = "HOST:PORT of the web port (HTTPS, WebSocket and polling); required.")
   String listen;
 
-  @Option(names = "--upstream", required = true,
-      description = "The server to forward to, as its address (HOST:PORT#FINGERPRINT or HOST:PORT).")
+  @Option(names = "--upstream",
+      description = "The server to forward to, as its address (HOST:PORT#FINGERPRINT or HOST:PORT); required.")
   String upstream;
 
   @Option(names = "--carriers", defaultValue = "ws,poll,obfs4",
@@ -53,6 +62,10 @@ public final class RelayMain implements Callable<Integer> {
       description = "The obfs4proxy executable; default ${DEFAULT-VALUE}.")
   String obfs4proxy;
 
+  @Mixin OperatorOptions operator;
+
+  @Spec CommandSpec spec;
+
   public static void main(String[] args) {
     quietNetty();
     System.exit(new CommandLine(new RelayMain()).execute(args));
@@ -71,7 +84,37 @@ public final class RelayMain implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    try {
+      ConfigFile settings = operator.load(spec.commandLine());
+      for (String key : List.of("listen", "upstream")) {
+        if (spec.findOption("--" + key).getValue() == null) {
+          throw new ConfigException("--" + key + " is required (or '" + key + "' in the config file)");
+        }
+      }
+      settings.check("listen", (String v) -> HostPort.parse(v));
+      settings.check("upstream", (String v) -> {
+        if (v.contains("#")) {
+          org.ferry.proto.ServerAddress.parse(v);
+        } else {
+          HostPort.parse(v);
+        }
+      });
+      settings.check("carriers", (String v) -> Carrier.parseList(v));
+      settings.check("public-host", (String v) -> HostPort.checkHost(v));
+      settings.check("obfs4-listen", (String v) -> HostPort.parse(v));
+      settings.check("fallback", (String v) -> HostPort.parse(v));
+      settings.check("metrics-listen", (String v) -> HostPort.parse(v));
+      if (operator.printConfig()) {
+        System.out.print(settings.print());
+        return 0;
+      }
+    } catch (ConfigException e) {
+      System.err.println("ferry relay: " + e.getMessage());
+      return 2;
+    }
+    operator.applyLogLevel();
     Relay relay;
+    MetricsEndpoint metricsEndpoint = null;
     try {
       Set<Carrier> chosen = Carrier.parseList(carriers);
       Relay.Builder b = Relay.builder()
@@ -89,19 +132,39 @@ public final class RelayMain implements Callable<Integer> {
       if (fallback != null) {
         b.fallback(parseHostPort("--fallback", fallback));
       }
+      PrometheusRegistry registry = null;
+      if (operator.metricsListen().isPresent()) {
+        registry = new PrometheusRegistry();
+        b.metrics(registry);
+      }
       relay = b.start();
-    } catch (IllegalArgumentException e) {
+      if (registry != null) {
+        try {
+          metricsEndpoint = MetricsEndpoint.start(
+              parseHostPort("--metrics-listen", operator.metricsListen().get()), registry);
+        } catch (IOException e) {
+          relay.close();
+          throw new IOException("cannot listen for metrics on " + operator.metricsListen().get() + ": "
+              + e.getMessage(), e);
+        }
+      }
+    } catch (IllegalArgumentException | IOException e) {
       System.err.println("ferry relay: " + e.getMessage());
-      return 2;
-    } catch (IOException e) {
-      System.err.println("ferry relay: " + e.getMessage());
-      return 1;
+      return e instanceof IOException ? 1 : 2;
     }
+    MetricsEndpoint metrics = metricsEndpoint;
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       relay.close();
+      if (metrics != null) {
+        metrics.close();
+      }
       stopped.countDown();
     }, "ferry-relay-shutdown"));
+    if (metrics != null) {
+      System.out.println("metrics: http://" + HostPort.format(
+          HostPort.parse(operator.metricsListen().get()).host(), metrics.port()) + "/metrics");
+    }
     for (BridgeLine line : relay.bridgeLines()) {
       System.out.println("bridge: " + line);
     }

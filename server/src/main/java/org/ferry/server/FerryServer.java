@@ -47,7 +47,11 @@ import org.ferry.server.internal.grpc.InvitationGrpcService;
 import org.ferry.server.internal.grpc.CappedServerChannel;
 import org.ferry.server.internal.grpc.MailboxGrpcService;
 import org.ferry.server.internal.grpc.StreamLimits;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import org.ferry.ops.metrics.MetricsEndpoint;
+import org.ferry.proto.HostPort;
 import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.metrics.ServerMetrics;
 import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.time.ServerClock;
@@ -56,6 +60,7 @@ import org.ferry.relay.Carrier;
 import org.ferry.relay.Relay;
 import org.ferry.relay.internal.tls.TlsIdentity;
 import org.ferry.server.internal.util.Bytes;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -116,6 +121,8 @@ public final class FerryServer implements AutoCloseable {
   private final DataDirectoryLock lock;
   private final ServerClock clock;
   private final Path clockFile;
+  private final MetricsEndpoint metrics;
+  private final String metricsHost;
   private boolean closed;
 
   private FerryServer(
@@ -130,7 +137,11 @@ public final class FerryServer implements AutoCloseable {
       DataDirectoryLock lock,
       ServerClock clock,
       Path clockFile,
+      MetricsEndpoint metrics,
+      String metricsHost,
       EventLoopGroup... eventLoops) {
+    this.metrics = metrics;
+    this.metricsHost = metricsHost;
     this.eventLoops = eventLoops;
     this.lock = lock;
     this.clock = clock;
@@ -154,6 +165,12 @@ public final class FerryServer implements AutoCloseable {
     return address;
   }
 
+  /** Where Prometheus metrics are served ({@code GET /metrics}), if {@link Builder#metricsListen} asked for it. */
+  public Optional<InetSocketAddress> metricsAddress() {
+    return metrics == null ? Optional.empty()
+        : Optional.of(new InetSocketAddress(metricsHost, metrics.port()));
+  }
+
   /** Bridge lines of the carriers this server accepts itself; empty unless configured. */
   public List<BridgeLine> bridgeLines() {
     return carriers == null ? List.of() : carriers.bridgeLines();
@@ -175,6 +192,9 @@ public final class FerryServer implements AutoCloseable {
       return;
     }
     closed = true;
+    if (metrics != null) {
+      metrics.close();
+    }
     if (carriers != null) {
       carriers.close();
     }
@@ -237,6 +257,7 @@ public final class FerryServer implements AutoCloseable {
     private Duration sweepInterval = Duration.ofMinutes(1);
     private Duration unsafeWriteDelay;
     private int maxConnections = defaultMaxConnections(Runtime.getRuntime().maxMemory());
+    private InetSocketAddress metricsListen;
     private final List<ServerInterceptor> interceptors = new ArrayList<>();
 
     private Builder() {}
@@ -403,6 +424,17 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Serves Prometheus metrics (text format, {@code GET /metrics}) over plain HTTP on
+     * {@code address}; port 0 picks one (see {@link FerryServer#metricsAddress}). No
+     * authentication: keep it on loopback or a private network. Default: no metrics listener,
+     * and the gRPC calls are not counted. The metrics are listed in docs/operators.md.
+     */
+    public Builder metricsListen(InetSocketAddress address) {
+      this.metricsListen = Objects.requireNonNull(address, "address");
+      return this;
+    }
+
     static int defaultMaxConnections(long maxHeapBytes) {
       return (int) Math.max(256, Math.min(65_536, maxHeapBytes / (256 * 1024)));
     }
@@ -458,6 +490,13 @@ public final class FerryServer implements AutoCloseable {
       // Our own event loops, so that the listening channel can be ours (CappedServerChannel).
       EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, daemonThreads("ferry-accept"), NioIoHandler.newFactory());
       EventLoopGroup workers = new MultiThreadIoEventLoopGroup(0, daemonThreads("ferry-io"), NioIoHandler.newFactory());
+      PrometheusRegistry registry = metricsListen != null ? new PrometheusRegistry() : null;
+      ServerMetrics metrics = registry != null ? ServerMetrics.register(registry) : ServerMetrics.unread();
+      if (registry != null) {
+        store.observeCommits(metrics::committed);
+        metrics.queue(store::queuedEnvelopes, store::queuedBytes);
+        metrics.rocksDb(store.columnFamilies(), store::longProperty);
+      }
       try {
         MailboxManager mailboxes =
             new MailboxManager(store, serverClock, random, defaultTtl, limits);
@@ -468,12 +507,16 @@ public final class FerryServer implements AutoCloseable {
         }
         background.scheduleWithFixedDelay(
             () -> {
-              sweep(mailboxes);
+              sweep(mailboxes, metrics);
               saveClock(serverClock, clockFile);
             },
             sweepInterval.toNanos(), sweepInterval.toNanos(), TimeUnit.NANOSECONDS);
         HealthStatusManager health = new HealthStatusManager();
         ErrorMappingInterceptor errors = new ErrorMappingInterceptor();
+        List<ServerInterceptor> outer = new ArrayList<>(interceptors);
+        if (registry != null) {
+          outer.add(metrics.interceptor());
+        }
         StreamLimits streamLimits =
             StreamLimits.forMemory(PlatformDependent.maxDirectMemory(), Runtime.getRuntime().maxMemory());
         CappedServerChannel.Connections openConnections = new CappedServerChannel.Connections();
@@ -504,8 +547,9 @@ public final class FerryServer implements AutoCloseable {
                 .addTransportFilter(streamLimits.transportFilter())
                 .intercept(streamLimits.interceptor())
                 .addService(intercepted(
-                    new MailboxGrpcService(mailboxes, deliveryExecutor, random, streamLimits), errors))
-                .addService(intercepted(new InvitationGrpcService(mailboxes), errors))
+                    new MailboxGrpcService(mailboxes, deliveryExecutor, random, streamLimits, metrics),
+                    errors, outer))
+                .addService(intercepted(new InvitationGrpcService(mailboxes), errors, outer))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build()
@@ -528,14 +572,31 @@ public final class FerryServer implements AutoCloseable {
             if (carrierFallback != null) {
               carriers.fallback(carrierFallback);
             }
+            if (registry != null) {
+              carriers.metrics(registry);
+            }
             relay = carriers.start();
           } catch (IOException | RuntimeException e) {
             grpc.shutdownNow();
             throw e;
           }
         }
-        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background, address, relay,
-            lock, serverClock, clockFile, boss, workers);
+        MetricsEndpoint endpoint = null;
+        if (registry != null) {
+          try {
+            endpoint = MetricsEndpoint.start(metricsListen, registry);
+          } catch (IOException | RuntimeException e) {
+            if (relay != null) {
+              relay.close();
+            }
+            grpc.shutdownNow();
+            throw new IOException("cannot listen for metrics on "
+                + HostPort.format(metricsListen.getHostString(), metricsListen.getPort()) + ": " + e.getMessage(), e);
+          }
+        }
+        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background,
+            address, relay, lock, serverClock, clockFile, endpoint,
+            metricsListen == null ? null : metricsListen.getHostString(), boss, workers);
       } catch (IOException | RuntimeException e) {
         boss.shutdownGracefully(0, 0, TimeUnit.SECONDS);
         workers.shutdownGracefully(0, 0, TimeUnit.SECONDS);
@@ -548,21 +609,23 @@ public final class FerryServer implements AutoCloseable {
     }
 
     /** A failed sweep is logged and tried again at the next interval. */
-    private static void sweep(MailboxManager mailboxes) {
+    private static void sweep(MailboxManager mailboxes, ServerMetrics metrics) {
       try {
         int removed = mailboxes.sweepExpired();
+        metrics.expired(removed);
         if (removed > 0) {
           log.debug("removed {} expired envelopes", removed);
         }
       } catch (RuntimeException e) {
-        log.error("expiry sweep failed", e);
+        log.error("expiry sweep failed: {}", OneLineLogs.describe(e));
       }
     }
 
     /** The error mapper innermost, so the added interceptors see final statuses. */
-    private ServerServiceDefinition intercepted(BindableService service, ErrorMappingInterceptor errors) {
+    private static ServerServiceDefinition intercepted(
+        BindableService service, ErrorMappingInterceptor errors, List<ServerInterceptor> outer) {
       ServerServiceDefinition inner = ServerInterceptors.intercept(service, errors);
-      return ServerInterceptors.intercept(inner, interceptors);
+      return ServerInterceptors.intercept(inner, outer);
     }
 
     private static java.util.concurrent.ThreadFactory daemonThreads(String prefix) {

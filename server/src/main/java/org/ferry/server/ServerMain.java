@@ -11,12 +11,18 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.ferry.ops.config.ConfigException;
+import org.ferry.ops.config.ConfigFile;
+import org.ferry.ops.config.OperatorOptions;
 import org.ferry.proto.HostPort;
 import org.ferry.relay.Carrier;
 import org.ferry.relay.RelayMain;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code ferry server}: runs a home server in the foreground until SIGTERM or Ctrl-C. */
 @Command(
@@ -83,6 +89,10 @@ public final class ServerMain implements Callable<Integer> {
           + "carrier's. Default: a built-in imitation of nginx answers them.")
   String fallback;
 
+  @Mixin OperatorOptions operator;
+
+  @Spec CommandSpec spec;
+
   /** Crash harness only: see FerryServer.Builder#unsafeAcknowledgeBeforeWriting. */
   @Option(names = "--unsafe-ack-before-write", hidden = true)
   boolean unsafeAckBeforeWrite;
@@ -105,11 +115,19 @@ public final class ServerMain implements Callable<Integer> {
   public Integer call() throws Exception {
     HostPort at;
     try {
-      at = HostPort.parse(listen);
-    } catch (IllegalArgumentException e) {
-      System.err.println("ferry server: --listen must be HOST:PORT, got '" + listen + "'");
+      ConfigFile settings = operator.load(spec.commandLine());
+      at = check(settings);
+      if (operator.printConfig()) {
+        System.out.print(settings.print());
+        return 0;
+      }
+    } catch (ConfigException e) {
+      System.err.println("ferry server: " + e.getMessage());
       return 2;
     }
+    operator.applyLogLevel();
+    org.slf4j.LoggerFactory.getLogger(ServerMain.class).debug("log level {}; configuration from {}",
+        operator.logLevel(), operator.config().map(Path::toString).orElse("options only"));
     String host = at.host();
     int port = at.port();
     FerryServer server;
@@ -135,8 +153,9 @@ public final class ServerMain implements Callable<Integer> {
         if (fallback != null) {
           builder.carrierFallback(RelayMain.parseHostPort("--fallback", fallback));
         }
-      } else if (fallback != null) {
-        throw new IllegalArgumentException("--fallback needs --carriers");
+      }
+      if (operator.metricsListen().isPresent()) {
+        builder.metricsListen(RelayMain.parseHostPort("--metrics-listen", operator.metricsListen().get()));
       }
       if (unsafeAckBeforeWrite) {
         builder.unsafeAcknowledgeBeforeWriting(Duration.ofMillis(200));
@@ -155,6 +174,8 @@ public final class ServerMain implements Callable<Integer> {
       stopped.countDown();
     }, "ferry-shutdown"));
     writeAtomically(data.resolve("server-address"), server.address() + "\n");
+    server.metricsAddress().ifPresent(m ->
+        System.out.println("metrics: http://" + HostPort.format(m.getHostString(), m.getPort()) + "/metrics"));
     for (var line : server.bridgeLines()) {
       System.out.println("bridge: " + line);
     }
@@ -163,6 +184,33 @@ public final class ServerMain implements Callable<Integer> {
     server.awaitTermination();
     stopped.await();
     return 0;
+  }
+
+  /** Every option's range, naming the flag or the file's line that gave a bad value. */
+  private HostPort check(ConfigFile settings) throws ConfigException {
+    settings.check("listen", (String v) -> HostPort.parse(v));
+    settings.check("advertise", (String v) -> HostPort.checkHost(v));
+    settings.check("mailbox-max-envelopes", (Long v) -> atLeast(1, v));
+    settings.check("create-rate", (Double v) -> {
+      if (!(v > 0) || v.isInfinite()) {
+        throw new IllegalArgumentException("must be a positive number, got " + v);
+      }
+    });
+    settings.check("create-burst", (Integer v) -> atLeast(1, v));
+    settings.check("carriers", (String v) -> Carrier.parseList(v));
+    settings.check("carrier-listen", (String v) -> HostPort.parse(v));
+    settings.check("fallback", (String v) -> HostPort.parse(v));
+    settings.check("metrics-listen", (String v) -> HostPort.parse(v));
+    if (fallback != null && carriers == null) {
+      throw new ConfigException(settings.describe("fallback") + ": needs carriers");
+    }
+    return HostPort.parse(listen);
+  }
+
+  static void atLeast(long least, long value) {
+    if (value < least) {
+      throw new IllegalArgumentException("must be at least " + least + ", got " + value);
+    }
   }
 
   private static String readToken(Path file) throws IOException {

@@ -42,6 +42,7 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Send.class,
       ClientMain.Receive.class,
       ClientMain.Contacts.class,
+      ClientMain.Verify.class,
       ClientMain.Bridges.class,
       ClientMain.Status.class,
       ClientMain.Passphrase.class,
@@ -372,17 +373,37 @@ public final class ClientMain {
     @Option(names = "--valid-for", defaultValue = "7", description = "Days the invitation stays valid (1-30); default ${DEFAULT-VALUE}.")
     int days;
 
+    @Option(names = "--qr", description = "Print the invitation as a QR code to scan: standard output then "
+        + "holds the code alone, and the URI goes to standard error. Drawn for a dark terminal "
+        + "background; on a light one the code shows in negative, which most cameras read too.")
+    boolean qr;
+
+    @Option(names = "--qr-png", paramLabel = "FILE", description = "Also write the QR code to FILE, a PNG "
+        + "image, owner-only; an existing FILE is never replaced. Delete it once the invitation is used.")
+    Path qrPng;
+
     @Override
     public Integer call() throws Exception {
       if (days < 1 || days > 30) {
         throw new IllegalArgumentException("--valid-for must be 1 to 30 days: " + days);
       }
+      if (qrPng != null) {
+        InvitationQr.checkCanCreate(parent.resolve(qrPng)); // before an invitation is made for nothing
+      }
       try (Session session = parent.session()) {
         Invitation invitation = session.client().createInvitation(name, Duration.ofDays(days));
+        if (qrPng != null) {
+          InvitationQr.writePng(invitation.uri(), parent.resolve(qrPng));
+          spec.commandLine().getErr().println("wrote the invitation's QR code to " + qrPng);
+        }
         if (parent.json) {
           com.google.gson.JsonObject o = new com.google.gson.JsonObject();
           o.addProperty("uri", invitation.uri());
           parent.printJson(o);
+        } else if (qr) {
+          spec.commandLine().getOut().print(InvitationQr.terminal(invitation.uri()));
+          spec.commandLine().getOut().flush();
+          spec.commandLine().getErr().println(invitation.uri());
         } else {
           spec.commandLine().getOut().println(invitation.uri());
         }
@@ -396,21 +417,30 @@ public final class ClientMain {
     @ParentCommand ClientMain parent;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "URI",
+    @Parameters(index = "0", arity = "0..1", paramLabel = "URI",
         description = "The ferry:invite/... URI, or - to read it from standard input "
             + "(which keeps it out of the process list and shell history).")
     String uri;
+
+    @Option(names = "--qr-image", paramLabel = "FILE",
+        description = "Read the invitation from the QR code in FILE (PNG or JPEG), instead of URI.")
+    Path qrImage;
 
     @Option(names = "--name", required = true, description = "Label for the person who invited you.")
     String name;
 
     @Override
     public Integer call() throws Exception {
+      if ((uri == null) == (qrImage == null)) {
+        throw new IllegalArgumentException("give the invitation either as URI (or - for standard input) "
+            + "or with --qr-image FILE");
+      }
+      String fromImage = qrImage == null ? null : InvitationQr.decode(parent.resolve(qrImage));
       try (Session session = parent.session()) {
         Contact contact;
         try {
-          contact = session.client().acceptInvitation(
-              "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
+          contact = session.client().acceptInvitation(fromImage != null ? fromImage
+              : "-".equals(uri) ? CliInput.read(parent.stdin, "standard input").strip() : uri, name);
         } catch (FerryException e) {
           if (e.reason() != FerryException.Reason.ALREADY_ACCEPTED) {
             throw e;
@@ -567,7 +597,9 @@ public final class ClientMain {
                   + "are out of step, e.g. after a restore from a backup); the session is being restarted; "
                   + "ask " + f.contactLabel() + " to send it again";
               case IDENTITY_CHANGED -> "a message in " + f.contactLabel() + "'s name came with a different "
-                  + "safety number and was not read; verify " + f.contactLabel() + " in person";
+                  + "safety number" + f.newSafetyNumber().map(n -> " (" + n + ")").orElse("") + " and was not read; "
+                  + "nothing is sent to " + f.contactLabel() + " until you compare it with theirs in person and run "
+                  + "'ferry client verify " + f.contactLabel() + " NUMBER'";
               case UNREADABLE -> "a message in " + f.contactLabel() + "'s mailbox was damaged or forged and was not read";
             });
           }
@@ -593,7 +625,8 @@ public final class ClientMain {
     }
   }
 
-  @Command(name = "contacts", description = "Lists contacts: label, state, safety number.",
+  @Command(name = "contacts", description = "Lists contacts: label, state, safety number, verified or "
+      + "unverified, and 'KEY CHANGED: ...' while a new identity key waits for verification.",
       subcommands = {Contacts.Remove.class, Contacts.Rename.class})
   static final class Contacts implements Callable<Integer> {
     @ParentCommand ClientMain parent;
@@ -608,7 +641,9 @@ public final class ClientMain {
             continue;
           }
           spec.commandLine().getOut().println(c.label() + "\t" + c.state().name().toLowerCase(java.util.Locale.ROOT)
-              + "\t" + c.safetyNumber().orElse("-"));
+              + "\t" + c.safetyNumber().orElse("-") + "\t" + (c.verified() ? "verified" : "unverified")
+              + c.pendingSafetyNumber().map(n -> "\tKEY CHANGED: new safety number " + n
+                  + " (sending is blocked until you verify it)").orElse(""));
         }
       }
       return 0;
@@ -647,6 +682,34 @@ public final class ClientMain {
         spec.commandLine().getErr().println("renamed " + label + " to " + newLabel);
         return 0;
       }
+    }
+  }
+
+  @Command(name = "verify", description = "Confirms a contact's safety number after comparing it with "
+      + "theirs in person; after a key change, unblocks sending and restarts the session under the new key.")
+  static final class Verify implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "LABEL") String label;
+
+    @Parameters(index = "1", paramLabel = "NUMBER",
+        description = "The 60-digit safety number (quote it if it has spaces), or - to read it from standard input.")
+    String number;
+
+    @Override
+    public Integer call() throws Exception {
+      String given = "-".equals(number) ? CliInput.read(parent.stdin, "standard input") : number;
+      try (Session session = parent.session()) {
+        FerryClient client = session.client();
+        boolean changed = client.contact(label).flatMap(Contact::pendingSafetyNumber).isPresent();
+        client.verify(label, given);
+        spec.commandLine().getErr().println(changed
+            ? "verified the new safety number of " + label + "; sending is unblocked and the session is being "
+                + "restarted (it works once " + label + "'s client has answered: run receive)"
+            : "verified " + label);
+      }
+      return 0;
     }
   }
 

@@ -58,7 +58,9 @@ import org.ferry.proto.v1.SendStreamResponse;
  * <p>{@code -Dferry.bench.rounds} (3), {@code -Dferry.bench.warmup} (seconds, 20),
  * {@code -Dferry.bench.rate} (paced msg/s, 1000), {@code -Dferry.bench.idle} (streams, 1000),
  * {@code -Dferry.bench.jfr=FILE} (a JFR recording of the server over the measured part),
- * {@code -Dferry.bench.serverJvm="OPTIONS"} (more JVM options for the server, for profilers).
+ * {@code -Dferry.bench.serverJvm="OPTIONS"} (more JVM options for the server, for profilers),
+ * {@code -Dferry.bench.serverArgs="OPTIONS"} (more {@code ferry server} options, such as
+ * {@code --metrics-listen 127.0.0.1:9464} to measure what metrics cost).
  */
 public final class DeliveryBench implements AutoCloseable {
   private static final int SENDERS = 16;
@@ -99,9 +101,16 @@ public final class DeliveryBench implements AutoCloseable {
     if (!extra.isEmpty()) {
       jvm.addAll(List.of(extra.split("\\s+")));
     }
+    // More server options, such as -Dferry.bench.serverArgs="--metrics-listen 127.0.0.1:9464".
+    List<String> serverArgs = new ArrayList<>(Benchmarks.OPEN_LIMITS);
+    String more = System.getProperty("ferry.bench.serverArgs", "").strip();
+    if (!more.isEmpty()) {
+      serverArgs.addAll(List.of(more.split("\\s+")));
+    }
     this.server = ServerProcess.start(ServerProcess.Command.fromJar(
-        serverJar, work.resolve("server"), jvm, Benchmarks.OPEN_LIMITS), 0);
-    System.out.printf(Locale.ROOT, "delivery: server pid %d, JVM options %s%n", server.pid(), jvm);
+        serverJar, work.resolve("server"), jvm, serverArgs), 0);
+    System.out.printf(Locale.ROOT, "delivery: server pid %d, JVM options %s, server options %s%n",
+        server.pid(), jvm, serverArgs);
     this.channel = LoadClient.channel(server.address());
   }
 

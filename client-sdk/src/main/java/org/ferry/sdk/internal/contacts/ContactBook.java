@@ -73,6 +73,11 @@ public final class ContactBook {
     return txn.get(PREFIX + id).map(ContactBook::parse);
   }
 
+  /** As committed now, without waiting for a transaction: for readers that change nothing. */
+  public static Optional<ContactRecord> byId(LocalStore store, String id) {
+    return store.get(PREFIX + id).map(ContactBook::parse);
+  }
+
   public static Optional<ContactRecord> byInbox(LocalStore.Txn txn, byte[] mailboxId) {
     return all(txn).stream()
         .filter(c -> Arrays.equals(c.getInbox().getMailboxId().toByteArray(), mailboxId))

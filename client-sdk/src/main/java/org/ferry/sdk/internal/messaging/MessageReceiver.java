@@ -40,8 +40,10 @@ import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.sdk.internal.dial.Dialer;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
+import org.ferry.sdk.internal.signal.SafetyNumbers;
 import org.ferry.sdk.internal.store.LocalStore;
 import org.signal.libsignal.protocol.DuplicateMessageException;
+import org.signal.libsignal.protocol.IdentityKey;
 import org.signal.libsignal.protocol.InvalidKeyException;
 import org.signal.libsignal.protocol.InvalidKeyIdException;
 import org.signal.libsignal.protocol.InvalidMessageException;
@@ -361,6 +363,9 @@ public final class MessageReceiver {
           refresh = false;
           byServer.clear();
           contactByInbox.clear();
+          // A stream to the home server even with no mailboxes yet: connectivity is known, and
+          // the first invitation's mailbox is subscribed on it at once.
+          byServer.put(ctx.homeServer(), new ArrayList<>());
           try (LocalStore.Txn txn = ctx.store().begin()) {
             for (ContactRecord c : ContactBook.all(txn)) {
               byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
@@ -424,15 +429,15 @@ public final class MessageReceiver {
           subscribed.put(c.server(), new java.util.HashSet<>(all.stream().map(x -> x.getInbox().getMailboxId()).toList()));
         } else if (event instanceof Subscribed sub) {
           streams.get(sub.server()).answered();
-          if (!connected && streams.values().stream().noneMatch(Stream::owes)) {
-            connected = true;
-            hooks.connected();
-          }
         } else if (event instanceof Arrived a) {
           Outcome outcome = processOne(streams.get(a.server()).requests(), a.delivery(), contactByInbox);
           hooks.delivered(Optional.ofNullable(outcome.established()));
         } else if (event instanceof Failed f) {
           throw failure(f);
+        }
+        if (!connected && streams.values().stream().allMatch(x -> x.nonce != null && !x.owes())) {
+          connected = true;
+          hooks.connected();
         }
       }
     } finally {
@@ -583,14 +588,14 @@ public final class MessageReceiver {
     ContactRecord contact = contactId == null ? null : ContactBook.byId(txn, contactId).orElse(null);
     if (contact == null) {
       log.debug("dropped an envelope for a mailbox that is no contact's");
-      return failed(null, null, envelopeId, seenKeys);
+      return failed(null, null, envelopeId, seenKeys, ByteString.EMPTY);
     }
     EnvelopeSealer.Opened opened;
     try {
       ECPrivateKey sealKey = new ECPrivateKey(contact.getInbox().getSealPrivateKey().toByteArray());
       opened = EnvelopeSealer.open(sealKey, mailboxId, delivery.getEnvelope().getBody().toByteArray());
     } catch (InvalidKeyException | InvalidMessageException e) {
-      return failed(contact, InboxMessage.Notice.UNREADABLE, envelopeId, seenKeys);
+      return failed(contact, InboxMessage.Notice.UNREADABLE, envelopeId, seenKeys, ByteString.EMPTY);
     }
     if (opened.type() == SessionHealer.RESET_TYPE) {
       ContactRecord.Builder updated = contact.toBuilder();
@@ -604,13 +609,14 @@ public final class MessageReceiver {
         }
         case STALE -> {
           log.debug("dropped a session reset request taken before");
-          return failed(null, null, envelopeId, seenKeys);
+          return failed(null, null, envelopeId, seenKeys, ByteString.EMPTY);
         }
         case IDENTITY_CHANGED -> {
-          return failed(contact, InboxMessage.Notice.IDENTITY_CHANGED, envelopeId, seenKeys);
+          return failed(contact, InboxMessage.Notice.IDENTITY_CHANGED, envelopeId, seenKeys,
+              updated.getPendingIdentityKey());
         }
         default -> {
-          return failed(contact, InboxMessage.Notice.UNREADABLE, envelopeId, seenKeys);
+          return failed(contact, InboxMessage.Notice.UNREADABLE, envelopeId, seenKeys, ByteString.EMPTY);
         }
       }
     }
@@ -618,7 +624,7 @@ public final class MessageReceiver {
     try {
       content = decrypt(txn, contact, opened);
     } catch (Undecryptable e) {
-      return failed(contact, e.notice, envelopeId, seenKeys);
+      return failed(contact, e.notice, envelopeId, seenKeys, e.identityKey);
     }
     String established = null;
     // A message decrypted: the session works both ways, so a failure from now on is news.
@@ -674,15 +680,23 @@ public final class MessageReceiver {
    * Records an envelope that yielded no message: its ids (so a redelivery is not reported twice)
    * and, if it came from a contact, a notice for the app, in a transaction of its own so that
    * nothing the failed decryption touched is kept. An envelope out of step asks the contact to
-   * restart the session.
+   * restart the session. One under another identity key ({@code newIdentityKey}, when known)
+   * leaves that key pending in the contact's record, in the same transaction as the notice:
+   * from then on nothing is sent to the contact until the user verifies it.
    */
-  private Outcome failed(ContactRecord contact, InboxMessage.Notice kind, byte[] envelopeId, List<String> seenKeys) {
+  private Outcome failed(ContactRecord contact, InboxMessage.Notice kind, byte[] envelopeId, List<String> seenKeys,
+      ByteString newIdentityKey) {
     Instant now = ctx.clock().instant();
     boolean healing = false;
     try (LocalStore.Txn txn = ctx.store().begin()) {
       if (contact != null) {
         log.info("a message could not be decrypted ({}); the app is told", kind);
-        putInbox(txn, now, envelopeId, notice(contact, envelopeId, now, kind));
+        putInbox(txn, now, envelopeId, notice(contact, envelopeId, now, kind).toBuilder()
+            .setIdentityKey(newIdentityKey)
+            .build());
+        if (kind == InboxMessage.Notice.IDENTITY_CHANGED && !newIdentityKey.isEmpty()) {
+          ContactBook.put(txn, contact.toBuilder().setPendingIdentityKey(newIdentityKey).setVerified(false).build());
+        }
         if (kind == InboxMessage.Notice.OUT_OF_STEP) {
           ContactRecord.Builder updated = SessionHealer.wantReset(contact.toBuilder(), now);
           healing = updated.getResetRequestPending();
@@ -699,25 +713,36 @@ public final class MessageReceiver {
   private static final class Undecryptable extends Exception {
     private static final long serialVersionUID = 1L;
     final transient InboxMessage.Notice notice;
+    /** For IDENTITY_CHANGED: the key the message came with, if known; empty otherwise. */
+    final transient ByteString identityKey;
 
     Undecryptable(InboxMessage.Notice notice, Throwable cause) {
+      this(notice, cause, ByteString.EMPTY);
+    }
+
+    Undecryptable(InboxMessage.Notice notice, Throwable cause, ByteString identityKey) {
       super(notice.name(), cause, false, false);
       this.notice = notice;
+      this.identityKey = identityKey;
     }
   }
 
   private Content decrypt(LocalStore.Txn txn, ContactRecord contact, EnvelopeSealer.Opened opened)
       throws Undecryptable {
     byte[] plain;
+    PreKeySignalMessage preKeyMessage = null;
     try {
       SessionCipher cipher = new SessionCipher(ctx.protocol(txn), ClientContext.address(contact));
       plain = switch (opened.type()) {
-        case CiphertextMessage.PREKEY_TYPE -> cipher.decrypt(new PreKeySignalMessage(opened.message()));
+        case CiphertextMessage.PREKEY_TYPE -> cipher.decrypt(preKeyMessage = new PreKeySignalMessage(opened.message()));
         case CiphertextMessage.WHISPER_TYPE -> cipher.decrypt(new SignalMessage(opened.message()));
         default -> throw new Undecryptable(InboxMessage.Notice.UNREADABLE, null);
       };
     } catch (UntrustedIdentityException e) {
-      throw new Undecryptable(InboxMessage.Notice.IDENTITY_CHANGED, e);
+      IdentityKey untrusted = e.getUntrustedIdentity() != null ? e.getUntrustedIdentity()
+          : preKeyMessage != null ? preKeyMessage.getIdentityKey() : null;
+      throw new Undecryptable(InboxMessage.Notice.IDENTITY_CHANGED, e,
+          untrusted == null ? ByteString.EMPTY : ByteString.copyFrom(untrusted.serialize()));
     } catch (DuplicateMessageException | InvalidMessageException | InvalidKeyIdException | NoSessionException e) {
       // The seal opened, so the contact (who alone holds its key) made this envelope, and it
       // was not altered: a message key used twice, a chain we do not know or a prekey that is
@@ -769,27 +794,39 @@ public final class MessageReceiver {
    */
   public synchronized int handOverInbox(MessageListener listener, int max) {
     int n = 0;
-    for (Map.Entry<String, byte[]> e : ctx.store().scan(INBOX).entrySet()) {
-      if (n >= max) {
-        break;
-      }
+    // A page at a time (each entry is forgotten once handed over): a long inbox never sits in
+    // memory whole.
+    Map<String, byte[]> page;
+    while (n < max && !(page = ctx.store().scan(INBOX, INBOX, Math.min(max - n, 64))).isEmpty()) {
+      n += handOver(page, listener);
+    }
+    return n;
+  }
+
+  /** Hands over one page of the inbox; returns how many entries were handed over. */
+  private int handOver(Map<String, byte[]> page, MessageListener listener) {
+    int n = 0;
+    for (Map.Entry<String, byte[]> e : page.entrySet()) {
       InboxMessage m;
       String label;
+      Optional<String> newSafetyNumber;
       try (LocalStore.Txn txn = ctx.store().begin()) {
         m = InboxMessage.parseFrom(e.getValue());
         label = ContactBook.byId(txn, m.getContactId()).map(ContactRecord::getLabel).orElse("(deleted contact)");
-      } catch (InvalidProtocolBufferException ex) {
+        newSafetyNumber = m.getIdentityKey().isEmpty() ? Optional.empty() : Optional.of(SafetyNumbers.of(
+            ctx.protocol(txn).getIdentityKeyPair().getPublicKey(), new IdentityKey(m.getIdentityKey().toByteArray())));
+      } catch (InvalidProtocolBufferException | InvalidKeyException ex) {
         throw new FerryException(FerryException.Reason.STORAGE, "a stored message is unreadable", ex);
       }
       Instant receivedAt = Instant.ofEpochMilli(m.getReceivedAt());
       String messageId = HexFormat.of().formatHex(m.getEnvelopeId().toByteArray());
       switch (m.getNotice()) {
-        case OUT_OF_STEP -> listener.onDecryptionFailure(
-            new DecryptionFailure(label, DecryptionFailure.Kind.OUT_OF_STEP, receivedAt, messageId));
-        case IDENTITY_CHANGED -> listener.onDecryptionFailure(
-            new DecryptionFailure(label, DecryptionFailure.Kind.IDENTITY_CHANGED, receivedAt, messageId));
-        case UNREADABLE -> listener.onDecryptionFailure(
-            new DecryptionFailure(label, DecryptionFailure.Kind.UNREADABLE, receivedAt, messageId));
+        case OUT_OF_STEP -> listener.onDecryptionFailure(new DecryptionFailure(
+            label, DecryptionFailure.Kind.OUT_OF_STEP, receivedAt, messageId, Optional.empty()));
+        case IDENTITY_CHANGED -> listener.onDecryptionFailure(new DecryptionFailure(
+            label, DecryptionFailure.Kind.IDENTITY_CHANGED, receivedAt, messageId, newSafetyNumber));
+        case UNREADABLE -> listener.onDecryptionFailure(new DecryptionFailure(
+            label, DecryptionFailure.Kind.UNREADABLE, receivedAt, messageId, Optional.empty()));
         case SESSION_RESTARTED -> listener.onSessionRestarted(label);
         default -> listener.onMessage(new ReceivedMessage(
             label, m.getText(), Instant.ofEpochMilli(m.getSentAt()), receivedAt, messageId));

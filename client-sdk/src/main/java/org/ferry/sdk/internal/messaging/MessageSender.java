@@ -45,6 +45,9 @@ import org.signal.libsignal.protocol.state.SessionRecord;
  *
  * <p>{@link #queue} is the other way: the sealed envelope is kept with its ratchet step, and
  * {@link #deliver(OutboxItem)} sends that same envelope as often as it takes (the outbox).
+ *
+ * <p>Nothing at all is sent to a contact whose new identity key waits for the user's
+ * verification (IDENTITY_CHANGED), not even a session restart or a contact card.
  */
 public final class MessageSender {
   /** Tries of one envelope when the connection drops under it. */
@@ -92,10 +95,32 @@ public final class MessageSender {
           .setBody(ByteString.copyFrom(e.body))
           .setTo(e.to)
           .setQueuedAt(ctx.clock().millis())
+          .setContent(content)
           .build();
       txn.put(name.get(), item.toByteArray());
       txn.commit();
       return item;
+    }
+  }
+
+  /**
+   * Encrypts a queued item's content again under the contact's current session (after a
+   * verified identity change), keeping its envelope id, and stores it in place of the old.
+   *
+   * @throws FerryException CONTACT_NOT_READY while the new session is not set up yet, and as
+   *     {@link #queue}
+   */
+  public OutboxItem reseal(String name, OutboxItem item) {
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      Encrypted e = encrypt(txn, item.getContactId(), item.getContent());
+      OutboxItem updated = item.toBuilder()
+          .setBody(ByteString.copyFrom(e.body))
+          .setTo(e.to)
+          .setReseal(false)
+          .build();
+      txn.put(name, updated.toByteArray());
+      txn.commit();
+      return updated;
     }
   }
 
@@ -129,12 +154,13 @@ public final class MessageSender {
     try {
       message = cipher.encrypt(content.toByteArray(), ctx.clock().instant());
     } catch (UntrustedIdentityException e) {
-      throw new FerryException(
-          FerryException.Reason.IDENTITY_CHANGED,
-          "the safety number of '" + contact.getLabel() + "' changed; verify it before sending", e);
+      throw identityChanged(contact.getLabel());
     } catch (NoSessionException e) {
-      throw new FerryException(
-          FerryException.Reason.CONTACT_NOT_READY, "no session with '" + contact.getLabel() + "'", e);
+      boolean restarting = contact.getResetRequestedAt() != 0 || contact.getResetRequestPending();
+      throw new FerryException(FerryException.Reason.CONTACT_NOT_READY, restarting
+          ? "the session with '" + contact.getLabel() + "' is being restarted; sending works again once "
+              + "their answer has arrived (receive)"
+          : "no session with '" + contact.getLabel() + "'", e);
     }
     byte[] after = sessionBytes(protocol, address);
     return new Encrypted(to, address, seal(to, message.getType(), message.serialize()), before, after);
@@ -165,7 +191,18 @@ public final class MessageSender {
           FerryException.Reason.CONTACT_NOT_READY,
           "'" + contact.getLabel() + "' has not answered the invitation yet; run receive first");
     }
+    if (!contact.getPendingIdentityKey().isEmpty()) {
+      throw identityChanged(contact.getLabel());
+    }
     return contact;
+  }
+
+  /** Sending to a contact whose new identity key waits for the user's verification. */
+  private static FerryException identityChanged(String label) {
+    return new FerryException(FerryException.Reason.IDENTITY_CHANGED,
+        "the identity key of '" + label + "' changed, so their safety number did: nothing was sent. Compare the "
+            + "new safety number (shown with the contact) with theirs, in person or over a trusted call, and "
+            + "verify it; sending works again after that");
   }
 
   private static byte[] seal(MailboxAddress to, int type, byte[] serialized) {

@@ -44,6 +44,10 @@ import org.slf4j.LoggerFactory;
  * for the round, so the contact's other messages wait behind it and other contacts' do not. A
  * refusal that cannot change by waiting (the mailbox is gone or does not take our capability,
  * the contact was removed) drops the item and reports the failure.
+ *
+ * <p>A contact whose new identity key waits for the user's verification has its messages held.
+ * Once the key is verified they are sealed again under the session started with the new key
+ * ({@link #resealAll}), keeping their ids, and go out in order when that session is set up.
  */
 public final class Outbox implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Outbox.class);
@@ -76,11 +80,8 @@ public final class Outbox implements AutoCloseable {
     this.ctx = ctx;
     this.sender = sender;
     this.events = events;
-    long last = 0;
-    for (String name : ctx.store().scan(PREFIX).keySet()) {
-      last = Math.max(last, Long.parseLong(name.substring(PREFIX.length())));
-    }
-    this.sequence = new AtomicLong(last);
+    this.sequence = new AtomicLong(
+        ctx.store().lastName(PREFIX).map(name -> Long.parseLong(name.substring(PREFIX.length()))).orElse(0L));
     this.senders = Executors.newCachedThreadPool(daemonThreads("ferry-outbox"));
     this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-outbox-timer"));
   }
@@ -118,30 +119,64 @@ public final class Outbox implements AutoCloseable {
 
   /** Starts sending whatever waits (left by an earlier run, or held back by an outage) now. */
   public void kick() {
-    for (OutboxItem item : items()) {
-      lane(ServerAddress.parse(item.getTo().getServer())).runSoon();
+    Set<ServerAddress> servers = new HashSet<>();
+    forEachItem((name, item) -> {
+      servers.add(ServerAddress.parse(item.getTo().getServer()));
+      return true;
+    });
+    servers.forEach(server -> lane(server).runSoon());
+  }
+
+  /** Items read a page at a time, so that a long outbox never sits in memory whole. */
+  static final int PAGE = 64;
+
+  /** Calls {@code action} for each queued item in order, while it returns true. */
+  private void forEachItem(java.util.function.BiPredicate<String, OutboxItem> action) {
+    String after = PREFIX;
+    while (true) {
+      Map<String, byte[]> page = ctx.store().scan(PREFIX, after, PAGE);
+      for (Map.Entry<String, byte[]> e : page.entrySet()) {
+        OutboxItem item;
+        try {
+          item = OutboxItem.parseFrom(e.getValue());
+        } catch (InvalidProtocolBufferException ex) {
+          throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", ex);
+        }
+        if (!action.test(e.getKey(), item)) {
+          return;
+        }
+        after = e.getKey();
+      }
+      if (page.size() < PAGE) {
+        return;
+      }
     }
   }
 
-  /** Messages waiting, in queue order. */
+  /**
+   * After a verified identity change: marks the contact's queued messages to be sealed again
+   * under the new session before they go, in {@code txn}.
+   */
+  public void resealAll(LocalStore.Txn txn, String contactId) {
+    for (Map.Entry<String, byte[]> e : txn.scan(PREFIX).entrySet()) {
+      try {
+        OutboxItem item = OutboxItem.parseFrom(e.getValue());
+        if (item.getContactId().equals(contactId)) {
+          txn.put(e.getKey(), item.toBuilder().setReseal(true).build().toByteArray());
+        }
+      } catch (InvalidProtocolBufferException ex) {
+        throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", ex);
+      }
+    }
+  }
+
+  /** How many messages wait. */
   public int size() {
-    return ctx.store().scan(PREFIX).size();
+    return ctx.store().count(PREFIX);
   }
 
   private Lane lane(ServerAddress server) {
     return lanes.computeIfAbsent(server, Lane::new);
-  }
-
-  private List<OutboxItem> items() {
-    List<OutboxItem> out = new ArrayList<>();
-    for (byte[] v : ctx.store().scan(PREFIX).values()) {
-      try {
-        out.add(OutboxItem.parseFrom(v));
-      } catch (InvalidProtocolBufferException e) {
-        throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", e);
-      }
-    }
-    return out;
   }
 
   private static String messageId(OutboxItem item) {
@@ -218,57 +253,73 @@ public final class Outbox implements AutoCloseable {
     /** Sends this server's items in order; false if some must wait for a later round. */
     private boolean sendAll() {
       Set<String> heldBack = new HashSet<>();
-      boolean left = false;
-      for (Map.Entry<String, byte[]> e : ctx.store().scan(PREFIX).entrySet()) {
+      boolean[] left = {false};
+      boolean[] unreachable = {false};
+      forEachItem((name, queued) -> {
         if (closed) {
+          return false;
+        }
+        if (!ServerAddress.parse(queued.getTo().getServer()).equals(server)
+            || heldBack.contains(queued.getContactId())) {
           return true;
         }
-        OutboxItem item;
-        try {
-          item = OutboxItem.parseFrom(e.getValue());
-        } catch (InvalidProtocolBufferException ex) {
-          throw new FerryException(FerryException.Reason.STORAGE, "a queued message is unreadable", ex);
-        }
-        if (!ServerAddress.parse(item.getTo().getServer()).equals(server)
-            || heldBack.contains(item.getContactId())) {
-          continue;
-        }
-        if (contact(item.getContactId()) == null) {
-          done(e.getKey(), item, new FerryException(FerryException.Reason.UNKNOWN_CONTACT,
+        OutboxItem item = queued;
+        ContactRecord contact = contact(item.getContactId());
+        if (contact == null) {
+          done(name, item, new FerryException(FerryException.Reason.UNKNOWN_CONTACT,
               "the contact was removed before the message left"));
-          continue;
+          return true;
+        }
+        if (!contact.getPendingIdentityKey().isEmpty()) {
+          // Held until the user verifies the new key (FerryClient.verify kicks the outbox).
+          heldBack.add(item.getContactId());
+          return true;
+        }
+        if (item.getReseal()) {
+          try {
+            item = sender.reseal(name, item);
+          } catch (FerryException notYet) {
+            // The session under the verified key is still being set up (CONTACT_NOT_READY):
+            // this contact's messages wait for it, and are tried with each arrival.
+            heldBack.add(item.getContactId());
+            left[0] = true;
+            return true;
+          }
         }
         try {
           sender.deliver(item);
-          done(e.getKey(), item, null);
+          done(name, item, null);
         } catch (FerryException failure) {
           if (isFinal(failure)) {
-            done(e.getKey(), item, failure);
+            done(name, item, failure);
           } else if (failure.reason() == FerryException.Reason.RECIPIENT_FULL) {
             // This contact's later messages wait behind it; others go on.
             heldBack.add(item.getContactId());
-            left = true;
+            left[0] = true;
           } else {
             log.debug("outbox: {} unreachable now; trying again later", server.hostPort());
+            unreachable[0] = true;
             return false;
           }
         }
-      }
-      return !left;
+        return true;
+      });
+      return !left[0] && !unreachable[0];
     }
   }
 
   private ContactRecord contact(String contactId) {
-    try (LocalStore.Txn txn = ctx.store().begin()) {
-      return ContactBook.byId(txn, contactId).orElse(null);
-    }
+    return ContactBook.byId(ctx.store(), contactId).orElse(null);
   }
 
-  /** Removes a sent or failed item, then tells the app. */
+  /**
+   * Removes a sent or failed item, then tells the app. Not synced to disk: if a crash loses the
+   * removal, the item is sent again, and the recipient keeps one copy.
+   */
   private void done(String name, OutboxItem item, FerryException failure) {
     try (LocalStore.Txn txn = ctx.store().begin()) {
       txn.delete(name);
-      txn.commit();
+      txn.commitWithoutSync();
     }
     String id = messageId(item);
     CompletableFuture<String> future = waiting.remove(id);

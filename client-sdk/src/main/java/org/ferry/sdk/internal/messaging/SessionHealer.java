@@ -45,7 +45,9 @@ import org.slf4j.LoggerFactory;
  * user that messages may have been lost.
  *
  * <p>Healing never changes whom a contact is: an offer under another identity key is refused
- * and reported as an identity change. Requests and answers that cannot go out now (the network
+ * and reported as an identity change; the key is kept as pending until the user verifies its
+ * safety number ({@code FerryClient.verify}), which pins it and restarts the session with
+ * {@link #restartUnderNewIdentity}. Requests and answers that cannot go out now (the network
  * is down, the mailbox is full) are flagged in the contact record and sent with the next
  * receive or send.
  */
@@ -94,15 +96,19 @@ public final class SessionHealer {
   /**
    * Takes a reset request from {@code contact}, in {@code txn} (not committed here): on
    * {@link Taken#RESTARTED} the new session is in {@code txn} and {@code updated} says that our
-   * answer is due.
+   * answer is due. On {@link Taken#IDENTITY_CHANGED} (a well-formed offer for us, signed by the
+   * identity key it carries, which is not the one pinned) {@code updated} holds that key as
+   * pending, for the user to verify; nothing else changes.
    */
   Taken take(LocalStore.Txn txn, ContactRecord contact, ContactRecord.Builder updated, byte[] payload) {
     SessionResetOffer offer;
     SessionResetRequest request;
+    IdentityKey offered;
     try {
       request = SessionResetRequest.parseFrom(payload);
       offer = SessionResetOffer.parseFrom(request.getOffer());
-    } catch (InvalidProtocolBufferException e) {
+      offered = new IdentityKey(offer.getBundle().getIdentityKey().toByteArray());
+    } catch (InvalidProtocolBufferException | InvalidKeyException e) {
       return Taken.UNREADABLE;
     }
     ProtocolStore protocol = ctx.protocol(txn);
@@ -110,14 +116,16 @@ public final class SessionHealer {
     if (pinned == null || contact.getState() != ContactRecord.State.ESTABLISHED) {
       return Taken.UNREADABLE;
     }
-    if (!Arrays.equals(pinned.serialize(), offer.getBundle().getIdentityKey().toByteArray())) {
-      return Taken.IDENTITY_CHANGED;
-    }
+    // Signed by the key it carries and meant for us: only then is it news about the contact's key.
     byte[] signed = concat(SIGNATURE_CONTEXT, request.getOffer().toByteArray());
-    if (!pinned.getPublicKey().verifySignature(signed, request.getSignature().toByteArray())
+    if (!offered.getPublicKey().verifySignature(signed, request.getSignature().toByteArray())
         || !Arrays.equals(offer.getRecipientIdentityKey().toByteArray(),
             protocol.getIdentityKeyPair().getPublicKey().serialize())) {
       return Taken.UNREADABLE;
+    }
+    if (!pinned.equals(offered)) {
+      updated.setPendingIdentityKey(ByteString.copyFrom(offered.serialize())).setVerified(false);
+      return Taken.IDENTITY_CHANGED;
     }
     if (offer.getRequestedAt() <= contact.getLastResetTaken()) {
       return Taken.STALE;
@@ -126,7 +134,8 @@ public final class SessionHealer {
       new SessionBuilder(protocol, ClientContext.address(contact))
           .process(InvitationManager.preKeyBundle(offer.getBundle()), ctx.clock().instant());
     } catch (UntrustedIdentityException e) {
-      return Taken.IDENTITY_CHANGED;
+      // The offered key is the pinned one (checked above): libsignal agrees or the store changed.
+      return Taken.UNREADABLE;
     } catch (InvalidKeyException e) {
       return Taken.UNREADABLE;
     }
@@ -138,6 +147,27 @@ public final class SessionHealer {
   }
 
   /**
+   * Pins {@code key}, the contact's pending identity key whose safety number the user has just
+   * verified, in {@code txn} (committed by the caller): drops the sessions made under the old
+   * key, clears the pending key, marks the contact verified and flags a reset request under the
+   * new key (a fresh PQXDH key agreement, as for a session out of step), which the next
+   * {@link #flush} sends. An answer still due on the old session is dropped: it could not be
+   * read under the new key.
+   */
+  public ContactRecord restartUnderNewIdentity(LocalStore.Txn txn, ContactRecord contact, IdentityKey key) {
+    ctx.protocol(txn).trustNewIdentity(ClientContext.address(contact), key);
+    ContactRecord updated = contact.toBuilder()
+        .clearPendingIdentityKey()
+        .setVerified(true)
+        .setResetRequestPending(true)
+        .setResetReplyPending(false)
+        .setRestartedAt(0)
+        .build();
+    ContactBook.put(txn, updated);
+    return updated;
+  }
+
+  /**
    * Sends what is due for the contacts {@code which} selects: our answers to their offers
    * first, then our own requests. What cannot go out now stays flagged for the next call.
    */
@@ -145,7 +175,9 @@ public final class SessionHealer {
     List<ContactRecord> due = new ArrayList<>();
     try (LocalStore.Txn txn = ctx.store().begin()) {
       for (ContactRecord c : ContactBook.all(txn)) {
-        if ((c.getResetReplyPending() || c.getResetRequestPending()) && which.test(c)) {
+        // Nothing goes to a contact whose new identity key waits for the user's verification.
+        if ((c.getResetReplyPending() || c.getResetRequestPending()) && c.getPendingIdentityKey().isEmpty()
+            && which.test(c)) {
           due.add(c);
         }
       }

@@ -25,7 +25,8 @@ import org.signal.libsignal.protocol.state.SignedPreKeyRecord;
  * committed together with the rest of the operation, or not at all.
  *
  * <p>Identity keys are trusted on first use and then pinned: a changed key is not trusted in
- * either direction until the user verifies it again.
+ * either direction until the user verifies its safety number and {@link #trustNewIdentity}
+ * pins it.
  */
 public final class ProtocolStore implements SignalProtocolStore {
   private final LocalStore.Txn txn;
@@ -141,6 +142,17 @@ public final class ProtocolStore implements SignalProtocolStore {
   @Override
   public void deleteAllSessions(String name) {
     txn.scan("session/" + name + ".").keySet().forEach(txn::delete);
+  }
+
+  /**
+   * Pins {@code key} as the contact's identity key in place of the one pinned before, once the
+   * user has verified its safety number, and drops the contact's sessions: they were made under
+   * the old key, and a new one is started under this one.
+   */
+  public void trustNewIdentity(SignalProtocolAddress address, IdentityKey key) {
+    txn.put("peer-identity/" + address.getName(), key.serialize());
+    deleteSession(address);
+    deleteAllSessions(address.getName());
   }
 
   /** Forgets everything kept about a contact: its sessions and its identity key. */

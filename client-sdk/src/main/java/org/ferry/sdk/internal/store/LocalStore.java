@@ -48,14 +48,19 @@ public final class LocalStore implements AutoCloseable {
   private final Options options;
   private final RocksDB db;
   private final WriteOptions syncWrite;
+  private final WriteOptions lazyWrite;
   private final byte[] key;
   private final java.util.concurrent.locks.ReentrantLock writer = new java.util.concurrent.locks.ReentrantLock();
+  /** Read side: a use of the database under way; write side: closing it. */
+  private final java.util.concurrent.locks.ReentrantReadWriteLock life = new java.util.concurrent.locks.ReentrantReadWriteLock();
+  private boolean closed;
 
   private LocalStore(Path directory, Options options, RocksDB db, byte[] key) {
     this.directory = directory;
     this.options = options;
     this.db = db;
     this.syncWrite = new WriteOptions().setSync(true);
+    this.lazyWrite = new WriteOptions().setSync(false);
     this.key = key.clone();
   }
 
@@ -123,29 +128,93 @@ public final class LocalStore implements AutoCloseable {
 
   /** Reads a committed record. */
   public Optional<byte[]> get(String name) {
+    openForUse();
     try {
       byte[] v = db.get(name.getBytes(UTF_8));
       return v == null ? Optional.empty() : Optional.of(decrypt(name, v));
     } catch (RocksDBException e) {
       throw new FerryException(FerryException.Reason.STORAGE, "cannot read local store", e);
+    } finally {
+      life.readLock().unlock();
+    }
+  }
+
+  /**
+   * Takes the read side of the open/close lock, so that {@link #close} waits for this use;
+   * throws CLOSED if the store is closed already. The caller unlocks.
+   */
+  private void openForUse() {
+    life.readLock().lock();
+    if (closed) {
+      life.readLock().unlock();
+      throw new FerryException(FerryException.Reason.CLOSED, "the local store is closed");
     }
   }
 
   /** All committed records whose names start with {@code prefix}, in name order. */
   public Map<String, byte[]> scan(String prefix) {
+    return scan(prefix, prefix, Integer.MAX_VALUE);
+  }
+
+  /**
+   * Committed records whose names start with {@code prefix} and come after {@code after} (or
+   * are {@code after}, when it is the prefix itself), at most {@code limit} of them, in name
+   * order: for going through a long list a page at a time.
+   */
+  public Map<String, byte[]> scan(String prefix, String after, int limit) {
     Map<String, byte[]> out = new java.util.LinkedHashMap<>();
     byte[] p = prefix.getBytes(UTF_8);
+    byte[] from = after.getBytes(UTF_8);
+    openForUse();
     try (RocksIterator it = db.newIterator()) {
-      for (it.seek(p); it.isValid(); it.next()) {
+      for (it.seek(from); it.isValid() && out.size() < limit; it.next()) {
+        if (!after.equals(prefix) && Arrays.equals(it.key(), from)) {
+          continue;
+        }
         byte[] k = it.key();
-        if (k.length < p.length || !Arrays.equals(k, 0, p.length, p, 0, p.length)) {
+        if (!startsWith(k, p)) {
           break;
         }
         String name = new String(k, UTF_8);
         out.put(name, decrypt(name, it.value()));
       }
+    } finally {
+      life.readLock().unlock();
     }
     return out;
+  }
+
+  /** The number of committed records whose names start with {@code prefix}. */
+  public int count(String prefix) {
+    byte[] p = prefix.getBytes(UTF_8);
+    int n = 0;
+    openForUse();
+    try (RocksIterator it = db.newIterator()) {
+      for (it.seek(p); it.isValid() && startsWith(it.key(), p); it.next()) {
+        n++;
+      }
+    } finally {
+      life.readLock().unlock();
+    }
+    return n;
+  }
+
+  /** The last name (in name order) of the committed records under {@code prefix}, if any. */
+  public Optional<String> lastName(String prefix) {
+    byte[] p = prefix.getBytes(UTF_8);
+    byte[] beyond = Arrays.copyOf(p, p.length + 1);
+    beyond[p.length] = (byte) 0xFF;
+    openForUse();
+    try (RocksIterator it = db.newIterator()) {
+      it.seekForPrev(beyond);
+      return it.isValid() && startsWith(it.key(), p) ? Optional.of(new String(it.key(), UTF_8)) : Optional.empty();
+    } finally {
+      life.readLock().unlock();
+    }
+  }
+
+  private static boolean startsWith(byte[] k, byte[] p) {
+    return k.length >= p.length && Arrays.equals(k, 0, p.length, p, 0, p.length);
   }
 
   /** Opens a transaction, waiting while another thread has one open (see the class comment). */
@@ -166,15 +235,26 @@ public final class LocalStore implements AutoCloseable {
   }
 
   /**
-   * Closes the store, then sets the files RocksDB made meanwhile owner-only too (they were
-   * unreachable for others already, in the owner-only directory).
+   * Closes the store (waiting for reads and commits under way; later ones fail with CLOSED),
+   * then sets the files RocksDB made meanwhile owner-only too (they were unreachable for others
+   * already, in the owner-only directory). Closing twice does nothing.
    */
   @Override
   public void close() {
-    syncWrite.close();
-    db.close();
-    options.close();
-    Arrays.fill(key, (byte) 0);
+    life.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      syncWrite.close();
+      lazyWrite.close();
+      db.close();
+      options.close();
+      Arrays.fill(key, (byte) 0);
+    } finally {
+      life.writeLock().unlock();
+    }
     try {
       PrivateFiles.restrictTree(directory);
     } catch (java.io.IOException e) {
@@ -221,6 +301,21 @@ public final class LocalStore implements AutoCloseable {
 
     /** Writes every change in one synced batch. */
     public void commit() {
+      write(syncWrite);
+    }
+
+    /**
+     * Writes every change in one batch, atomically but without waiting for the disk: a crash
+     * (of the machine, not the process) may lose it. Only for changes whose loss is harmless
+     * because they are redone or recognised later (forgetting an outbox item the server took:
+     * it is sent again and the recipient keeps one copy). A later {@link #commit} makes it
+     * durable too.
+     */
+    public void commitWithoutSync() {
+      write(lazyWrite);
+    }
+
+    private void write(WriteOptions options) {
       if (done) {
         throw new IllegalStateException("transaction already finished");
       }
@@ -236,7 +331,12 @@ public final class LocalStore implements AutoCloseable {
             batch.delete(k);
           }
         }
-        db.write(syncWrite, batch);
+        openForUse();
+        try {
+          db.write(options, batch);
+        } finally {
+          life.readLock().unlock();
+        }
       } catch (RocksDBException e) {
         throw new FerryException(FerryException.Reason.STORAGE, "cannot write local store", e);
       }

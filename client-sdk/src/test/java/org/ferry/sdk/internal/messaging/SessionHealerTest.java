@@ -94,9 +94,12 @@ class SessionHealerTest {
   }
 
   @Test
-  void anOfferUnderAnotherIdentityIsAnIdentityChangeAndStartsNoSession() {
+  void anOfferUnderAnotherIdentityIsAnIdentityChangeThatLeavesTheNewKeyPendingAndStartsNoSession() {
+    ContactRecord.Builder updated = contact.toBuilder().setVerified(true);
     assertEquals(SessionHealer.Taken.IDENTITY_CHANGED,
-        take(contact, offer(mallory, me.getPublicKey(), 1000), contact.toBuilder()));
+        take(contact, offer(mallory, me.getPublicKey(), 1000), updated));
+    assertEquals(ByteString.copyFrom(mallory.getPublicKey().serialize()), updated.getPendingIdentityKey());
+    assertFalse(updated.getVerified(), "a verification was of the old key");
     assertFalse(hasSession());
     try (LocalStore.Txn txn = store.begin()) {
       assertEquals(bob.getPublicKey(), ctx.protocol(txn).getIdentity(ClientContext.address(contact)),
@@ -106,13 +109,17 @@ class SessionHealerTest {
 
   @Test
   void anOfferWithThePinnedKeyButAnotherSignatureIsRefused() {
-    SessionResetRequest genuine = offer(bob, me.getPublicKey(), 1000);
-    byte[] signed = concat("ferry.v1.session-reset".getBytes(StandardCharsets.US_ASCII), genuine.getOffer().toByteArray());
-    SessionResetRequest forged = genuine.toBuilder()
-        .setSignature(ByteString.copyFrom(mallory.getPrivateKey().calculateSignature(signed)))
-        .build();
+    SessionResetRequest forged = resigned(offer(bob, me.getPublicKey(), 1000), mallory);
     assertEquals(SessionHealer.Taken.UNREADABLE, take(contact, forged, contact.toBuilder()));
     assertFalse(hasSession());
+  }
+
+  @Test
+  void anOfferUnderAnotherIdentityNotSignedByItIsRefusedAndLeavesNothingPending() {
+    SessionResetRequest forged = resigned(offer(mallory, me.getPublicKey(), 1000), bob);
+    ContactRecord.Builder updated = contact.toBuilder();
+    assertEquals(SessionHealer.Taken.UNREADABLE, take(contact, forged, updated));
+    assertTrue(updated.getPendingIdentityKey().isEmpty());
   }
 
   @Test
@@ -128,6 +135,14 @@ class SessionHealerTest {
     assertEquals(SessionHealer.Taken.UNREADABLE,
         take(invited, offer(bob, me.getPublicKey(), 1000), invited.toBuilder()));
     assertFalse(hasSession());
+  }
+
+  /** {@code genuine} with its offer signed by {@code signer} instead. */
+  private static SessionResetRequest resigned(SessionResetRequest genuine, IdentityKeyPair signer) {
+    byte[] signed = concat("ferry.v1.session-reset".getBytes(StandardCharsets.US_ASCII), genuine.getOffer().toByteArray());
+    return genuine.toBuilder()
+        .setSignature(ByteString.copyFrom(signer.getPrivateKey().calculateSignature(signed)))
+        .build();
   }
 
   private static byte[] concat(byte[] a, byte[] b) {

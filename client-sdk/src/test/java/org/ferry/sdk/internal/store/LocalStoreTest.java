@@ -111,4 +111,47 @@ class LocalStoreTest {
     }
     return false;
   }
+
+  @Test
+  void aLongListIsReadAPageAtATimeAndCountedAndItsLastNameFound() {
+    try (LocalStore store = LocalStore.open(dir, KEY)) {
+      try (LocalStore.Txn txn = store.begin()) {
+        for (int i = 0; i < 10; i++) {
+          txn.put("q/" + i, new byte[] {(byte) i});
+        }
+        txn.put("qz", new byte[1]);
+        txn.put("r/0", new byte[1]);
+        txn.commit();
+      }
+      assertEquals(List.of("q/0", "q/1", "q/2"), List.copyOf(store.scan("q/", "q/", 3).keySet()));
+      assertEquals(List.of("q/3", "q/4", "q/5"), List.copyOf(store.scan("q/", "q/2", 3).keySet()));
+      assertEquals(List.of("q/9"), List.copyOf(store.scan("q/", "q/8", 3).keySet()));
+      assertEquals(List.of(), List.copyOf(store.scan("q/", "q/9", 3).keySet()));
+      assertEquals(10, store.count("q/"));
+      assertEquals("q/9", store.lastName("q/").orElseThrow());
+      assertTrue(store.lastName("p/").isEmpty());
+    }
+  }
+
+  @Test
+  void aClosedStoreRefusesUseAndATransactionWaitsForAnotherThreads() throws Exception {
+    LocalStore store = LocalStore.open(dir, KEY);
+    LocalStore.Txn held = store.begin();
+    java.util.concurrent.CompletableFuture<Void> second = java.util.concurrent.CompletableFuture.runAsync(() -> {
+      try (LocalStore.Txn txn = store.begin()) {
+        txn.put("k", txn.get("k").map(v -> new byte[] {(byte) (v[0] + 1)}).orElse(new byte[] {1}));
+        txn.commit();
+      }
+    });
+    held.put("k", new byte[] {10});
+    held.commit();
+    assertFalse(second.isDone(), "the second transaction waits while the first is open");
+    held.close();
+    second.get(30, java.util.concurrent.TimeUnit.SECONDS);
+    assertEquals(11, store.get("k").orElseThrow()[0], "the second read the first's write: no lost update");
+    store.close();
+    store.close();
+    FerryException closed = assertThrows(FerryException.class, () -> store.get("k"));
+    assertEquals(FerryException.Reason.CLOSED, closed.reason());
+  }
 }

@@ -97,7 +97,7 @@ public final class PollSessions {
     if (existing != null) {
       return existing;
     }
-    upstream.connect(loop).addListener((ChannelFutureListener) f -> {
+    upstream.connect(loop, "poll").addListener((ChannelFutureListener) f -> {
       if (f.isSuccess()) {
         fresh.server = f.channel();
         f.channel().pipeline().addLast(fresh.new FromServer());

@@ -49,7 +49,7 @@ final class WebSocketBridge extends ChannelInboundHandlerAdapter {
     client.config().setAutoRead(false);
     ctx.pipeline().remove(ctx.handler());
     req.retain();
-    upstream.connect(client.eventLoop()).addListener((ChannelFutureListener) connected -> {
+    upstream.connect(client.eventLoop(), "ws").addListener((ChannelFutureListener) connected -> {
       if (!connected.isSuccess()) {
         req.release();
         var badGateway = decoy.error(HttpResponseStatus.BAD_GATEWAY, false);

@@ -18,13 +18,13 @@ public final class Fallback {
   private final Upstream site;
   private final AtomicBoolean down = new AtomicBoolean();
 
-  public Fallback(InetSocketAddress address) {
-    this.site = new Upstream(address);
+  public Fallback(InetSocketAddress address, CarrierMetrics metrics) {
+    this.site = new Upstream(address, metrics);
   }
 
   /** Connects; the channel comes back with auto-read off and an empty pipeline. */
   public ChannelFuture connect(EventLoop loop) {
-    ChannelFuture connecting = site.connect(loop);
+    ChannelFuture connecting = site.connect(loop, "fallback");
     connecting.addListener(f -> {
       if (f.isSuccess()) {
         if (down.compareAndSet(true, false)) {

@@ -4,6 +4,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.server.internal.store.StoreException;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -31,7 +32,7 @@ public final class GrpcErrors {
       return ErrorReasons.withReason(Status.Code.RESOURCE_EXHAUSTED, ErrorReasons.SERVER_FULL,
           "the server's disk is full; try again later");
     }
-    log.error("{} failed", where, e);
+    log.error("{} failed: {}", where, OneLineLogs.describe(e));
     return Status.INTERNAL.withDescription("internal server error").asRuntimeException();
   }
 

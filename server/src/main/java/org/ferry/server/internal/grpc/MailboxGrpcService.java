@@ -24,6 +24,7 @@ import org.ferry.proto.v1.SendStreamRequest;
 import org.ferry.proto.v1.SendStreamResponse;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxManager;
+import org.ferry.server.internal.metrics.ServerMetrics;
 import org.ferry.server.internal.mailbox.QueuedEnvelope;
 
 /** The Mailboxes service: checks the shape of requests and hands them to the manager. */
@@ -32,10 +33,18 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
   private final Executor deliveryExecutor;
   private final SecureRandom random;
   private final StreamLimits limits;
+  private final ServerMetrics metrics;
 
-  /** A service whose receive streams share {@code limits}. */
+  /** A service whose receive streams share {@code limits}; its metrics are not read. */
   public MailboxGrpcService(MailboxManager mailboxes, Executor deliveryExecutor, SecureRandom random,
       StreamLimits limits) {
+    this(mailboxes, deliveryExecutor, random, limits, ServerMetrics.unread());
+  }
+
+  /** A service whose receive streams share {@code limits}, counting sends, deliveries and acks. */
+  public MailboxGrpcService(MailboxManager mailboxes, Executor deliveryExecutor, SecureRandom random,
+      StreamLimits limits, ServerMetrics metrics) {
+    this.metrics = metrics;
     this.mailboxes = mailboxes;
     this.limits = limits;
     this.deliveryExecutor = deliveryExecutor;
@@ -100,6 +109,23 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
    * completes once the envelope is durable.
    */
   private CompletableFuture<Void> accept(SendRequest request) {
+    CompletableFuture<Void> durable;
+    try {
+      durable = check(request);
+    } catch (RuntimeException refused) {
+      metrics.refused(refused);
+      throw refused;
+    }
+    return durable.whenComplete((ok, failure) -> {
+      if (failure == null) {
+        metrics.sent();
+      } else {
+        metrics.refused(unwrap(failure));
+      }
+    });
+  }
+
+  private CompletableFuture<Void> check(SendRequest request) {
     MailboxId id = MailboxId.fromWire(request.getMailboxId());
     if (request.getSendCapability().size() != 32) {
       throw GrpcErrors.invalidArgument(
@@ -141,7 +167,7 @@ public final class MailboxGrpcService extends MailboxesGrpc.MailboxesImplBase {
     try {
       stream = new ReceiveStream(
           mailboxes, limits, (ServerCallStreamObserver<ReceiveResponse>) response,
-          loop != null ? loop : deliveryExecutor, nonce);
+          loop != null ? loop : deliveryExecutor, nonce, metrics);
     } catch (StatusRuntimeException refused) {
       response.onError(refused);
       return new StreamObserver<>() {

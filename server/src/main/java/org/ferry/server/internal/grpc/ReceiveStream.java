@@ -36,6 +36,8 @@ import org.ferry.server.internal.store.MailboxSequencer;
 import org.ferry.server.internal.store.QueueSlice;
 import org.ferry.server.internal.store.StoreException;
 import org.ferry.server.internal.util.SerializingExecutor;
+import org.ferry.server.internal.metrics.ServerMetrics;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -73,6 +75,7 @@ import org.slf4j.LoggerFactory;
  */
 final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private static final Logger log = LoggerFactory.getLogger(ReceiveStream.class);
+  private final ServerMetrics metrics;
 
   /** Deliveries in flight (sent, not acked) per mailbox. */
   static final int WINDOW = 64;
@@ -155,7 +158,9 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       StreamLimits limits,
       ServerCallStreamObserver<ReceiveResponse> out,
       Executor executor,
-      byte[] nonce) {
+      byte[] nonce,
+      ServerMetrics metrics) {
+    this.metrics = metrics;
     this.mailboxes = mailboxes;
     this.limits = limits;
     this.reservation = limits.openStream();
@@ -263,7 +268,10 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
               .execute(() -> guarded(() -> requeueAcks(sub, ids)));
         } else if (failure != null) {
           fail(GrpcErrors.toStatusException(failure, "ack"));
-        } else if (sub.confirmAcks && !closed && subscriptions.get(sub.id) == sub) {
+        } else {
+          metrics.acknowledged(removed);
+        }
+        if (failure == null && sub.confirmAcks && !closed && subscriptions.get(sub.id) == sub) {
           guarded(() -> out.onNext(ReceiveResponse.newBuilder()
               .setAcknowledged(Acknowledged.newBuilder()
                   .setMailboxId(sub.id.toWire())
@@ -361,6 +369,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
   private void send(Subscription sub, QueuedEnvelope env) {
     out.onNext(delivery(env));
     sub.unacked.add(env.seq());
+    metrics.delivered();
   }
 
   private static ReceiveResponse subscribed(MailboxId id) {
@@ -390,7 +399,7 @@ final class ReceiveStream implements StreamObserver<ReceiveRequest> {
       fail(GrpcErrors.toStatusException(e, "receive stream"));
     } catch (Error e) {
       // An Error (out of memory, most likely) ends this stream, not the thread it ran on.
-      log.error("receive stream failed", e);
+      log.error("receive stream failed: {}", OneLineLogs.describe(e));
       fail(Status.INTERNAL.withDescription("server error").asRuntimeException());
     }
   }

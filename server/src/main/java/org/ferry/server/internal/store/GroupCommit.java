@@ -10,6 +10,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.WriteBatch;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,7 +51,15 @@ final class GroupCommit implements AutoCloseable {
     void write(WriteBatch batch, boolean sync) throws RocksDBException;
   }
 
+  /** Told of each batch written: how many changes, whether synced, how long the write took. */
+  interface Observer {
+    Observer NONE = (changes, synced, nanos) -> {};
+
+    void committed(int changes, boolean synced, long nanos);
+  }
+
   private final Writer writer;
+  private volatile Observer observer = Observer.NONE;
   private final BlockingQueue<Change> queue = new LinkedBlockingQueue<>();
   private final Thread thread;
   private volatile boolean closed;
@@ -60,6 +69,10 @@ final class GroupCommit implements AutoCloseable {
     this.thread = new Thread(this::run, "ferry-group-commit");
     thread.setDaemon(true);
     thread.start();
+  }
+
+  void observe(Observer observer) {
+    this.observer = observer;
   }
 
   /** Queues a change; {@link Change#written} is called on the writer thread (or here if closed). */
@@ -100,21 +113,23 @@ final class GroupCommit implements AutoCloseable {
         c.addTo(batch, state);
         sync |= c.needsSync();
       }
+      long start = System.nanoTime();
       writer.write(batch, sync);
+      observer.committed(changes.size(), sync, System.nanoTime() - start);
     } catch (RocksDBException | RuntimeException e) {
       failure = e instanceof RocksDBException ? new StoreException("cannot write", e) : e;
       if (StoreException.isDiskFull(e)) {
         // Expected while the disk is full (DiskSpace says so once): no stack trace per batch.
         log.warn("group commit of {} changes failed: disk full", changes.size());
       } else {
-        log.error("group commit of {} changes failed", changes.size(), e);
+        log.error("group commit of {} changes failed: {}", changes.size(), OneLineLogs.describe(e));
       }
     }
     for (Change c : changes) {
       try {
         c.written(failure);
       } catch (RuntimeException | Error e) {
-        log.error("completing a write failed", e);
+        log.error("completing a write failed: {}", OneLineLogs.describe(e));
       }
     }
   }

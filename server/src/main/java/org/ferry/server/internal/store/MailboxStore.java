@@ -99,6 +99,11 @@ public final class MailboxStore implements AutoCloseable {
   private final ColumnFamilyHandle meta;
   private final ColumnFamilyHandle usage;
   private final ColumnFamilyHandle expiry;
+  /** Column families by name, for {@link #longProperty}. */
+  private final Map<String, ColumnFamilyHandle> families;
+  /** Guards reads of RocksDB properties against {@link #close} (a closed handle crashes the JVM). */
+  private final Object propertyLock = new Object();
+  private boolean closed;
   private final WriteOptions syncWrite;
   private final WriteOptions asyncWrite;
   private final MailboxSequencer sequences;
@@ -106,6 +111,8 @@ public final class MailboxStore implements AutoCloseable {
   private final GroupCommit commits;
   /** Mirrors the persisted total so that budget checks need no read. */
   private final AtomicLong queuedBytes;
+  /** Envelopes in all mailboxes: summed from the per-mailbox counters at open, then kept. */
+  private final AtomicLong queuedEnvelopes;
   private final DiskSpace space;
   private final SstFileManager sstFiles;
   /** Flushes and compacts to give space back while the disk is full (see {@link #reclaim}). */
@@ -138,12 +145,18 @@ public final class MailboxStore implements AutoCloseable {
     this.meta = h.get(4);
     this.usage = h.get(5);
     this.expiry = h.get(6);
+    this.families = new java.util.LinkedHashMap<>();
+    String[] names = {"mailboxes", "queue", "blobs", "meta", "usage", "expiry"};
+    for (int i = 0; i < names.length; i++) {
+      families.put(names[i], h.get(i + 1));
+    }
     this.syncWrite = new WriteOptions().setSync(true);
     this.asyncWrite = new WriteOptions();
     byte[] ceiling = db.get(meta, SEQ_CEILING);
     this.sequences =
         new MailboxSequencer(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
     this.queuedBytes = new AtomicLong(counter(TOTAL_BYTES));
+    this.queuedEnvelopes = new AtomicLong(sumOfCounts());
     this.commits = new GroupCommit((batch, sync) -> {
       try {
         db.write(sync ? syncWrite : asyncWrite, batch);
@@ -305,6 +318,7 @@ public final class MailboxStore implements AutoCloseable {
         QueuedEnvelope stored = null;
         if (failure == null) {
           queuedBytes.addAndGet(body.length);
+          queuedEnvelopes.incrementAndGet();
           stored = new QueuedEnvelope(mailbox, seq, envelopeId, body, expiresAt);
         }
         try {
@@ -385,6 +399,60 @@ public final class MailboxStore implements AutoCloseable {
   /** Body bytes queued across all mailboxes. */
   public long queuedBytes() {
     return queuedBytes.get();
+  }
+
+  /** Envelopes waiting in all mailboxes together. */
+  public long queuedEnvelopes() {
+    return queuedEnvelopes.get();
+  }
+
+  /** Tells {@code observer} of every group-commit batch written from now on (for metrics). */
+  public void observeCommits(CommitObserver observer) {
+    commits.observe(observer::committed);
+  }
+
+  /** See {@link #observeCommits}. */
+  @FunctionalInterface
+  public interface CommitObserver {
+    /** A batch of {@code changes} was written, synced or not, in {@code nanos}. */
+    void committed(int changes, boolean synced, long nanos);
+  }
+
+  /** The column families, by name, for {@link #longProperty}. */
+  public List<String> columnFamilies() {
+    return List.copyOf(families.keySet());
+  }
+
+  /**
+   * A RocksDB integer property ({@code rocksdb.estimate-num-keys} and the like) of a column
+   * family; -1 if RocksDB cannot give it or the store is closed.
+   */
+  public long longProperty(String columnFamily, String property) {
+    ColumnFamilyHandle handle = families.get(columnFamily);
+    synchronized (propertyLock) {
+      if (handle == null || closed) {
+        return -1;
+      }
+      try {
+        return db.getLongProperty(handle, property);
+      } catch (RocksDBException e) {
+        return -1;
+      }
+    }
+  }
+
+  /** The per-mailbox envelope counters added up: one short scan of the usage column family. */
+  private long sumOfCounts() {
+    long total = 0;
+    try (RocksIterator it = db.newIterator(usage)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        byte[] key = it.key();
+        if (key.length == 33 && key[32] == COUNT) {
+          total += ByteBuffer.wrap(it.value()).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        }
+      }
+    }
+    return total;
   }
 
   /**
@@ -518,6 +586,7 @@ public final class MailboxStore implements AutoCloseable {
           return;
         }
         queuedBytes.addAndGet(-bytes);
+        queuedEnvelopes.addAndGet(-removed);
         // The reading taken when the delete was queued: no second statvfs per ack batch.
         if (removed > 0 && !space.hadRoom()) {
           reclaim();
@@ -786,6 +855,9 @@ public final class MailboxStore implements AutoCloseable {
       db.flush(flush, handles);
     } catch (RocksDBException e) {
       // Nothing is lost: the WAL is replayed at the next open.
+    }
+    synchronized (propertyLock) {
+      closed = true;
     }
     syncWrite.close();
     asyncWrite.close();

@@ -5,6 +5,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,7 +48,7 @@ public final class SerializingExecutor implements Executor {
         } catch (RuntimeException | Error e) {
           // Tasks handle their own failures; one that escapes is logged and must not strand
           // the tasks queued behind it.
-          log.error("task failed", e);
+          log.error("task failed: {}", OneLineLogs.describe(e));
         }
       }
     } finally {

@@ -52,6 +52,27 @@ class MailboxStoreTest {
   }
 
   @Test
+  void queueTotalsCountAppendsAndDeletesAndAreRightAfterReopen() throws Exception {
+    MailboxId a = MailboxId.random(RANDOM);
+    MailboxId b = MailboxId.random(RANDOM);
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      long first = store.append(a, id16(0), new byte[1024], LATER);
+      store.append(a, id16(1), new byte[1024], LATER);
+      store.append(b, id16(2), new byte[4096], LATER);
+      store.delete(a, first);
+      store.delete(a, first); // gone already: counted once
+      assertEquals(2, store.queuedEnvelopes());
+      assertEquals(1024 + 4096, store.queuedBytes());
+    }
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      assertEquals(2, store.queuedEnvelopes());
+      assertEquals(1024 + 4096, store.queuedBytes());
+      assertTrue(store.longProperty("queue", "rocksdb.estimate-num-keys") >= 0);
+      assertEquals(-1, store.longProperty("no-such-family", "rocksdb.estimate-num-keys"));
+    }
+  }
+
+  @Test
   void deletedEnvelopesAreGoneAndReadsRespectCursorAndLimit() throws Exception {
     MailboxId a = MailboxId.random(RANDOM);
     try (MailboxStore store = MailboxStore.open(dir)) {

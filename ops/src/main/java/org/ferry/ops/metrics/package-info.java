@@ -1,0 +1,2 @@
+/** The Prometheus metrics listener of {@code ferry server} and {@code ferry relay}. */
+package org.ferry.ops.metrics;

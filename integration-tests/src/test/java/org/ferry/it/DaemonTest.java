@@ -90,6 +90,23 @@ class DaemonTest {
   }
 
   @Test
+  void anInvitationMadeThroughTheDaemonIsReportedAcceptedByTheNextReceive() throws Exception {
+    Path a = dir.resolve("a");
+    Path b = dir.resolve("b");
+    try (RunningServer server = new RunningServer(dir.resolve("server"))) {
+      Cli.ok(a, "init", "--server", server.address().toString());
+      Cli.ok(b, "init", "--server", server.address().toString());
+      try (DaemonProcess daemon = DaemonProcess.start(a, dir.resolve("logs"))) {
+        Cli.ok(b, "accept", Cli.ok(a, "invite", "--name", "bob").strip(), "--name", "alice");
+        Cli.ok(b, "send", "alice", "hi");
+        Cli.Result r = Cli.client(a, "receive", "--timeout", "1");
+        assertEquals(List.of("bob: hi"), r.outLines(), r.toString());
+        assertEquals(List.of("bob accepted your invitation"), r.errLines());
+      }
+    }
+  }
+
+  @Test
   void badInputOnTheSocketGetsJsonRpcErrorsWhileAnotherCallerIsServed() throws Exception {
     Path a = dir.resolve("a");
     try (RunningServer server = new RunningServer(dir.resolve("server"))) {

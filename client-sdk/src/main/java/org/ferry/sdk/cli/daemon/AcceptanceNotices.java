@@ -23,6 +23,18 @@ public final class AcceptanceNotices {
     take();
   }
 
+  /**
+   * Notes the contacts invited now (after an {@code invite}: its acceptance cannot come before
+   * the invitee has the invitation).
+   */
+  public synchronized void noteInvited() {
+    for (Contact c : client.contacts()) {
+      if (c.state() == Contact.State.INVITED) {
+        invited.add(c.label());
+      }
+    }
+  }
+
   /** The contacts established since the last call (labels), each once. */
   public synchronized List<String> take() {
     List<String> established = new ArrayList<>();

@@ -132,6 +132,7 @@ final class DaemonMethods {
     }
     JsonObject o = new JsonObject();
     o.addProperty("uri", client.createInvitation(string(params, "name"), Duration.ofDays(days)).uri());
+    acceptances.noteInvited();
     return o;
   }
 
@@ -202,7 +203,12 @@ final class DaemonMethods {
     PrintWriter out = new PrintWriter(new NotifyingWriter(call, "out"), true);
     PrintWriter err = new PrintWriter(new NotifyingWriter(call, "err"), true);
     BooleanSupplier gone = call::callerGone;
-    int exit = ClientMain.runForDaemon(new ClientMain.Remote(client, cwd, gone, acceptances), args, stdin, out, err);
+    int exit;
+    try {
+      exit = ClientMain.runForDaemon(new ClientMain.Remote(client, cwd, gone, acceptances), args, stdin, out, err);
+    } finally {
+      acceptances.noteInvited();
+    }
     out.flush();
     err.flush();
     JsonObject o = new JsonObject();

@@ -42,6 +42,11 @@ import java.util.function.LongSupplier;
 import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.MailboxesGrpc;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.ferry.server.internal.admin.AdminChannel;
+import org.ferry.server.internal.admin.StatusReport;
+import org.ferry.server.internal.backup.ServerBackup;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
 import org.ferry.server.internal.grpc.InvitationGrpcService;
 import org.ferry.server.internal.grpc.CappedServerChannel;
@@ -123,6 +128,8 @@ public final class FerryServer implements AutoCloseable {
   private final Path clockFile;
   private final MetricsEndpoint metrics;
   private final String metricsHost;
+  /** The local admin channel ({@code ferry server status}, {@code backup}); null if it could not start. */
+  private AdminChannel admin;
   private boolean closed;
 
   private FerryServer(
@@ -192,6 +199,9 @@ public final class FerryServer implements AutoCloseable {
       return;
     }
     closed = true;
+    if (admin != null) {
+      admin.close();
+    }
     if (metrics != null) {
       metrics.close();
     }
@@ -470,6 +480,8 @@ public final class FerryServer implements AutoCloseable {
 
     private FerryServer start(DataDirectoryLock lock) throws IOException {
       Path clockFile = dataDirectory.resolve("clock");
+      // Backups a killed backup command never took.
+      ServerBackup.removeStaged(dataDirectory);
       ServerClock serverClock = new ServerClock(clock, ticker, ServerClock.load(clockFile));
       serverClock.save(clockFile);
       SecureRandom random = new SecureRandom();
@@ -560,6 +572,7 @@ public final class FerryServer implements AutoCloseable {
             new ServerAddress(
                 shownHost, boundPort, ServerAddress.fingerprintOf(identity.certificate().getPublicKey()));
         Relay relay = null;
+        PrometheusRegistry carrierRegistry = registry != null ? registry : new PrometheusRegistry();
         if (carrierListen != null) {
           try {
             Relay.Builder carriers = Relay.builder()
@@ -572,9 +585,8 @@ public final class FerryServer implements AutoCloseable {
             if (carrierFallback != null) {
               carriers.fallback(carrierFallback);
             }
-            if (registry != null) {
-              carriers.metrics(registry);
-            }
+            // Counted in any case: status reads the open sessions by carrier.
+            carriers.metrics(carrierRegistry);
             relay = carriers.start();
           } catch (IOException | RuntimeException e) {
             grpc.shutdownNow();
@@ -594,9 +606,15 @@ public final class FerryServer implements AutoCloseable {
                 + HostPort.format(metricsListen.getHostString(), metricsListen.getPort()) + ": " + e.getMessage(), e);
           }
         }
-        return new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background,
+        FerryServer server = new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background,
             address, relay, lock, serverClock, clockFile, endpoint,
             metricsListen == null ? null : metricsListen.getHostString(), boss, workers);
+        StatusReport status = new StatusReport(address.toString(), ticker, openConnections::size,
+            () -> StatusReport.carrierSessions(carrierRegistry, carrierKinds),
+            streamLimits::openStreams, store::queuedEnvelopes, store::queuedBytes, limits.queuedBytes(),
+            store.diskSpace(), probeTargets(relay));
+        server.admin = startAdmin(dataDirectory, status, store, serverClock);
+        return server;
       } catch (IOException | RuntimeException e) {
         boss.shutdownGracefully(0, 0, TimeUnit.SECONDS);
         workers.shutdownGracefully(0, 0, TimeUnit.SECONDS);
@@ -605,6 +623,46 @@ public final class FerryServer implements AutoCloseable {
         background.shutdownNow();
         store.close();
         throw e;
+      }
+    }
+
+    /** Each bridge line with the port the server itself dials to see that it answers. */
+    private static List<StatusReport.Bridge> probeTargets(Relay relay) {
+      List<StatusReport.Bridge> targets = new ArrayList<>();
+      if (relay != null) {
+        for (BridgeLine line : relay.bridgeLines()) {
+          if (line.kind() == BridgeLine.Kind.OBFS4) {
+            relay.obfs4Address().ifPresent(a -> targets.add(new StatusReport.Bridge(line, a)));
+          } else {
+            targets.add(new StatusReport.Bridge(line, relay.webAddress()));
+          }
+        }
+      }
+      return targets;
+    }
+
+    /**
+     * The admin channel, answering {@code status} and {@code backup}; without it (a data
+     * directory path too long for a socket) the server runs on and says so.
+     */
+    private static AdminChannel startAdmin(Path dataDirectory, StatusReport status, MailboxStore store,
+        ServerClock clock) {
+      Object oneBackupAtATime = new Object();
+      Map<String, AdminChannel.Command> commands = new LinkedHashMap<>();
+      commands.put("status", status::snapshot);
+      commands.put("backup", () -> {
+        synchronized (oneBackupAtATime) {
+          Path staged = ServerBackup.stage(dataDirectory, store, clock::save);
+          log.info("backup staged for the backup command");
+          return Map.of("staged", staged.toAbsolutePath().toString());
+        }
+      });
+      try {
+        return AdminChannel.start(dataDirectory, commands);
+      } catch (IOException e) {
+        log.warn("no admin channel (ferry server status and backup will not reach this server): {}",
+            e.getMessage());
+        return null;
       }
     }
 

@@ -17,6 +17,7 @@ import org.ferry.ops.config.OperatorOptions;
 import org.ferry.proto.HostPort;
 import org.ferry.relay.Carrier;
 import org.ferry.relay.RelayMain;
+import org.ferry.server.internal.admin.AdminCommands;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -28,7 +29,8 @@ import picocli.CommandLine.Spec;
 @Command(
     name = "ferry server",
     mixinStandardHelpOptions = true,
-    description = "Runs a Ferry home server in the foreground.")
+    description = "Runs a Ferry home server in the foreground.",
+    subcommands = {AdminCommands.Status.class, AdminCommands.Backup.class, AdminCommands.Restore.class})
 public final class ServerMain implements Callable<Integer> {
   @Option(names = "--data", defaultValue = "./ferry-data/server",
       description = "Data directory (key and store); default ${DEFAULT-VALUE}.")

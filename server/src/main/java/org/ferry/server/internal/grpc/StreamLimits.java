@@ -201,6 +201,11 @@ public final class StreamLimits {
     handoff.addAndGet(-bytes);
   }
 
+  /** Receive streams open now (each holds one reservation of {@link #STREAM_BYTES}). */
+  public long openStreams() {
+    return reserved.get() / STREAM_BYTES;
+  }
+
   /** Outbound bytes reserved by open receive streams now. */
   long reservedBytes() {
     return reserved.get();

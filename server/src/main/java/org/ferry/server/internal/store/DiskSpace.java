@@ -66,7 +66,7 @@ public final class DiskSpace {
   }
 
   /** Bytes of the disk this process may use now; -1 if it cannot be read. */
-  long usableBytes() {
+  public long usableBytes() {
     try {
       return disk.getUsableSpace();
     } catch (IOException e) {
@@ -74,8 +74,13 @@ public final class DiskSpace {
     }
   }
 
+  /** Usable space below which new data is refused, in bytes. */
+  public long reserveBytes() {
+    return reserveBytes;
+  }
+
   /** What the last reading said, without reading again. */
-  synchronized boolean hadRoom() {
+  public synchronized boolean hadRoom() {
     return room;
   }
 

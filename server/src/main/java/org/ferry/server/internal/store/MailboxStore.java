@@ -29,6 +29,7 @@ import org.ferry.server.internal.mailbox.InvitationBlob;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxRecord;
 import org.ferry.server.internal.mailbox.QueuedEnvelope;
+import org.rocksdb.Checkpoint;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
@@ -406,6 +407,11 @@ public final class MailboxStore implements AutoCloseable {
     return queuedEnvelopes.get();
   }
 
+  /** The store's disk, as new writes see it (for status reports). */
+  public DiskSpace diskSpace() {
+    return space;
+  }
+
   /** Tells {@code observer} of every group-commit batch written from now on (for metrics). */
   public void observeCommits(CommitObserver observer) {
     commits.observe(observer::committed);
@@ -437,6 +443,28 @@ public final class MailboxStore implements AutoCloseable {
         return db.getLongProperty(handle, property);
       } catch (RocksDBException e) {
         return -1;
+      }
+    }
+  }
+
+  /**
+   * Makes a RocksDB checkpoint of the store in {@code target} (which must not exist; its parent
+   * must): a consistent copy as of this call, with every write acknowledged before it, that
+   * RocksDB opens as a store of its own. Table files are hard links when {@code target} is on
+   * the store's file system (nearly free), copies otherwise; the rest (manifest, options, the
+   * logs it needs) are copied. Writes go on meanwhile.
+   *
+   * @throws IOException if RocksDB cannot make it, or the store is closed
+   */
+  public void checkpoint(Path target) throws IOException {
+    synchronized (propertyLock) {
+      if (closed) {
+        throw new IOException("the store is closed");
+      }
+      try (Checkpoint checkpoint = Checkpoint.create(db)) {
+        checkpoint.createCheckpoint(target.toString());
+      } catch (RocksDBException e) {
+        throw new IOException("cannot make a checkpoint of the store: " + e.getMessage(), e);
       }
     }
   }

@@ -46,6 +46,8 @@ final class AlwaysOn implements AutoCloseable {
   private final Runnable onArrival;
   private final CopyOnWriteArrayList<Registered> listeners = new CopyOnWriteArrayList<>();
   private volatile Thread dispatchThread;
+  /** Set on an app executor's thread while it runs a listener call for this client. */
+  private final ThreadLocal<Boolean> inListener = new ThreadLocal<>();
   private final ScheduledThreadPoolExecutor dispatch = new ScheduledThreadPoolExecutor(1, r -> {
     Thread t = new Thread(r, "ferry-events");
     t.setDaemon(true);
@@ -58,6 +60,8 @@ final class AlwaysOn implements AutoCloseable {
   private long arrivals;
   private Thread loop;
   private volatile boolean stopping;
+  /** Closing: nothing more is handed over (what is left stays in the local inbox). */
+  private volatile boolean closing;
   private volatile Connectivity connectivity =
       new Connectivity(false, Optional.empty(), Optional.empty(), Optional.empty());
 
@@ -316,6 +320,9 @@ final class AlwaysOn implements AutoCloseable {
         }
       }, HAND_OVER_BATCH);
     } catch (ListenerFailed e) {
+      if (closing) {
+        return; // What was not handed over stays in the local inbox for the next run.
+      }
       // Kept in the inbox (callAll logged it): handed over again after a pause, or sooner
       // with the next arrival.
       try {
@@ -325,7 +332,9 @@ final class AlwaysOn implements AutoCloseable {
       }
       return;
     } catch (FerryException e) {
-      log.warn("could not hand over the local inbox: {}", e.getMessage());
+      if (e.reason() != FerryException.Reason.CLOSED) {
+        log.warn("could not hand over the local inbox: {}", e.getMessage());
+      }
       return;
     }
     if (n == HAND_OVER_BATCH) {
@@ -343,6 +352,9 @@ final class AlwaysOn implements AutoCloseable {
   }
 
   private void callAllOrThrow(Consumer<FerryListener> event) {
+    if (closing) {
+      throw new ListenerFailed(null);
+    }
     Throwable failed = callAll(event);
     if (failed != null) {
       throw new ListenerFailed(failed);
@@ -357,7 +369,14 @@ final class AlwaysOn implements AutoCloseable {
         if (r.executor() == null) {
           event.accept(r.listener());
         } else {
-          CompletableFuture.runAsync(() -> event.accept(r.listener()), r.executor()).get();
+          CompletableFuture.runAsync(() -> {
+            inListener.set(Boolean.TRUE);
+            try {
+              event.accept(r.listener());
+            } finally {
+              inListener.remove();
+            }
+          }, r.executor()).get();
         }
       } catch (ExecutionException e) {
         first = first == null ? e.getCause() : first;
@@ -376,14 +395,28 @@ final class AlwaysOn implements AutoCloseable {
     return first;
   }
 
+  /** Whether the caller is a listener call (on the dispatch thread or the app's executor). */
+  boolean onDispatchThread() {
+    return Thread.currentThread() == dispatchThread || inListener.get() != null;
+  }
+
+  /**
+   * For a close from inside a listener: stops the loop, hands nothing more over, and runs
+   * {@code finish} on the dispatch thread once the current event is done.
+   */
+  void closeAfterThisEvent(Runnable finish) {
+    closing = true;
+    stop();
+    dispatch.execute(finish);
+    dispatch.shutdown();
+  }
+
   /** Stops the loop and the dispatch thread (events not yet dispatched are dropped). */
   @Override
   public void close() {
+    closing = true;
     stop();
     dispatch.shutdown();
-    if (Thread.currentThread() == dispatchThread) {
-      return; // Closed from a listener: the dispatch thread ends once the listener returns.
-    }
     try {
       if (!dispatch.awaitTermination(10, TimeUnit.SECONDS)) {
         dispatch.shutdownNow();

@@ -216,7 +216,8 @@ public final class FerryClient implements AutoCloseable {
    *     the contact was removed first) or the client was closed first (CLOSED: the message
    *     stays queued)
    * @throws FerryException at once, with nothing queued: UNKNOWN_CONTACT, CONTACT_NOT_READY
-   *     (they have not accepted the invitation yet), IDENTITY_CHANGED, TOO_LARGE,
+   *     (they have not accepted the invitation yet), IDENTITY_CHANGED, TOO_LARGE, INVALID_TEXT (a lone
+   *     UTF-16 surrogate),
    *     NOT_INITIALIZED, CLOSED
    */
   public CompletableFuture<String> sendAsync(String label, String text) {
@@ -477,7 +478,8 @@ public final class FerryClient implements AutoCloseable {
    *
    * @return the message id (hex), as the recipient will see it
    * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
-   *     IDENTITY_CHANGED (a new identity key came in their name: see {@link #verify}), TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
+   *     IDENTITY_CHANGED (a new identity key came in their name: see {@link #verify}), INVALID_TEXT (a
+   *     lone UTF-16 surrogate), TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
    *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
    *     the message was not sent
    */
@@ -546,13 +548,23 @@ public final class FerryClient implements AutoCloseable {
     }
   }
 
-  /** TOO_LARGE, in characters of this text, unless it fits {@link #MAX_TEXT_BYTES}. */
+  /**
+   * INVALID_TEXT unless the text is well-formed UTF-16 (every surrogate in a pair: what
+   * crosses the wire is UTF-8, which has no room for a lone one, and would carry '?' instead);
+   * TOO_LARGE, in characters of this text, unless it fits {@link #MAX_TEXT_BYTES}.
+   */
   private static void checkLength(String text) {
     int bytes = 0;
     int fitting = 0;
     int characters = 0;
     for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
       int cp = text.codePointAt(i);
+      if (Character.isSurrogate((char) cp) && cp <= 0xFFFF) {
+        throw new FerryException(FerryException.Reason.INVALID_TEXT,
+            "the text is not valid Unicode: character " + (characters + 1)
+                + " is half of a surrogate pair (U+" + Integer.toHexString(cp).toUpperCase(java.util.Locale.ROOT)
+                + ") without its other half; nothing was sent");
+      }
       bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
       characters++;
       if (bytes <= MAX_TEXT_BYTES) {
@@ -850,15 +862,29 @@ public final class FerryClient implements AutoCloseable {
 
   /**
    * Stops the background loop and the outbox (queued messages stay, for the next run), closes
-   * connections and the local store, and lets go of the data directory if it took it.
+   * connections and the local store, and lets go of the data directory if it took it. Called
+   * from a listener, it returns at once and finishes as soon as the listener has returned (the
+   * event it was handling counts as handled). Closing twice does nothing.
    */
   @Override
-  public synchronized void close() {
-    if (closed) {
+  public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    if (alwaysOn.onDispatchThread()) {
+      // Called from a listener: the rest waits until it has returned, so that what it was
+      // given is forgotten (not handed over again at the next start) before the store closes.
+      alwaysOn.closeAfterThisEvent(this::closeResources);
       return;
     }
-    closed = true;
     alwaysOn.close();
+    closeResources();
+  }
+
+  private void closeResources() {
     outbox.close();
     ctx.net().close();
     ctx.net().dialer().close();

@@ -72,6 +72,11 @@ public final class FerryException extends RuntimeException {
     /** A bridge line is malformed; the message says how. Nothing was stored. */
     INVALID_BRIDGE,
     /**
+     * A message's text is not valid Unicode (a lone UTF-16 surrogate): it could not cross the
+     * wire as it is. Nothing was sent.
+     */
+    INVALID_TEXT,
+    /**
      * The client was closed. For a {@code sendAsync} whose message was not yet taken by the
      * contact's server: the message stays queued and is sent when the client runs again.
      */

@@ -376,6 +376,50 @@ class AlwaysOnTest {
     assertTrue(closedByListener.await(BOUND.toSeconds(), TimeUnit.SECONDS), "the listener's stop and close returned");
     FerryException closed = assertThrows(FerryException.class, () -> alice.sendAsync("bob", "after close"));
     assertEquals(FerryException.Reason.CLOSED, closed.reason());
+
+    // The message it was handling counts as handled: it does not come again with the next run.
+    await().atMost(BOUND).until(() -> {
+      try {
+        open("alice").close();
+        return true;
+      } catch (FerryException stillClosing) {
+        return false;
+      }
+    });
+    FerryClient again = closer.add(open("alice"));
+    List<String> later = new ArrayList<>();
+    again.receive(Duration.ofSeconds(1), m -> later.add(m.text()));
+    assertEquals(List.of(), later);
+
+    // Likewise from a listener on the app's own executor.
+    ExecutorService appThread = Executors.newSingleThreadExecutor();
+    closer.add(appThread::shutdownNow);
+    java.util.concurrent.CountDownLatch closedOnAppThread = new java.util.concurrent.CountDownLatch(1);
+    again.addListener(new FerryListener() {
+      @Override
+      public void onMessage(ReceivedMessage message) {
+        again.close();
+        closedOnAppThread.countDown();
+      }
+    }, appThread);
+    again.start();
+    bob.send("alice", "close on the app's thread");
+    assertTrue(closedOnAppThread.await(BOUND.toSeconds(), TimeUnit.SECONDS));
+  }
+
+  @Test
+  void textThatIsNotValidUnicodeIsRefusedNotGarbled() throws Exception {
+    FerryClient[] pair = connectedPair();
+    for (String bad : List.of("\ud800", "a\udc00b", "end\ud83d")) {
+      FerryException e = assertThrows(FerryException.class, () -> pair[1].send("alice", bad));
+      assertEquals(FerryException.Reason.INVALID_TEXT, e.reason());
+      FerryException async = assertThrows(FerryException.class, () -> pair[1].sendAsync("alice", bad));
+      assertEquals(FerryException.Reason.INVALID_TEXT, async.reason());
+    }
+    pair[1].send("alice", "fine \ud83d\ude00");
+    List<String> got = new ArrayList<>();
+    pair[0].receive(Duration.ofSeconds(1), m -> got.add(m.text()));
+    assertEquals(List.of("fine \ud83d\ude00"), got);
   }
 
   @Test

@@ -22,7 +22,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.EnumMap;
 import java.util.Iterator;
@@ -114,23 +113,38 @@ final class InvitationQr {
       PrivateFiles.createNew(file.toAbsolutePath(), png);
     } catch (FileAlreadyExistsException e) {
       throw exists(file);
-    } catch (NoSuchFileException e) {
-      throw new IllegalArgumentException("cannot write " + file + ": its directory does not exist", e);
     } catch (IOException e) {
-      throw new IllegalArgumentException("cannot write " + file + ": " + e.getMessage(), e);
+      throw cannotWrite(file, e);
     }
   }
 
   /**
    * Refuses early, before an invitation is made for nothing, a file {@link #writePng} would
-   * refuse (it checks again when writing).
+   * refuse (it checks again when writing): one that exists, or one in a directory that is
+   * missing or where no file can be made (permissions, a read-only or special file system).
+   * Makes and removes an empty temporary file beside {@code file} to find out.
    *
-   * @throws IllegalArgumentException if {@code file} exists
+   * @throws IllegalArgumentException if {@code file} could not be written, saying why
    */
   static void checkCanCreate(Path file) {
     if (Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
       throw exists(file);
     }
+    Path dir = file.toAbsolutePath().getParent();
+    try {
+      Files.delete(Files.createTempFile(dir, ".ferry-qr-", ".tmp"));
+    } catch (IOException e) {
+      throw cannotWrite(file, e);
+    }
+  }
+
+  private static IllegalArgumentException cannotWrite(Path file, IOException e) {
+    Path dir = file.toAbsolutePath().getParent();
+    String why = !Files.isDirectory(dir) ? "its directory does not exist"
+        : e instanceof java.nio.file.AccessDeniedException ? "no permission to make files in " + dir
+        : "no file can be made in " + dir + " (" + e.getClass().getSimpleName()
+            + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")";
+    return new IllegalArgumentException("cannot write " + file + ": " + why, e);
   }
 
   private static IllegalArgumentException exists(Path file) {

@@ -241,6 +241,26 @@ class InvitationQrTest {
     assertEquals("cannot write " + file + ": its directory does not exist", e.getMessage());
   }
 
+  @Test
+  void aPngWhereNoFileCanBeMadeIsRefusedBeforeAnInvitationIsMadeAndSaysWhy() {
+    Path missing = dir.resolve("no-such-dir").resolve("invite.png");
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> InvitationQr.checkCanCreate(missing));
+    assertEquals("cannot write " + missing + ": its directory does not exist", e.getMessage());
+    Path special = Path.of("/proc/ferry-invite.png");
+    IllegalArgumentException p = assertThrows(IllegalArgumentException.class, () -> InvitationQr.checkCanCreate(special));
+    assertTrue(p.getMessage().startsWith("cannot write /proc/ferry-invite.png: no file can be made in /proc"), p.getMessage());
+    InvitationQr.checkCanCreate(dir.resolve("fine.png"));
+    assertEquals(List.of(), listNames(dir), "the check leaves nothing behind");
+  }
+
+  private static List<String> listNames(Path d) {
+    try (java.util.stream.Stream<Path> s = java.nio.file.Files.list(d)) {
+      return s.map(x -> x.getFileName().toString()).toList();
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   /** {@code ferry client ARGS} in this JVM, on a data directory that does not exist. */
   private ClientRun cli(String... args) {
     java.io.StringWriter out = new java.io.StringWriter();

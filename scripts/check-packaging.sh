@@ -9,7 +9,7 @@
 #   4. runs the units' ExecStart lines by hand, as an unprivileged user with no capabilities and
 #      no new privileges: the server, then a relay in front of it, both stopped with SIGTERM;
 #   5. checks the image tar (scripts/check-image.py) and starts its entrypoint in a chroot of its
-#      layers, as the image's user.
+#      layers, as the image's user, then the relay as packaging/compose.yaml runs it.
 #
 #   scripts/check-packaging.sh          (FERRY_REQUIRE_TOOLS=1: fail, not skip, the image
 #                                        and the unit checks when a tool is missing)
@@ -215,9 +215,65 @@ if [[ -f "$IMAGE" ]]; then
       > "$WORK/image-server.log" 2>&1 &
   image_pid=$!; PIDS+=("$image_pid")
   await_file "$WORK/rootfs/var/lib/ferry/server/server-address" "$image_pid" "$WORK/image-server.log"
-  stop_expecting_143 "$image_pid" "the image's server"
-  umount "$WORK/rootfs/dev" "$WORK/rootfs/proc" "$WORK/rootfs"; MOUNTS=()
   pass "the image's entrypoint started the server as uid 10001 in a chroot of its layers"
+
+  # The relay as packaging/compose.yaml runs it: its entrypoint (compose's $$ is a $), reading
+  # the server's volume at /srv/server, with packaging/container/relay.toml (all carriers,
+  # obfs4proxy from the image, nginx as fallback). Only its ports move to loopback; the names
+  # server and nginx resolve to loopback (no nginx needs to answer for it to start).
+  # The compose file parses, has the three services, and every file it mounts exists.
+  python3 - packaging/compose.yaml <<'PY' || die "packaging/compose.yaml: see above"
+import os, sys
+try:
+    import yaml
+except ImportError:
+    print("check-packaging: compose.yaml: no PyYAML here, structure not checked")
+    sys.exit(0)
+path = sys.argv[1]
+doc = yaml.safe_load(open(path))
+services = doc["services"]
+assert set(services) == {"server", "relay", "nginx"}, sorted(services)
+assert services["relay"]["depends_on"]["server"]["condition"] == "service_healthy"
+for name, svc in services.items():
+    for volume in svc.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            full = os.path.join(os.path.dirname(path), source)
+            assert os.path.isfile(full), f"{name} mounts {source}, which does not exist"
+        else:
+            assert source in doc["volumes"], f"{name} mounts undeclared volume {source}"
+PY
+  entry="$(sed -n 's/^    entrypoint: //p' packaging/compose.yaml \
+    | python3 -c 'import json, sys; e = json.load(sys.stdin); assert e[:2] == ["/bin/sh", "-c"], e; print(e[2].replace("$$", "$"))')"
+  [[ "$entry" == *"exec /opt/ferry/ferry relay "* ]] || die "compose.yaml's relay entrypoint does not exec the relay: $entry"
+  entry="${entry/exec \/opt\/ferry\/ferry relay /exec /opt/ferry/ferry relay --listen 127.0.0.1:0 --obfs4-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 }"
+  cp packaging/container/relay.toml "$WORK/rootfs/etc/ferry/relay.toml"
+  echo "127.0.0.1 server nginx" >> "$WORK/rootfs/etc/hosts"
+  mkdir -p "$WORK/rootfs/srv/server"
+  mount --bind -o ro "$WORK/rootfs/var/lib/ferry" "$WORK/rootfs/srv/server"
+  MOUNTS=("$WORK/rootfs/srv/server" "${MOUNTS[@]}")
+  chroot --userspec=10001:10001 "$WORK/rootfs" /usr/bin/env -i \
+      PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+      FERRY_LIB=/opt/ferry/libs FERRY_PUBLIC_HOST=127.0.0.1 /bin/sh -c "$entry" \
+      > "$WORK/image-relay.log" 2>&1 &
+  relay_pid=$!; PIDS+=("$relay_pid")
+  await_file "$WORK/rootfs/var/lib/ferry/relay/bridges" "$relay_pid" "$WORK/image-relay.log"
+  fingerprint="$(cut -d'#' -f2 "$WORK/rootfs/var/lib/ferry/server/server-address")"
+  grep -qF "forwarding to server:7443" "$WORK/image-relay.log" \
+    || { cat "$WORK/image-relay.log" >&2; die "the compose relay does not forward to server:7443"; }
+  for carrier in ws poll obfs4; do
+    grep -q "^$carrier " "$WORK/rootfs/var/lib/ferry/relay/bridges" \
+      || die "the compose relay has no $carrier bridge line: $(cat "$WORK/rootfs/var/lib/ferry/relay/bridges")"
+  done
+  [[ -n "$fingerprint" ]] || die "the image's server wrote no fingerprint"
+  pinned="$(chroot --userspec=10001:10001 "$WORK/rootfs" /usr/bin/env -i FERRY_PUBLIC_HOST=127.0.0.1 \
+    /bin/sh -c "${entry/exec \/opt\/ferry\/ferry relay /exec echo }")"
+  [[ "$pinned" == *"--upstream server:7443#$fingerprint "* ]] \
+    || die "compose.yaml's relay would not pin the server's fingerprint: $pinned"
+  stop_expecting_143 "$relay_pid" "the image's relay"
+  stop_expecting_143 "$image_pid" "the image's server"
+  umount "$WORK/rootfs/srv/server" "$WORK/rootfs/dev" "$WORK/rootfs/proc" "$WORK/rootfs"; MOUNTS=()
+  pass "compose.yaml's relay entrypoint ran in the image: upstream server:7443 pinned, ws, poll and obfs4 (obfs4proxy) lines"
 else
   skip_or_fail "container image: not built (see above)"
 fi

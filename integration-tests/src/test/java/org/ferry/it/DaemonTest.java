@@ -369,6 +369,15 @@ class DaemonTest {
             + "the command without --proxy and FERRY_PROXY"), r.errLines());
         assertEquals("", r.out());
       }
+      // FERRY_PROXY, as the launcher's fast path passes it on.
+      ProcessBuilder fastPath = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+          "-cp", System.getProperty("java.class.path"), org.ferry.sdk.cli.daemon.DaemonCli.class.getName(),
+          "--data", a.toString(), "contacts").redirectErrorStream(true);
+      fastPath.environment().put("FERRY_PROXY", "socks5://127.0.0.1:9");
+      Process p = fastPath.start();
+      String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertEquals(2, p.waitFor(), output);
+      assertTrue(output.startsWith("ferry client: the daemon for " + a + " runs without a proxy"), output);
       assertEquals(0, Cli.client(a, "contacts").exit());
     });
   }

@@ -178,7 +178,9 @@ public final class DaemonServer implements AutoCloseable {
     if (idlest.isEmpty()) {
       return false;
     }
-    idlest.get().closeIdle();
+    if (!idlest.get().closeIfIdle(true)) {
+      return false; // a call came meanwhile: refused this time, not worth a second search
+    }
     try {
       // Its slot comes back once its thread has finished (at once: it had no call).
       return slots.tryAcquire(5, TimeUnit.SECONDS);
@@ -210,8 +212,8 @@ public final class DaemonServer implements AutoCloseable {
   private void closeIdle() {
     long now = System.nanoTime();
     for (Connection c : open) {
-      if (c.idle() && now - c.lastUsed >= IDLE_TIMEOUT.toNanos()) {
-        c.closeIdle();
+      if (now - c.lastUsed >= IDLE_TIMEOUT.toNanos()) {
+        c.closeIfIdle(false);
       }
     }
   }
@@ -270,6 +272,10 @@ public final class DaemonServer implements AutoCloseable {
     private final AtomicInteger inCall = new AtomicInteger();
     /** When a line was last read or a call ended ({@link System#nanoTime}). */
     private volatile long lastUsed = System.nanoTime();
+    /** Closed by {@link #closeIfIdle}: no further call is taken. Guarded by this. */
+    private boolean closedIdle;
+    /** Whether anything was written to the caller. */
+    private volatile boolean wrote;
     private final AtomicLong nextAck = new AtomicLong();
     /** Acknowledgements awaited, by ackId: completed with the caller's ok, or false. */
     private final Map<Long, CompletableFuture<Boolean>> acks = new ConcurrentHashMap<>();
@@ -320,7 +326,14 @@ public final class DaemonServer implements AutoCloseable {
 
     /** Runs {@code task} after the calls before it, counting it as a call in progress. */
     private void enqueue(Runnable task) {
-      inCall.incrementAndGet();
+      synchronized (this) {
+        // With closeIfIdle: a call is either counted before the connection is judged idle, or
+        // dropped because it was closed as idle (its caller then sees the connection close).
+        if (closedIdle) {
+          return;
+        }
+        inCall.incrementAndGet();
+      }
       calls.execute(() -> {
         try {
           task.run();
@@ -332,21 +345,29 @@ public final class DaemonServer implements AutoCloseable {
     }
 
     /** No call in progress, no subscription, no acknowledgement awaited. */
-    boolean idle() {
-      synchronized (this) {
-        if (unsubscribe != null) {
-          return false;
-        }
-      }
-      return inCall.get() == 0 && acks.isEmpty();
+    synchronized boolean idle() {
+      return unsubscribe == null && inCall.get() == 0 && acks.isEmpty() && !closedIdle;
     }
 
     /**
-     * Closes an idle connection. Nothing is written first: a caller that stopped reading could
-     * block the write, and an idle caller has no call to be told about.
+     * Closes the connection if it is idle; whether it did. A connection that never had an answer
+     * or notification written (its send buffer is empty, so this cannot block) is told first,
+     * with error {@link #BUSY} if {@code forRoom}: a caller that had just connected learns that
+     * nothing was done. Others are closed without a word: a caller that stopped reading could
+     * block the write.
      */
-    void closeIdle() {
+    boolean closeIfIdle(boolean forRoom) {
+      synchronized (this) {
+        if (!idle()) {
+          return false;
+        }
+        closedIdle = true;
+      }
+      if (forRoom && !wrote) {
+        answer(JsonRpc.error(JsonNull.INSTANCE, new JsonRpc.Failure(BUSY, BUSY_MESSAGE)));
+      }
       close();
+      return true;
     }
 
     private void failAcks() {
@@ -446,6 +467,7 @@ public final class DaemonServer implements AutoCloseable {
     }
 
     private void write(String line) throws IOException {
+      wrote = true;
       ScheduledFuture<?> stuck = timer.schedule(this::close, WRITE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
       try {
         lines.writeLine(line);

@@ -200,6 +200,7 @@ class DaemonTest {
         } while (!"message".equals(message.get("type").getAsString()));
         assertEquals("bob", message.get("contact").getAsString());
         assertEquals("pushed", message.get("text").getAsString());
+        events.send("{\"jsonrpc\":\"2.0\",\"method\":\"ack\",\"params\":{\"ackId\":" + message.get("ackId") + "}}");
         // Handed to the subscriber: not handed again.
         assertEquals(List.of(), Cli.client(a, "receive", "--timeout", "1").outLines());
         assertFalse(daemon.stderrText().contains("pushed"), "message text in the daemon's log");
@@ -253,6 +254,178 @@ class DaemonTest {
         winner.stop();
       }
     }
+  }
+
+  /** Every message Alice's next receives print, until {@code n} came; each must come once. */
+  private static List<String> receiveAll(Path a, int n) {
+    List<String> got = new ArrayList<>();
+    await().atMost(Duration.ofSeconds(90)).untilAsserted(() -> {
+      got.addAll(Cli.client(a, "receive", "--timeout", "1").outLines());
+      assertTrue(got.size() >= n, got.toString());
+    });
+    return got;
+  }
+
+  private static final List<String> THREE = List.of("bob: m0", "bob: m1", "bob: m2");
+
+  private static void bobSendsThree(Path b) {
+    for (int i = 0; i < 3; i++) {
+      Cli.ok(b, "send", "alice", "m" + i);
+    }
+  }
+
+  /** What a caller of Alice's daemon does while messages wait (Bob sends three before or during it). */
+  private interface Caller {
+    void run(DaemonProcess daemon, Path b) throws Exception;
+  }
+
+  /**
+   * Alice and Bob paired, Alice's daemon running, {@code caller} takes Bob's three messages
+   * without confirming it has them: Alice's next receives then get all three, once each.
+   */
+  private void leavesEveryMessageForTheNextReceive(Caller caller) throws Exception {
+    withAlicesDaemon((daemon, b) -> {
+      caller.run(daemon, b);
+      assertEquals(THREE, receiveAll(daemon.data, 3));
+    });
+  }
+
+  /** Alice (in {@code a}) and Bob (in {@code b}) paired, and Alice's daemon running for {@code caller}. */
+  private void withAlicesDaemon(Caller caller) throws Exception {
+    Path a = dir.resolve("a");
+    Path b = dir.resolve("b");
+    try (RunningServer server = new RunningServer(dir.resolve("server"))) {
+      pair(server, a, b);
+      try (DaemonProcess daemon = DaemonProcess.start(a, dir.resolve("logs"))) {
+        caller.run(daemon, b);
+      }
+    }
+  }
+
+  @Test
+  void aReceiveWhoseOutputCannotBeWrittenLeavesEveryMessageForTheNextReceive() throws Exception {
+    leavesEveryMessageForTheNextReceive((daemon, b) -> {
+      bobSendsThree(b);
+      // As `ferry client receive > /dev/full`: every write to stdout fails.
+      java.io.Writer full = new java.io.Writer() {
+        @Override
+        public void write(char[] cbuf, int off, int len) throws java.io.IOException {
+          throw new java.io.IOException("No space left on device");
+        }
+
+        @Override
+        public void flush() throws java.io.IOException {
+          throw new java.io.IOException("No space left on device");
+        }
+
+        @Override
+        public void close() {}
+      };
+      java.io.StringWriter err = new java.io.StringWriter();
+      int exit = org.ferry.sdk.cli.ClientMain.run(new String[] {"--data", daemon.data.toString(), "receive",
+          "--timeout", "2"}, java.io.InputStream.nullInputStream(), new java.io.PrintWriter(full),
+          new java.io.PrintWriter(err, true));
+      assertEquals(1, exit, err.toString());
+    });
+  }
+
+  @Test
+  void aJsonRpcReceiverWhoLeavesWithoutAcknowledgingLosesNoMessage() throws Exception {
+    leavesEveryMessageForTheNextReceive((daemon, b) -> {
+      bobSendsThree(b);
+      try (RpcConnection leaving = new RpcConnection(daemon.socket)) {
+        leaving.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"receive\",\"params\":{\"timeoutSeconds\":30}}");
+        JsonObject first = leaving.next().orElseThrow();
+        assertEquals("message", first.get("method").getAsString(), first.toString());
+        // Gone without acknowledging it.
+      }
+    });
+  }
+
+  @Test
+  void aSubscriberWhoLeavesWithoutAcknowledgingLosesNoMessage() throws Exception {
+    leavesEveryMessageForTheNextReceive((daemon, b) -> {
+      try (RpcConnection events = new RpcConnection(daemon.socket)) {
+        assertTrue(events.call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"subscribe\"}").has("result"));
+        bobSendsThree(b);
+        JsonObject event;
+        do {
+          event = events.next().orElseThrow().getAsJsonObject("params");
+        } while (!"message".equals(event.get("type").getAsString()));
+        // Gone without acknowledging it.
+      }
+    });
+  }
+
+  @Test
+  void aCommandWithAnotherProxyThanTheDaemonsIsRefused() throws Exception {
+    withAlicesDaemon((daemon, b) -> {
+      Path a = daemon.data;
+      for (String[] args : List.of(new String[] {"--proxy", "socks5://127.0.0.1:9", "contacts"},
+          new String[] {"contacts", "--proxy=socks5://127.0.0.1:9"})) {
+        Cli.Result r = Cli.client(a, args);
+        assertEquals(2, r.exit(), r.toString());
+        assertEquals(List.of("ferry client: the daemon for " + a + " runs without a proxy; stop it, or run "
+            + "the command without --proxy and FERRY_PROXY"), r.errLines());
+        assertEquals("", r.out());
+      }
+      // FERRY_PROXY, as the launcher's fast path passes it on.
+      ProcessBuilder fastPath = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+          "-cp", System.getProperty("java.class.path"), org.ferry.sdk.cli.daemon.DaemonCli.class.getName(),
+          "--data", a.toString(), "contacts").redirectErrorStream(true);
+      fastPath.environment().put("FERRY_PROXY", "socks5://127.0.0.1:9");
+      Process p = fastPath.start();
+      String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertEquals(2, p.waitFor(), output);
+      assertTrue(output.startsWith("ferry client: the daemon for " + a + " runs without a proxy"), output);
+      assertEquals(0, Cli.client(a, "contacts").exit());
+    });
+  }
+
+  @Test
+  void idleConnectionsDoNotLockTheCommandLineOut() throws Exception {
+    withAlicesDaemon((daemon, b) -> {
+      Path a = daemon.data;
+      List<RpcConnection> idle = new ArrayList<>();
+      try {
+        for (int i = 0; i < 40; i++) {
+          idle.add(new RpcConnection(daemon.socket));
+        }
+        for (int i = 0; i < 3; i++) {
+          Cli.Result r = Cli.client(a, "contacts");
+          assertEquals(0, r.exit(), r.toString());
+        }
+      } finally {
+        for (RpcConnection c : idle) {
+          c.close();
+        }
+      }
+      // Connections all busy (subscribed): a new one is told so, and the CLI says nothing was done.
+      List<RpcConnection> busy = new ArrayList<>();
+      try {
+        for (int i = 0; i < 32; i++) {
+          RpcConnection c = new RpcConnection(daemon.socket);
+          busy.add(c);
+          assertTrue(c.call("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"subscribe\"}").has("result"));
+        }
+        RpcConnection over = new RpcConnection(daemon.socket);
+        busy.add(over);
+        JsonObject refusal = over.next().orElseThrow();
+        assertError(-32000, refusal);
+        assertEquals("daemon busy: too many connections", refusal.getAsJsonObject("error").get("message").getAsString());
+        Cli.Result r = Cli.client(a, "contacts");
+        assertEquals(1, r.exit(), r.toString());
+        assertEquals(List.of("ferry client: the daemon at " + daemon.socket + " is busy (too many connections); "
+            + "nothing was done: try again later"), r.errLines());
+      } finally {
+        for (RpcConnection c : busy) {
+          c.close();
+        }
+      }
+      await().atMost(Duration.ofSeconds(60)).until(() -> Cli.client(a, "contacts").exit() == 0);
+      long lines = daemon.stderrText().lines().count();
+      assertTrue(lines <= 3, daemon.stderrText());
+    });
   }
 
   @Test

@@ -266,11 +266,13 @@ public final class ClientMain {
 
   FerryClient.Builder builder(byte[] key, DataDirectoryLock lock) {
     FerryClient.Builder b = FerryClient.builder().dataDirectory(lock).storageKey(key);
-    String p = proxy != null ? proxy : System.getenv("FERRY_PROXY");
-    if (p != null && !p.isBlank()) {
-      b.proxy(p);
-    }
+    proxySetting().ifPresent(b::proxy);
     return b;
+  }
+
+  /** The proxy this command names: {@code --proxy}, else {@code FERRY_PROXY}; blank is none. */
+  Optional<String> proxySetting() {
+    return Optional.ofNullable(proxy != null ? proxy : System.getenv("FERRY_PROXY")).filter(p -> !p.isBlank());
   }
 
   @Command(name = "init", description = "Creates this user's identity on a home server.")
@@ -889,7 +891,7 @@ public final class ClientMain {
       try {
         client = parent.open(lock);
         try {
-          server = DaemonServer.start(parent.data, client);
+          server = DaemonServer.start(parent.data, client, parent.proxySetting());
           client.start(); // after the server noted who is invited: see AcceptanceNotices
         } catch (Exception | Error e) {
           client.close();

@@ -109,6 +109,10 @@ public final class DaemonCli {
       }
       params.add("args", argv);
       params.addProperty("cwd", Path.of("").toAbsolutePath().toString());
+      String proxyEnv = System.getenv("FERRY_PROXY");
+      if (proxyEnv != null) {
+        params.addProperty("proxyEnv", proxyEnv); // the daemon refuses one that is not its own
+      }
       if (List.of(args).contains("-")) {
         byte[] stdin = in.readNBytes(MAX_STDIN_BYTES + 1);
         if (stdin.length > MAX_STDIN_BYTES) {
@@ -118,7 +122,16 @@ public final class DaemonCli {
         }
         params.addProperty("stdin", Base64.getEncoder().encodeToString(stdin));
       }
-      lines.writeLine(JsonRpc.toLine(JsonRpc.request(1, "cli", params)));
+      try {
+        lines.writeLine(JsonRpc.toLine(JsonRpc.request(1, "cli", params)));
+      } catch (IOException e) {
+        // A daemon with every connection busy says so and closes at once: read why.
+        String refusal = lines.readLine();
+        if (refusal == null) {
+          throw e;
+        }
+        return OptionalInt.of(answer(JsonRpc.parse(refusal).getAsJsonObject(), socket, err));
+      }
       return OptionalInt.of(relay(lines, socket, out, err));
     } catch (IOException e) {
       err.println("ferry client: lost the daemon at " + socket + " during the command (" + e.getMessage()
@@ -131,7 +144,11 @@ public final class DaemonCli {
     }
   }
 
-  /** Copies the daemon's output notifications to out and err until its answer; the exit code. */
+  /**
+   * Copies the daemon's output notifications to out and err until its answer, acknowledging
+   * each once it is written and flushed (with {@code "ok": false} if that failed: the daemon
+   * then keeps a message it was handing over); the exit code.
+   */
   private static int relay(LineChannel lines, Path socket, PrintWriter out, PrintWriter err)
       throws IOException, JsonRpc.Failure {
     while (true) {
@@ -147,6 +164,13 @@ public final class DaemonCli {
         PrintWriter to = "err".equals(params.get("stream").getAsString()) ? err : out;
         to.print(params.get("text").getAsString());
         to.flush();
+        if (params.has("ackId")) {
+          JsonObject ack = new JsonObject();
+          ack.add("ackId", params.get("ackId"));
+          ack.addProperty("ok", !to.checkError());
+          lines.writeLine(JsonRpc.toLine(JsonRpc.notification("ack", ack)));
+          continue;
+        }
         if (out.checkError()) {
           // The reader is gone or the disk is full: end the command (the daemon sees the
           // connection close and stops handing out messages).
@@ -155,14 +179,28 @@ public final class DaemonCli {
         }
         continue;
       }
-      JsonElement error = message.get("error");
-      if (error != null && error.isJsonObject()) {
-        err.println("ferry client: " + error.getAsJsonObject().get("message").getAsString());
-        return 1;
-      }
-      return message.getAsJsonObject("result").get("exit").getAsInt();
+      return answer(message, socket, err);
     }
   }
+
+  /** The exit code the daemon's answer to the {@code cli} call gives. */
+  private static int answer(JsonObject message, Path socket, PrintWriter err) {
+    JsonElement error = message.get("error");
+    if (error != null && error.isJsonObject()) {
+      JsonObject e = error.getAsJsonObject();
+      if (e.has("code") && e.get("code").getAsInt() == BUSY) {
+        err.println("ferry client: the daemon at " + socket + " is busy (too many connections); nothing was "
+            + "done: try again later");
+      } else {
+        err.println("ferry client: " + e.get("message").getAsString());
+      }
+      return 1;
+    }
+    return message.getAsJsonObject("result").get("exit").getAsInt();
+  }
+
+  /** The daemon's JSON-RPC error code for a connection refused because all are busy. */
+  static final int BUSY = -32000;
 
   /** The {@code --data} argument (as picocli reads it), or the default. */
   static String dataArgument(String[] args) {

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Base64;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.BooleanSupplier;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
@@ -44,6 +45,15 @@ final class DaemonMethods {
     void notify(String method, JsonObject params) throws IOException;
 
     /**
+     * Sends a notification that the caller must acknowledge ({@code params} get an
+     * {@code ackId}) and waits for the acknowledgement, at most {@link DaemonServer#ACK_TIMEOUT}.
+     *
+     * @throws IOException if the caller went away, answered {@code "ok": false}, or did not
+     *     answer in time (the connection is then closed)
+     */
+    void hand(String method, JsonObject params) throws IOException;
+
+    /**
      * Makes this connection subscribed, {@code listener} to be removed when it closes; false if
      * it was subscribed already.
      */
@@ -55,10 +65,12 @@ final class DaemonMethods {
 
   private final FerryClient client;
   private final AcceptanceNotices acceptances;
+  private final Optional<String> proxy;
 
-  DaemonMethods(FerryClient client) {
+  DaemonMethods(FerryClient client, Optional<String> proxy) {
     this.client = client;
     this.acceptances = new AcceptanceNotices(client);
+    this.proxy = proxy;
   }
 
   JsonElement call(String method, JsonObject params, Call call) throws JsonRpc.Failure {
@@ -149,8 +161,8 @@ final class DaemonMethods {
       @Override
       public void onMessage(ReceivedMessage m) {
         try {
-          // The SDK forgets the message only once this returns: once it is written out.
-          call.notify("message", JsonViews.message(m));
+          // The SDK forgets the message only once this returns: once the caller acknowledged it.
+          call.hand("message", JsonViews.message(m));
         } catch (IOException e) {
           throw new UncheckedIOException(e);
         }
@@ -200,6 +212,25 @@ final class DaemonMethods {
         throw new JsonRpc.Failure(JsonRpc.INVALID_PARAMS, "Invalid params: stdin must be base64");
       }
     }
+    Optional<String> wanted = proxyOf(args, params);
+    if (wanted.isPresent() && !wanted.equals(proxy)) {
+      // Another proxy than the daemon's would be silently ignored: refuse instead. (A command
+      // naming none gets the daemon's.)
+      String data = DaemonCli.dataArgument(args);
+      JsonObject line = new JsonObject();
+      line.addProperty("stream", "err");
+      line.addProperty("text", "ferry client: the daemon for " + data + (proxy.isEmpty()
+          ? " runs without a proxy; stop it, or run the command without --proxy and FERRY_PROXY"
+          : " runs with proxy " + withoutUserInfo(proxy.get()) + "; stop it, or give the same --proxy") + "\n");
+      try {
+        call.hand("output", line);
+      } catch (IOException e) {
+        // The caller is gone; the exit code is all that is left.
+      }
+      JsonObject o = new JsonObject();
+      o.addProperty("exit", 2);
+      return o;
+    }
     PrintWriter out = new PrintWriter(new NotifyingWriter(call, "out"), true);
     PrintWriter err = new PrintWriter(new NotifyingWriter(call, "err"), true);
     BooleanSupplier gone = call::callerGone;
@@ -216,7 +247,38 @@ final class DaemonMethods {
     return o;
   }
 
-  /** Text written to it goes to the caller, one "output" notification per flush. */
+  /**
+   * The proxy a command line names: its {@code --proxy}, else the caller's {@code FERRY_PROXY}
+   * (param {@code proxyEnv}); a blank one is none.
+   */
+  static Optional<String> proxyOf(String[] args, JsonObject params) throws JsonRpc.Failure {
+    String named = null;
+    for (int i = 0; i < args.length; i++) {
+      if ("--".equals(args[i])) {
+        break;
+      }
+      if ("--proxy".equals(args[i]) && i + 1 < args.length) {
+        named = args[i + 1];
+      } else if (args[i].startsWith("--proxy=")) {
+        named = args[i].substring("--proxy=".length());
+      }
+    }
+    if (named == null && params.has("proxyEnv") && !params.get("proxyEnv").isJsonNull()) {
+      named = string(params, "proxyEnv");
+    }
+    return Optional.ofNullable(named).filter(p -> !p.isBlank());
+  }
+
+  /** {@code uri} without a user name or password, for messages. */
+  private static String withoutUserInfo(String uri) {
+    return uri.replaceFirst("//[^/@]*@", "//");
+  }
+
+  /**
+   * Text written to it goes to the caller, one "output" notification per flush, each
+   * acknowledged by the caller once written out: a flush fails if it was not (so that
+   * {@code receive} keeps a message its caller did not get).
+   */
   private static final class NotifyingWriter extends Writer {
     private final Call call;
     private final String stream;
@@ -241,7 +303,7 @@ final class DaemonMethods {
       params.addProperty("stream", stream);
       params.addProperty("text", pending.toString());
       pending.setLength(0);
-      call.notify("output", params);
+      call.hand("output", params);
     }
 
     @Override

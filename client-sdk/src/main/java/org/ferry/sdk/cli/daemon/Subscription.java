@@ -12,9 +12,10 @@ import org.ferry.sdk.ReceivedMessage;
 
 /**
  * A {@code subscribe}d connection: each {@link FerryListener} event becomes an {@code event}
- * notification. A message is handed over (and leaves the local inbox) only once its
- * notification is written; if the connection is gone, the listener throws and the message
- * stays for another listener or a later receive.
+ * notification. A message is handed over (and leaves the local inbox) only once the
+ * subscriber acknowledged its notification; if it does not (it went away, answered
+ * {@code "ok": false} or took over {@link DaemonServer#ACK_TIMEOUT}), the listener throws and
+ * the message stays for another listener or a later receive.
  */
 final class Subscription implements FerryListener {
   private final DaemonMethods.Call call;
@@ -24,11 +25,19 @@ final class Subscription implements FerryListener {
   }
 
   private void send(String type, JsonObject event) {
+    send(type, event, false);
+  }
+
+  private void send(String type, JsonObject event, boolean acknowledged) {
     JsonObject params = new JsonObject();
     params.addProperty("type", type);
     event.entrySet().forEach(e -> params.add(e.getKey(), e.getValue()));
     try {
-      call.notify("event", params);
+      if (acknowledged) {
+        call.hand("event", params);
+      } else {
+        call.notify("event", params);
+      }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -42,7 +51,7 @@ final class Subscription implements FerryListener {
 
   @Override
   public void onMessage(ReceivedMessage message) {
-    send("message", JsonViews.message(message));
+    send("message", JsonViews.message(message), true);
   }
 
   @Override

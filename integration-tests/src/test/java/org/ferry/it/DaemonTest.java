@@ -204,6 +204,26 @@ class DaemonTest {
         // Handed to the subscriber: not handed again.
         assertEquals(List.of(), Cli.client(a, "receive", "--timeout", "1").outLines());
         assertFalse(daemon.stderrText().contains("pushed"), "message text in the daemon's log");
+
+        // An async send: queued at once, its outcome an event with the message id Bob sees.
+        events.send(
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"sendAsync\",\"params\":{\"label\":\"bob\",\"text\":\"queued\"}}");
+        // The answer and the event may come in either order.
+        JsonObject queued = null;
+        JsonObject accepted = null;
+        while (queued == null || accepted == null) {
+          JsonObject m = events.next().orElseThrow();
+          if (!m.has("method")) {
+            queued = m;
+          } else if ("sendAccepted".equals(m.getAsJsonObject("params").get("type").getAsString())) {
+            accepted = m.getAsJsonObject("params");
+          }
+        }
+        assertTrue(queued.getAsJsonObject("result").get("queued").getAsBoolean(), queued.toString());
+        assertEquals("bob", accepted.get("contact").getAsString());
+        List<String> atBob = Cli.client(b, "receive", "--json", "--timeout", "2").outLines();
+        assertEquals(1, atBob.size(), atBob.toString());
+        assertTrue(atBob.get(0).contains(accepted.get("messageId").getAsString()), atBob + " vs " + accepted);
       }
     }
   }

@@ -33,7 +33,7 @@ final class DaemonMethods {
       "INVALID_INVITATION", "INVITATION_EXPIRED", "INVITATION_USED", "ALREADY_ACCEPTED", "UNKNOWN_CONTACT",
       "INVALID_LABEL", "IDENTITY_CHANGED", "CONTACT_NOT_READY", "NOT_INITIALIZED", "ALREADY_INITIALIZED",
       "STORAGE", "TOO_LARGE", "RECIPIENT_FULL", "RATE_LIMITED", "CREATION_TOKEN_REQUIRED", "INVALID_BRIDGE",
-      "SAFETY_NUMBER_MISMATCH", "CLOSED", "INVALID_SAFETY_NUMBER");
+      "SAFETY_NUMBER_MISMATCH", "CLOSED", "INVALID_SAFETY_NUMBER", "INVALID_TEXT");
   static final int OTHER_REASON = 1099;
 
   /** One call's view of its connection. */
@@ -81,6 +81,16 @@ final class DaemonMethods {
         case "accept" -> JsonViews.contact(client.acceptInvitation(string(params, "uri"), string(params, "name")));
         case "send" -> JsonViews.sent(string(params, "label"),
             client.send(string(params, "label"), string(params, "text")));
+        case "sendAsync" -> {
+          // Queued in the client's outbox; the outcome comes as a sendAccepted or sendFailed
+          // event to subscribers, with the message id.
+          String label = string(params, "label");
+          client.sendAsync(label, string(params, "text"));
+          JsonObject o = new JsonObject();
+          o.addProperty("contact", label);
+          o.addProperty("queued", true);
+          yield o;
+        }
         case "receive" -> receive(params, call);
         case "contacts" -> {
           JsonArray all = new JsonArray();

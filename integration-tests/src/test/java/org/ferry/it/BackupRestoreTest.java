@@ -121,7 +121,7 @@ class BackupRestoreTest {
         "--data", data.toString());
     assertEquals(0, b.exit(), b.err());
     assertTrue(b.out().contains("backup of the stopped server (fingerprint " + fingerprint + ")"), b.out());
-    assertEquals(List.of(), list(data.resolve("backup-staging")), "nothing left staged");
+    assertFalse(Files.exists(data.resolve("backup-staging")), "nothing left staged, not even the directory");
     FerryProcess.Exited r = FerryProcess.runServer(dir.resolve("r"), "restore", dir.resolve("bk").toString(),
         "--data", dir.resolve("new").toString());
     assertEquals(0, r.exit(), r.err());
@@ -193,6 +193,55 @@ class BackupRestoreTest {
       }
     }
     assertTrue(Files.exists(root.resolve("identity").resolve("server-key.pem")), "the key is in it");
+  }
+
+  @Test
+  void aBackupHoldsOnlyTheServersOwnFilesGoesOutsideTheDataDirectoryAndAStoreWithoutItsKeyNeverStarts()
+      throws Exception {
+    Path data = dir.resolve("server");
+    String fingerprint;
+    try (FerryProcess server = FerryProcess.server(dir.resolve("run1"), "--data", data.toString(),
+        "--listen", "127.0.0.1:0")) {
+      fingerprint = server.address().fingerprintText();
+    }
+    // What an operator left in the data directory is not the server's, and not backed up.
+    Files.writeString(data.resolve("notes.txt"), "the operator's own");
+    Files.createDirectories(data.resolve("old-backup"));
+    Files.writeString(data.resolve("old-backup").resolve("copy.pem"), "another copy of a key");
+
+    FerryProcess.Exited inside = FerryProcess.runServer(dir.resolve("b0"), "backup",
+        data.resolve("backups").resolve("monday").toString(), "--data", data.toString());
+    assertEquals(1, inside.exit(), inside.err());
+    assertTrue(inside.err().contains("is inside the data directory"), inside.err());
+    assertFalse(Files.exists(data.resolve("backups")), "nothing made for the refused backup");
+
+    Path bk = dir.resolve("bk");
+    FerryProcess.Exited b = FerryProcess.runServer(dir.resolve("b"), "backup", bk.toString(), "--data", data.toString());
+    assertEquals(0, b.exit(), b.err());
+    String manifest = Files.readString(bk.resolve("ferry-backup"));
+    assertFalse(manifest.contains("notes.txt") || manifest.contains("old-backup"), manifest);
+    assertTrue(manifest.contains("identity/"), manifest);
+
+    // Half a restore: the store without its key. The server refuses rather than make a new key.
+    Path half = dir.resolve("half");
+    Files.createDirectories(half);
+    Files.setPosixFilePermissions(half, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+    try (Stream<Path> files = Files.walk(bk.resolve("store"))) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        Path to = half.resolve(bk.relativize(f).toString());
+        if (Files.isDirectory(f)) {
+          Files.createDirectories(to);
+        } else {
+          Files.copy(f, to);
+        }
+      }
+    }
+    FerryProcess.Exited refused = FerryProcess.runServer(dir.resolve("s"), "--data", half.toString(),
+        "--listen", "127.0.0.1:0");
+    assertTrue(refused.exit() != 0, refused.out());
+    assertTrue(refused.err().contains("holds a store but not its key"), refused.err());
+    assertFalse(Files.exists(half.resolve("identity")), "no new key was made");
+    assertTrue(fingerprint.length() > 0);
   }
 
   private static List<Path> list(Path dir) throws Exception {

@@ -123,6 +123,23 @@ class ConfigFileTest {
   }
 
   @Test
+  void anEmptyDataPathIsRefusedBeforeAnythingIsWritten() throws Exception {
+    Path config = Files.writeString(dir.resolve("server.toml"), "data = \"\"\nlisten = \"127.0.0.1:0\"\n");
+    Path run = dir.resolve("run");
+    FerryProcess.Exited fromFile = FerryProcess.runServer(run, "--config", config.toString());
+    assertEquals(2, fromFile.exit(), fromFile.err());
+    assertEquals(1, fromFile.errLines().size(), fromFile.err());
+    assertTrue(fromFile.err().contains(config + " line 1: data: must name a directory"), fromFile.err());
+    FerryProcess.Exited fromFlag = FerryProcess.runServer(run, "--data", "", "--listen", "127.0.0.1:0");
+    assertEquals(2, fromFlag.exit(), fromFlag.err());
+    assertTrue(fromFlag.err().contains("--data: must name a directory"), fromFlag.err());
+    for (String made : List.of("identity", "store", "clock", ".lock")) {
+      assertFalse(Files.exists(run.resolve(made)), made + " was written where the server ran");
+      assertFalse(Files.exists(Path.of(made).toAbsolutePath()), made + " was written in the test's directory");
+    }
+  }
+
+  @Test
   void printConfigShowsTheEffectiveValuesAndNoSecret() throws Exception {
     Path token = Files.writeString(dir.resolve("token"), TOKEN + "\n");
     Path data = dir.resolve("data");

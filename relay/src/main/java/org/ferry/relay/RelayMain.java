@@ -91,6 +91,11 @@ public final class RelayMain implements Callable<Integer> {
           throw new ConfigException("--" + key + " is required (or '" + key + "' in the config file)");
         }
       }
+      settings.check("data", (java.nio.file.Path v) -> {
+        if (v.toString().isBlank()) {
+          throw new IllegalArgumentException("must name a directory, got an empty path");
+        }
+      });
       settings.check("listen", (String v) -> HostPort.parse(v));
       settings.check("upstream", (String v) -> {
         if (v.contains("#")) {

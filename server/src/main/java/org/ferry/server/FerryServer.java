@@ -23,6 +23,7 @@ import io.netty.handler.ssl.SslProvider;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -478,7 +479,27 @@ public final class FerryServer implements AutoCloseable {
       }
     }
 
+    /**
+     * A store whose key is gone (a restore cut off before its last step, a store copied without
+     * identity/) would start under a new key, which every client's pin refuses: say so instead.
+     */
+    private static void refuseStoreWithoutKey(Path dataDirectory) throws IOException {
+      Path store = dataDirectory.resolve("store");
+      if (Files.isDirectory(store) && !Files.exists(dataDirectory.resolve("identity"))) {
+        boolean used;
+        try (java.util.stream.Stream<Path> files = Files.list(store)) {
+          used = files.findAny().isPresent();
+        }
+        if (used) {
+          throw new IOException(dataDirectory + " holds a store but not its key (identity/): a new key would"
+              + " break every client's pin. Restore the whole backup again (ferry server restore), or put"
+              + " identity/ back; nothing was changed");
+        }
+      }
+    }
+
     private FerryServer start(DataDirectoryLock lock) throws IOException {
+      refuseStoreWithoutKey(dataDirectory);
       Path clockFile = dataDirectory.resolve("clock");
       // Backups a killed backup command never took.
       ServerBackup.removeStaged(dataDirectory);

@@ -190,6 +190,7 @@ public final class ServerMain implements Callable<Integer> {
 
   /** Every option's range, naming the flag or the file's line that gave a bad value. */
   private HostPort check(ConfigFile settings) throws ConfigException {
+    settings.check("data", (Path v) -> namesADirectory(v));
     settings.check("listen", (String v) -> HostPort.parse(v));
     settings.check("advertise", (String v) -> HostPort.checkHost(v));
     settings.check("mailbox-max-envelopes", (Long v) -> atLeast(1, v));
@@ -207,6 +208,13 @@ public final class ServerMain implements Callable<Integer> {
       throw new ConfigException(settings.describe("fallback") + ": needs carriers");
     }
     return HostPort.parse(listen);
+  }
+
+  /** An empty path would put the key and the store in whatever directory one runs in. */
+  static void namesADirectory(Path data) {
+    if (data.toString().isBlank()) {
+      throw new IllegalArgumentException("must name a directory, got an empty path");
+    }
   }
 
   static void atLeast(long least, long value) {

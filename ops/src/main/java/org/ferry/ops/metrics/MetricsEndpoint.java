@@ -27,6 +27,12 @@ public final class MetricsEndpoint implements AutoCloseable {
    */
   public static MetricsEndpoint start(InetSocketAddress address, PrometheusRegistry registry) throws IOException {
     Objects.requireNonNull(registry, "registry");
+    if (!address.getAddress().isLoopbackAddress()) {
+      org.slf4j.LoggerFactory.getLogger(MetricsEndpoint.class).warn(
+          "metrics are served without authentication beyond loopback, on {}: anyone who can reach it"
+              + " reads the server's traffic figures; keep it on 127.0.0.1 or behind a firewall",
+          address.getAddress().getHostAddress());
+    }
     JvmMetrics.builder().register(registry);
     HTTPServer server = HTTPServer.builder()
         .inetAddress(address.getAddress())

@@ -38,6 +38,24 @@ public final class AdminClient {
   }
 
   /**
+   * The server closes a connection from any other user unanswered (SO_PEERCRED): say so before
+   * trying, rather than report a reset connection.
+   */
+  private static void refuseOtherUser(Path socket) throws IOException {
+    try {
+      int owner = (Integer) Files.getAttribute(socket, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+      int self = (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+      if (owner != self) {
+        throw new AccessDeniedException(socket.toString(), null,
+            "the server runs as another user (uid " + owner + "): run this as that user (as uid " + self
+                + ", the server would not answer)");
+      }
+    } catch (UnsupportedOperationException | IllegalArgumentException e) {
+      // No unix attributes here: the server's own check answers.
+    }
+  }
+
+  /**
    * Sends {@code command} to the server of {@code dataDirectory} and returns its JSON answer.
    *
    * @param timeout how long to wait for the answer; {@code Optional.empty()} waits as long as it takes
@@ -57,6 +75,7 @@ public final class AdminClient {
       }
       throw new NotRunningException("no Ferry server is running on " + dataDirectory);
     }
+    refuseOtherUser(socket);
     ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "ferry-admin-timeout");
       t.setDaemon(true);

@@ -43,7 +43,7 @@ public final class AdminCommands {
     public Integer call() {
       boolean existed = Files.exists(target);
       try {
-        ServerBackup.prepareTarget(target);
+        ServerBackup.prepareTarget(target, data);
       } catch (IOException e) {
         return fail(e.getMessage());
       }
@@ -56,7 +56,7 @@ public final class AdminCommands {
           try {
             s = ServerBackup.copyOut(staged, target);
           } finally {
-            deleteQuietly(staged);
+            deleteStaged(staged);
           }
           how = "from the running server";
         } catch (AdminClient.NotRunningException e) {
@@ -93,7 +93,7 @@ public final class AdminCommands {
         try {
           return ServerBackup.copyOut(staged, target);
         } finally {
-          deleteQuietly(staged);
+          deleteStaged(staged);
         }
       }
     }
@@ -243,6 +243,16 @@ public final class AdminCommands {
       u++;
     }
     return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
+  }
+
+  /** Removes a staged backup, and the staging directory too once nothing else is staged there. */
+  private static void deleteStaged(Path staged) {
+    deleteQuietly(staged);
+    try {
+      Files.deleteIfExists(staged.getParent());
+    } catch (IOException e) {
+      // Another backup is staged there (or it is gone): left for it, or for the next start.
+    }
   }
 
   private static void deleteQuietly(Path p) {

@@ -59,9 +59,12 @@ public final class ServerBackup {
   private static final String FORMAT = "ferry-backup 1";
   private static final String STORE = "store";
   private static final String CERT = "identity/server-cert.pem";
-  /** Entries of a data directory that are not backed up: the lock, the live store, its reserve, what start-up remakes. */
-  private static final Set<String> LEFT_OUT = Set.of(DataDirectoryLock.FILE_NAME, STORE, "store.reserve",
-      "store.reserve.partial", "server-address", "admin.sock", STAGING);
+  /**
+   * What of a data directory is backed up besides the store's checkpoint and the clock: the
+   * server's key and the carriers' keys and secrets. Nothing else is (not stray files an operator
+   * left there, nor a backup made inside it).
+   */
+  private static final Set<String> BACKED_UP = Set.of("identity", "relay");
   private static final FileAttribute<Set<PosixFilePermission>> OWNER_ONLY_DIR =
       PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
   private static final FileAttribute<Set<PosixFilePermission>> OWNER_ONLY_FILE =
@@ -92,7 +95,7 @@ public final class ServerBackup {
       try (DirectoryStream<Path> entries = Files.newDirectoryStream(dataDirectory)) {
         for (Path entry : entries) {
           String name = entry.getFileName().toString();
-          if (!LEFT_OUT.contains(name) && !name.startsWith(".")) {
+          if (BACKED_UP.contains(name)) {
             copyTree(entry, staged.resolve(name));
           }
         }
@@ -118,11 +121,28 @@ public final class ServerBackup {
 
   /**
    * Makes {@code target} owner-only, ready for a backup: created if missing (its parents as
-   * usual), accepted if it is an empty directory.
+   * usual), accepted if it is an empty directory outside {@code dataDirectory}.
    *
-   * @throws IOException if it exists and is not an empty directory, naming it
+   * @throws IOException if it exists and is not an empty directory, or lies inside the data
+   *     directory, naming it
    */
-  public static void prepareTarget(Path target) throws IOException {
+  public static void prepareTarget(Path target, Path dataDirectory) throws IOException {
+    Path data = dataDirectory.toAbsolutePath().normalize();
+    Path where = target.toAbsolutePath().normalize();
+    if (Files.exists(data)) {
+      data = data.toRealPath();
+      Path existing = where;
+      while (existing != null && !Files.exists(existing)) {
+        existing = existing.getParent();
+      }
+      if (existing != null) {
+        where = existing.toRealPath().resolve(existing.relativize(where));
+      }
+    }
+    if (where.startsWith(data)) {
+      throw new IOException(target + " is inside the data directory " + dataDirectory
+          + "; a backup goes elsewhere (another directory, better another disk)");
+    }
     if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
       if (!Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
         throw new IOException(target + " exists and is not a directory; give a new or empty directory");

@@ -110,14 +110,12 @@ public final class ServerMetrics {
 
   /** Counts a failed send or call if a quota or limit refused it. */
   public void refused(Throwable failure) {
-    Status status = Status.fromThrowable(failure);
-    if (status.getCode() == Status.Code.RESOURCE_EXHAUSTED || status.getCode() == Status.Code.PERMISSION_DENIED) {
-      String reason = ErrorReasons.of(failure).orElse("");
-      if (REFUSALS.contains(reason)) {
-        refusals.labelValues(reason).inc();
-      } else if (status.getCode() == Status.Code.RESOURCE_EXHAUSTED) {
-        refusals.labelValues("STREAM_LIMIT").inc();
-      }
+    // By reason, whatever the code (a missing creation token is UNAUTHENTICATED).
+    String reason = ErrorReasons.of(failure).orElse("");
+    if (REFUSALS.contains(reason)) {
+      refusals.labelValues(reason).inc();
+    } else if (Status.fromThrowable(failure).getCode() == Status.Code.RESOURCE_EXHAUSTED) {
+      refusals.labelValues("STREAM_LIMIT").inc();
     }
   }
 

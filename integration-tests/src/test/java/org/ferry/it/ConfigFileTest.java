@@ -99,6 +99,8 @@ class ConfigFileTest {
       unknown table       | '[metrics]'                        | metrics
       wrong type          | mailbox-max-envelopes = "5"        | mailbox-max-envelopes
       wrong type, size    | storage-budget = true              | storage-budget
+      size out of range   | mailbox-max-bytes = 10000000000000000 | mailbox-max-bytes
+      missing token file  | creation-token-file = "/nonexistent/tok" | creation-token-file
       out of range        | create-burst = 0                   | create-burst
       out of range, int   | create-burst = 99999999999         | create-burst
       bad duration        | default-ttl = "3 weeks"            | default-ttl

@@ -191,6 +191,11 @@ public final class ServerMain implements Callable<Integer> {
   /** Every option's range, naming the flag or the file's line that gave a bad value. */
   private HostPort check(ConfigFile settings) throws ConfigException {
     settings.check("data", (Path v) -> namesADirectory(v));
+    settings.check("creation-token-file", (Path v) -> {
+      if (!Files.isRegularFile(v) || !Files.isReadable(v)) {
+        throw new IllegalArgumentException("cannot read " + v + " (missing, not a file, or not readable by this user)");
+      }
+    });
     settings.check("listen", (String v) -> HostPort.parse(v));
     settings.check("advertise", (String v) -> HostPort.checkHost(v));
     settings.check("mailbox-max-envelopes", (Long v) -> atLeast(1, v));
@@ -263,7 +268,7 @@ public final class ServerMain implements Callable<Integer> {
   static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
     @Override
     public Long convert(String value) {
-      Matcher m = Pattern.compile("(\\d{1,12})([KMGT]?)i?B?", Pattern.CASE_INSENSITIVE).matcher(value.strip());
+      Matcher m = Pattern.compile("(\\d+)([KMGT]?)i?B?", Pattern.CASE_INSENSITIVE).matcher(value.strip());
       if (!m.matches()) {
         throw new CommandLine.TypeConversionException(
             "expected a size such as 64M or 4G; got '" + value + "'");
@@ -275,9 +280,10 @@ public final class ServerMain implements Callable<Integer> {
         case "T" -> 40;
         default -> 0;
       };
-      long n = Long.parseLong(m.group(1));
-      if (n <= 0 || n > (Long.MAX_VALUE >> shift)) {
-        throw new CommandLine.TypeConversionException("size out of range: '" + value + "'");
+      // Digits, but too many for any disk: out of range, not a malformed size.
+      long n = m.group(1).length() > 15 ? Long.MAX_VALUE : Long.parseLong(m.group(1));
+      if (n <= 0 || n > (1L << 50) >> shift) {
+        throw new CommandLine.TypeConversionException("size out of range (1 byte to 1 PiB): '" + value + "'");
       }
       return n << shift;
     }

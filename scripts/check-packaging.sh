@@ -53,6 +53,18 @@ await_file() {
   die "$file did not appear (log above)"
 }
 
+# Waits (up to 60 s) for a line holding TEXT in LOG, written by process PID; fails if PID dies.
+await_line() {
+  local text="$1" log="$2" pid="$3"
+  for _ in $(seq 1 240); do
+    grep -qF "$text" "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  cat "$log" >&2
+  die "'$text' did not appear in $log (above)"
+}
+
 # Sends SIGTERM and expects the JVM's exit status for it, 143, within 30 s.
 stop_expecting_143() {
   local pid="$1" what="$2" rc=0
@@ -257,10 +269,10 @@ PY
       FERRY_LIB=/opt/ferry/libs FERRY_PUBLIC_HOST=127.0.0.1 /bin/sh -c "$entry" \
       > "$WORK/image-relay.log" 2>&1 &
   relay_pid=$!; PIDS+=("$relay_pid")
+  # Its ready line comes after its bridges file: wait for the line itself.
+  await_line "ferry relay ready: forwarding to server:7443" "$WORK/image-relay.log" "$relay_pid"
   await_file "$WORK/rootfs/var/lib/ferry/relay/bridges" "$relay_pid" "$WORK/image-relay.log"
   fingerprint="$(cut -d'#' -f2 "$WORK/rootfs/var/lib/ferry/server/server-address")"
-  grep -qF "forwarding to server:7443" "$WORK/image-relay.log" \
-    || { cat "$WORK/image-relay.log" >&2; die "the compose relay does not forward to server:7443"; }
   for carrier in ws poll obfs4; do
     grep -q "^$carrier " "$WORK/rootfs/var/lib/ferry/relay/bridges" \
       || die "the compose relay has no $carrier bridge line: $(cat "$WORK/rootfs/var/lib/ferry/relay/bridges")"

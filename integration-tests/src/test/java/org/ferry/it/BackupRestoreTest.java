@@ -41,8 +41,17 @@ class BackupRestoreTest {
     int port;
     try (FerryClient alice = TestClients.open(dir, "alice");
         FerryClient bob = TestClients.open(dir, "bob")) {
+      // The restored server must come back on the same ports (the clients pin host and port, and
+      // the bridge line its port): ports below the kernel's ephemeral range, which no outgoing
+      // connection can take meanwhile, as one picked by the kernel could be.
+      int carrierPort = freePortBelowEphemeral();
+      int listenPort = freePortBelowEphemeral();
+      while (listenPort == carrierPort) {
+        listenPort = freePortBelowEphemeral();
+      }
       try (FerryProcess server = FerryProcess.server(dir.resolve("run1"), "--data", data.toString(),
-          "--listen", "127.0.0.1:0", "--carriers", "ws")) {
+          "--listen", "127.0.0.1:" + listenPort, "--carriers", "ws",
+          "--carrier-listen", "127.0.0.1:" + carrierPort)) {
         port = server.address().port();
         fingerprint = server.address().fingerprintText();
         alice.initialize(server.address());
@@ -94,7 +103,7 @@ class BackupRestoreTest {
       assertOwnerOnly(restored);
 
       try (FerryProcess again = FerryProcess.server(dir.resolve("run2"), "--data", restored.toString(),
-          "--listen", "127.0.0.1:" + port, "--carriers", "ws")) {
+          "--listen", "127.0.0.1:" + port, "--carriers", "ws", "--carrier-listen", "127.0.0.1:" + carrierPort)) {
         assertEquals(fingerprint, again.address().fingerprintText(), "same key, so clients' pins hold");
         Set<String> received = new HashSet<>();
         await().atMost(BOUND).until(() -> {
@@ -102,7 +111,6 @@ class BackupRestoreTest {
           return received.containsAll(beforeBackup);
         });
         // Bridge lines are kept too (secret path, pin): the carriers' secrets came back with the key.
-        // (The first run's carrier port was picked at random.)
         assertEquals(lines(dir.resolve("run1")), lines(dir.resolve("run2")));
         assertEquals(1, lines(dir.resolve("run2")).size());
       }
@@ -242,6 +250,25 @@ class BackupRestoreTest {
     assertTrue(refused.err().contains("holds a store but not its key"), refused.err());
     assertFalse(Files.exists(half.resolve("identity")), "no new key was made");
     assertTrue(fingerprint.length() > 0);
+  }
+
+  /**
+   * A free loopback port between 20000 and 30000, below the kernel's ephemeral range (from 32768
+   * by default), so that it stays free for a later run unless someone binds it on purpose.
+   */
+  private static int freePortBelowEphemeral() throws Exception {
+    // Linux's ephemeral range starts at 32768 unless changed.
+    java.util.Random random = new java.util.Random();
+    for (int tries = 0; tries < 200; tries++) {
+      int candidate = 20000 + random.nextInt(10000);
+      try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+        probe.bind(new java.net.InetSocketAddress("127.0.0.1", candidate));
+        return candidate;
+      } catch (java.io.IOException taken) {
+        // Try another.
+      }
+    }
+    throw new IllegalStateException("no free port between 20000 and 30000");
   }
 
   private static List<Path> list(Path dir) throws Exception {

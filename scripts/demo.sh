@@ -37,9 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() {
+# Starts the server on ADDRESS; returns 1 (printing nothing) if it does not come up.
+try_start_server() {
   rm -f "$WORK/server/server-address"
-  "$FERRY" server --data "$WORK/server" --listen "${1:-127.0.0.1:0}" >"$WORK/server.out" 2>"$WORK/server.err" &
+  "$FERRY" server --data "$WORK/server" --listen "$1" >"$WORK/server.out" 2>"$WORK/server.err" &
   SERVER_PID=$!
   for _ in $(seq 1 120); do
     if [[ -s "$WORK/server/server-address" ]]; then
@@ -51,6 +52,21 @@ start_server() {
     fi
     sleep 0.25
   done
+  return 1
+}
+
+# Starts the server on ADDRESS, or (without one) on a free port between 20000 and 29999: below
+# the kernel's ephemeral range (from 32768), so that no outgoing connection can take the port
+# while the server is down for its restart, which must come back on the same port.
+start_server() {
+  if [[ -n "${1:-}" ]]; then
+    try_start_server "$1" && return 0
+  else
+    for _ in 1 2 3 4 5 6 7 8; do
+      try_start_server "127.0.0.1:$((20000 + RANDOM % 10000))" && return 0
+      grep -q 'Address already in use' "$WORK/server.err" || break
+    done
+  fi
   echo "demo: the server did not start:" >&2
   cat "$WORK/server.err" >&2
   exit 1
@@ -83,7 +99,7 @@ expect_line() {
 }
 
 step "1. Start a home server (it makes its key on first start; clients pin its fingerprint)"
-show ferry server --data server --listen 127.0.0.1:0
+show ferry server --data server --listen "127.0.0.1:<a free port>"
 start_server
 ADDRESS="$(cat "$WORK/server/server-address")"
 # Restarts must come back on the same port: clients know the server by its address.

@@ -137,7 +137,7 @@ public final class FerryClient implements AutoCloseable {
 
   /** The background loop kept a delivery: queued messages held for a new session may go now. */
   private void arrival() {
-    outbox.kick();
+    outbox.retryNow();
   }
 
   /** The longest the background loop waits before it tries to reconnect: 60 s. */

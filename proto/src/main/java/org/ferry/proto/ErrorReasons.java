@@ -29,6 +29,17 @@ public final class ErrorReasons {
   public static final String RATE_LIMITED = "RATE_LIMITED";
   /** CreateMailbox, UNAUTHENTICATED: this server needs its operator's creation token. */
   public static final String CREATION_TOKEN_REQUIRED = "CREATION_TOKEN_REQUIRED";
+  /** Federation, a forwarded item's outcome (DEADLINE_EXCEEDED): its ttl ran out before the
+   * destination server accepted it. */
+  public static final String EXPIRED = "EXPIRED";
+  /** Forward, Deliver, FAILED_PRECONDITION or PERMISSION_DENIED: a server's peer policy refuses
+   * to federate with the other server (denylist, allowlist, federation off). */
+  public static final String PEER_REFUSED = "PEER_REFUSED";
+  /** Deliver, FAILED_PRECONDITION: the routing part names a routing key id the destination does
+   * not hold (any more): fetch its routing key again. */
+  public static final String UNKNOWN_ROUTING_KEY = "UNKNOWN_ROUTING_KEY";
+  /** Forward, RESOURCE_EXHAUSTED: the home server's queue for that destination is full. */
+  public static final String PEER_QUEUE_FULL = "PEER_QUEUE_FULL";
 
   private ErrorReasons() {}
 

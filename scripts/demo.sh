@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Ferry demo: a home server and two users, Alice and Bob, in a temporary directory.
+# Ferry demo: a home server and users Alice and Bob, a relay for Carol, and a second server for
+# Dan (federation), in a temporary directory.
 # Narrates each step with the exact command it runs; exits 0 only if every message arrived.
 set -euo pipefail
 
@@ -7,6 +8,7 @@ ROOT="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 FERRY="$ROOT/ferry"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferry-demo.XXXXXX")"
 SERVER_PID=""
+SERVER2_PID=""
 RELAY_PID=""
 
 bold() { if [[ -t 1 ]]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
@@ -29,25 +31,30 @@ cleanup() {
     kill -TERM "$RELAY_PID" 2>/dev/null || true
     wait "$RELAY_PID" 2>/dev/null || true
   fi
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "$SERVER_PID" "$SERVER2_PID"; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# Starts the server on ADDRESS; returns 1 (printing nothing) if it does not come up.
+# Starts server NAME (its data in $WORK/NAME) on ADDRESS, its pid in STARTED_PID; returns 1
+# (printing nothing) if it does not come up.
 try_start_server() {
-  rm -f "$WORK/server/server-address"
-  "$FERRY" server --data "$WORK/server" --listen "$1" >"$WORK/server.out" 2>"$WORK/server.err" &
-  SERVER_PID=$!
+  local name="$1"
+  rm -f "$WORK/$name/server-address"
+  "$FERRY" server --data "$WORK/$name" --listen "$2" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  STARTED_PID=$!
   for _ in $(seq 1 120); do
-    if [[ -s "$WORK/server/server-address" ]]; then
-      sed 's/^/   /' "$WORK/server.out"
+    if [[ -s "$WORK/$name/server-address" ]]; then
+      sed 's/^/   /' "$WORK/$name.out"
       return 0
     fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    if ! kill -0 "$STARTED_PID" 2>/dev/null; then
       break
     fi
     sleep 0.25
@@ -55,21 +62,27 @@ try_start_server() {
   return 1
 }
 
-# Starts the server on ADDRESS, or (without one) on a free port between 20000 and 29999: below
+# Starts server NAME on ADDRESS, or (without one) on a free port between 20000 and 29999: below
 # the kernel's ephemeral range (from 32768), so that no outgoing connection can take the port
 # while the server is down for its restart, which must come back on the same port.
-start_server() {
-  if [[ -n "${1:-}" ]]; then
-    try_start_server "$1" && return 0
+start_named_server() {
+  local name="$1"
+  if [[ -n "${2:-}" ]]; then
+    try_start_server "$name" "$2" && return 0
   else
     for _ in 1 2 3 4 5 6 7 8; do
-      try_start_server "127.0.0.1:$((20000 + RANDOM % 10000))" && return 0
-      grep -q 'Address already in use' "$WORK/server.err" || break
+      try_start_server "$name" "127.0.0.1:$((20000 + RANDOM % 10000))" && return 0
+      grep -q 'Address already in use' "$WORK/$name.err" || break
     done
   fi
   echo "demo: the server did not start:" >&2
-  cat "$WORK/server.err" >&2
+  cat "$WORK/$name.err" >&2
   exit 1
+}
+
+start_server() {
+  start_named_server server "${1:-}"
+  SERVER_PID="$STARTED_PID"
 }
 
 stop_server() {
@@ -177,7 +190,7 @@ if ! grep -q "connected via ws" <<<"$OUT"; then
   exit 1
 fi
 
-step "13. Carol invites Alice: the invitation carries the bridge line, so Alice reaches Carol the same way"
+step "13. Carol invites Alice: they are on the same server, which Alice reaches directly and Carol through the relay"
 client carol invite --name alice
 URI="$OUT"
 client alice accept "$URI" --name carol
@@ -185,5 +198,30 @@ client alice send carol "hello Carol, through the relay"
 client carol receive --timeout 2
 expect_line "$OUT" "alice: hello Carol, through the relay"
 
+step "14. Another organisation runs a second server; Dan's home is there"
+show ferry server --data server2 --listen "127.0.0.1:<a free port>"
+start_named_server server2
+SERVER2_PID="$STARTED_PID"
+ADDRESS2="$(cat "$WORK/server2/server-address")"
+client dan init --server "$ADDRESS2"
+
+step "15. Alice invites Dan: Dan's server fetches the invitation from Alice's for him"
+echo "   (each client talks only to its own home server; the servers talk to each other, so"
+echo "    Alice's server never sees Dan's address, and Dan's never sees Alice's)"
+client alice invite --name dan
+URI="$OUT"
+client dan accept "$URI" --name alice
+
+step "16. Dan writes to Alice: his server holds the message durably, then hands it to Alice's"
+client dan send alice "hi Alice, Dan here, from the other server"
+client alice receive --timeout 5
+expect_line "$OUT" "dan: hi Alice, Dan here, from the other server"
+client alice send dan "hello Dan, across two servers"
+client dan receive --timeout 5
+expect_line "$OUT" "alice: hello Dan, across two servers"
+
+step "17. Dan sees what became of his sends: his server reports when Alice's server has them"
+client dan sends
+
 echo
-bold "demo: OK: all messages arrived, end to end encrypted, across a server restart and through a relay"
+bold "demo: OK: all messages arrived, end to end encrypted, across a server restart, through a relay and between two servers"

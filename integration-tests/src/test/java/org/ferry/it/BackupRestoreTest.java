@@ -44,10 +44,10 @@ class BackupRestoreTest {
       // The restored server must come back on the same ports (the clients pin host and port, and
       // the bridge line its port): ports below the kernel's ephemeral range, which no outgoing
       // connection can take meanwhile, as one picked by the kernel could be.
-      int carrierPort = freePortBelowEphemeral();
-      int listenPort = freePortBelowEphemeral();
+      int carrierPort = org.ferry.it.load.Ports.belowEphemeral("127.0.0.1");
+      int listenPort = org.ferry.it.load.Ports.belowEphemeral("127.0.0.1");
       while (listenPort == carrierPort) {
-        listenPort = freePortBelowEphemeral();
+        listenPort = org.ferry.it.load.Ports.belowEphemeral("127.0.0.1");
       }
       try (FerryProcess server = FerryProcess.server(dir.resolve("run1"), "--data", data.toString(),
           "--listen", "127.0.0.1:" + listenPort, "--carriers", "ws",
@@ -250,25 +250,6 @@ class BackupRestoreTest {
     assertTrue(refused.err().contains("holds a store but not its key"), refused.err());
     assertFalse(Files.exists(half.resolve("identity")), "no new key was made");
     assertTrue(fingerprint.length() > 0);
-  }
-
-  /**
-   * A free loopback port between 20000 and 30000, below the kernel's ephemeral range (from 32768
-   * by default), so that it stays free for a later run unless someone binds it on purpose.
-   */
-  private static int freePortBelowEphemeral() throws Exception {
-    // Linux's ephemeral range starts at 32768 unless changed.
-    java.util.Random random = new java.util.Random();
-    for (int tries = 0; tries < 200; tries++) {
-      int candidate = 20000 + random.nextInt(10000);
-      try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
-        probe.bind(new java.net.InetSocketAddress("127.0.0.1", candidate));
-        return candidate;
-      } catch (java.io.IOException taken) {
-        // Try another.
-      }
-    }
-    throw new IllegalStateException("no free port between 20000 and 30000");
   }
 
   private static List<Path> list(Path dir) throws Exception {

@@ -19,10 +19,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * </ul>
  * Deliveries again before any confirmation are <b>redelivered</b>: at-least-once allows them
  * (an ack in flight when the server was killed, or not yet applied), and they are only counted.
+ * An envelope delivered under two different delivery ids was <b>stored twice</b> (a failure:
+ * a forwarded item's retry must be answered without storing it again).
  */
-final class CrashLedger {
+public final class CrashLedger {
   /** When a delivery happened. */
-  enum Phase {
+  public enum Phase {
     /** Under load and through crashes, or waiting for the ledger afterwards: live receivers. */
     LIVE,
     /** After the harness restarted the server and connected fresh receivers. */
@@ -37,27 +39,35 @@ final class CrashLedger {
   private final Set<String> confirmed = ConcurrentHashMap.newKeySet();
   private final AtomicLong redelivered = new AtomicLong();
   private final AtomicLong duplicates = new AtomicLong();
+  /** Envelope -> the first "mailbox:deliveryId" it came under. */
+  private final Map<String, String> firstCopy = new ConcurrentHashMap<>();
+  private final Set<String> storedTwice = ConcurrentHashMap.newKeySet();
 
   /** The outcome of a run. */
-  record Result(int cycles, long acked, long delivered, long lost, long stranded, long duplicates,
-      long redelivered) {
-    boolean passed() {
-      return lost == 0 && stranded == 0 && duplicates == 0;
+  public record Result(int cycles, long acked, long delivered, long lost, long stranded, long duplicates,
+      long redelivered, long storedTwice) {
+    public boolean passed() {
+      return lost == 0 && stranded == 0 && duplicates == 0 && storedTwice == 0;
     }
 
-    String line() {
+    public String line() {
       return "crash-test: cycles=" + cycles + " acked=" + acked + " delivered=" + delivered
           + " lost=" + lost + " stranded=" + stranded + " duplicates=" + duplicates
-          + " redelivered=" + redelivered;
+          + " redelivered=" + redelivered + " stored-twice=" + storedTwice;
     }
   }
 
-  void acked(String envelope) {
+  public void acked(String envelope) {
     acked.add(envelope);
   }
 
-  void delivered(String envelope, String mailbox, long deliveryId, Phase phase) {
-    deliveryToEnvelope.put(mailbox + ":" + deliveryId, envelope);
+  public void delivered(String envelope, String mailbox, long deliveryId, Phase phase) {
+    String copy = mailbox + ":" + deliveryId;
+    deliveryToEnvelope.put(copy, envelope);
+    String first = firstCopy.putIfAbsent(envelope, copy);
+    if (first != null && !first.equals(copy)) {
+      storedTwice.add(envelope);
+    }
     if (firstDelivery.putIfAbsent(envelope, phase) != null) {
       if (confirmed.contains(envelope)) {
         duplicates.incrementAndGet();
@@ -67,7 +77,7 @@ final class CrashLedger {
     }
   }
 
-  void confirmed(String mailbox, long deliveryId) {
+  public void confirmed(String mailbox, long deliveryId) {
     String envelope = deliveryToEnvelope.get(mailbox + ":" + deliveryId);
     if (envelope == null) {
       throw new IllegalStateException("the server confirmed an ack for a delivery never received");
@@ -76,14 +86,14 @@ final class CrashLedger {
   }
 
   /** Acknowledged envelopes not delivered in any phase yet. */
-  long missing() {
+  public long missing() {
     return acked.stream().filter(e -> !firstDelivery.containsKey(e)).count();
   }
 
-  Result result(int cycles) {
+  public Result result(int cycles) {
     long delivered = acked.stream().filter(firstDelivery::containsKey).count();
     long stranded = acked.stream().filter(e -> firstDelivery.get(e) == Phase.FINAL).count();
     return new Result(cycles, acked.size(), delivered, acked.size() - delivered, stranded,
-        duplicates.get(), redelivered.get());
+        duplicates.get(), redelivered.get(), storedTwice.size());
   }
 }

@@ -57,4 +57,16 @@ class CrashLedgerTest {
     assertEquals(1, r.redelivered());
     assertTrue(r.passed(), r.line());
   }
+
+  @Test
+  void anEnvelopeDeliveredUnderTwoDeliveryIdsWasStoredTwiceAndFails() {
+    ledger.acked("a");
+    ledger.delivered("a", "m", 1, CrashLedger.Phase.LIVE);
+    ledger.delivered("a", "m", 1, CrashLedger.Phase.LIVE);
+    assertTrue(ledger.result(1).passed(), "a redelivery of the same stored copy is allowed");
+    ledger.delivered("a", "m", 2, CrashLedger.Phase.LIVE);
+    CrashLedger.Result r = ledger.result(1);
+    assertEquals(1, r.storedTwice());
+    assertFalse(r.passed(), r.line());
+  }
 }

@@ -52,9 +52,14 @@ public final class ServerProcess implements AutoCloseable {
 
   /** Starts a server listening on 127.0.0.1:{@code port} (0: any) and waits for its ready line. */
   public static ServerProcess start(Command command, int port) throws IOException {
+    return start(command, "127.0.0.1", port);
+  }
+
+  /** Starts a server listening on {@code host:port} (0: any) and waits for its ready line. */
+  public static ServerProcess start(Command command, String host, int port) throws IOException {
     Files.createDirectories(command.data().toAbsolutePath().getParent());
     List<String> args = new ArrayList<>(command.java());
-    args.addAll(List.of("--data", command.data().toString(), "--listen", "127.0.0.1:" + port));
+    args.addAll(List.of("--data", command.data().toString(), "--listen", host + ":" + port));
     args.addAll(command.extraArgs());
     Process p = new ProcessBuilder(args)
         .redirectError(ProcessBuilder.Redirect.appendTo(command.data().resolveSibling("server-stderr.log").toFile()))

@@ -37,10 +37,12 @@ import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.dial.Dialer;
 import org.ferry.sdk.internal.dial.RouteBook;
+import org.ferry.sdk.internal.federation.HomeForwarder;
 import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
 import org.ferry.sdk.internal.messaging.Outbox;
+import org.ferry.sdk.internal.messaging.SendLog;
 import org.ferry.sdk.internal.messaging.SessionHealer;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
@@ -95,6 +97,7 @@ public final class FerryClient implements AutoCloseable {
   private final ClientContext ctx;
   private final CarrierConnector connector;
   private final Optional<DataDirectoryLock> ownLock;
+  private final HomeForwarder forwarder;
   private final InvitationManager invitations;
   private final MessageSender sender;
   private final MessageReceiver receiver;
@@ -109,16 +112,46 @@ public final class FerryClient implements AutoCloseable {
     this.ctx = ctx;
     this.connector = connector;
     this.ownLock = ownLock;
-    this.invitations = new InvitationManager(ctx);
-    this.sender = new MessageSender(ctx);
+    this.forwarder = new HomeForwarder(ctx);
+    this.invitations = new InvitationManager(ctx, forwarder);
+    this.sender = new MessageSender(ctx, forwarder);
     this.healer = new SessionHealer(ctx, sender);
-    this.receiver = new MessageReceiver(ctx, healer);
+    this.receiver = new MessageReceiver(ctx, healer, forwarder, new MessageReceiver.Outcomes() {
+      @Override
+      public String outboxName() {
+        return FerryClient.this.outbox.nextName();
+      }
+
+      @Override
+      public void settled(SendLog.Settled settled) {
+        String label = labelOf(settled.contactId());
+        if (settled.failure().isPresent()) {
+          FerryException why = settled.failure().get();
+          FerryClient.this.alwaysOn.post(l -> l.onSendFailed(label, settled.messageId(), why));
+        } else {
+          FerryClient.this.alwaysOn.post(l -> l.onSendDelivered(label, settled.messageId()));
+        }
+      }
+
+      @Override
+      public void sendAgain() {
+        FerryClient.this.outbox.kick();
+      }
+    });
     this.alwaysOn = new AlwaysOn(ctx, receiver, this::connected, this::arrival);
+    // The forwarder mailbox is made with the first send to another server: subscribe it then.
+    forwarder.onMailboxCreated(alwaysOn::contactsChanged);
     this.outbox = new Outbox(ctx, sender, new Outbox.Events() {
       @Override
       public void accepted(String contactId, String messageId) {
         String label = labelOf(contactId);
         alwaysOn.post(l -> l.onSendAccepted(label, messageId));
+      }
+
+      @Override
+      public void delivered(String contactId, String messageId) {
+        String label = labelOf(contactId);
+        alwaysOn.post(l -> l.onSendDelivered(label, messageId));
       }
 
       @Override
@@ -201,6 +234,57 @@ public final class FerryClient implements AutoCloseable {
   /** How many messages wait in the outbox for their contact's server to take them. */
   public int pendingSends() {
     return outbox.size();
+  }
+
+  /**
+   * Sends that are not settled yet, and the last {@value SendLog#MAX_FAILED} that failed, for
+   * showing to the user ({@code ferry client sends}). Makes no connection.
+   *
+   * <ul>
+   *   <li>{@link SendStatus.State#QUEUED}: in the local outbox; our home server does not hold
+   *       it yet (offline, or held back: see {@link FerryException.Reason}s of the outbox).
+   *   <li>{@link SendStatus.State#FORWARDING}: our home server holds it durably for the
+   *       contact's server (another one), which has not accepted it yet: the home server keeps
+   *       trying until its time to live runs out.
+   *   <li>{@link SendStatus.State#FAILED}: it will not be delivered; {@link SendStatus#failure}
+   *       says why (EXPIRED, REJECTED, PEER_REFUSED, UNKNOWN_CONTACT...) and which hop failed.
+   * </ul>
+   *
+   * Delivered sends are not listed: {@link FerryListener#onSendDelivered} told of them.
+   *
+   * @return queued ones in outbox order, then forwarded ones by the time the home server took
+   *     them, then failed ones oldest first
+   */
+  public List<SendStatus> sends() {
+    List<SendStatus> all = new ArrayList<>();
+    java.util.Set<String> queued = new java.util.HashSet<>();
+    for (org.ferry.proto.local.v1.OutboxItem item : outbox.items()) {
+      String id = HexFormat.of().formatHex(item.getEnvelopeId().toByteArray());
+      queued.add(id);
+      all.add(new SendStatus(id, labelOf(item.getContactId()), serverOf(item.getTo().getServer()),
+          SendStatus.State.QUEUED, Instant.ofEpochMilli(item.getQueuedAt()), Optional.empty(), Optional.empty()));
+    }
+    for (SendLog.Forwarded f : SendLog.held(ctx.store())) {
+      if (!queued.contains(f.messageId())) {
+        all.add(new SendStatus(f.messageId(), labelOf(f.contactId()), serverOf(f.destination()),
+            SendStatus.State.FORWARDING, Instant.ofEpochMilli(f.queuedAt()),
+            Optional.of(Instant.ofEpochMilli(f.acceptedAt())), Optional.empty()));
+      }
+    }
+    for (SendLog.Failed f : SendLog.failures(ctx.store())) {
+      all.add(new SendStatus(f.messageId(), labelOf(f.contactId()), serverOf(f.destination()),
+          SendStatus.State.FAILED, Instant.ofEpochMilli(f.queuedAt()), Optional.empty(),
+          Optional.of(new SendStatus.Failure(f.reason(), f.message(), Instant.ofEpochMilli(f.failedAt())))));
+    }
+    return all;
+  }
+
+  private static String serverOf(String address) {
+    try {
+      return ServerAddress.parse(address).hostPort();
+    } catch (IllegalArgumentException e) {
+      return "?";
+    }
   }
 
   /**
@@ -347,21 +431,15 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /**
-   * How the home server and every contact's server are reached: the carrier in use, and each
-   * line's successes, failures and back-off. Makes no connection; call after some traffic (or
-   * {@link #checkConnection}) to see the carrier in use.
+   * How the home server is reached: the carrier in use, and each line's successes, failures and
+   * back-off. Makes no connection; call after some traffic (or {@link #checkConnection}) to see
+   * the carrier in use. One entry: the client connects to no other server (contacts' servers
+   * are reached through the home server).
    */
   public List<NetworkStatus> networkStatus() {
     requireInitialized();
     java.util.Set<ServerAddress> servers = new java.util.LinkedHashSet<>();
     servers.add(ctx.homeServer());
-    try (LocalStore.Txn txn = ctx.store().begin()) {
-      for (ContactRecord c : ContactBook.all(txn)) {
-        if (c.hasOutbox()) {
-          servers.add(ServerAddress.parse(c.getOutbox().getServer()));
-        }
-      }
-    }
     return servers.stream().map(server -> new NetworkStatus(
         server.hostPort(),
         ctx.routes().inUse(server).map(BridgeLine::toString),
@@ -904,8 +982,31 @@ public final class FerryClient implements AutoCloseable {
     private Duration dialStagger = Duration.ofMillis(250);
     private Optional<ProxySettings> proxy = Optional.empty();
     private String obfs4proxy = "obfs4proxy";
+    private Optional<java.net.InetAddress> localAddress = Optional.empty();
+    private java.util.function.Function<ServerAddress, io.grpc.ManagedChannel> channels;
 
     private Builder() {}
+
+    /** Tests only: opens the channel to a server (an in-process one) in place of TLS over carriers. */
+    Builder channels(java.util.function.Function<ServerAddress, io.grpc.ManagedChannel> opener) {
+      this.channels = opener;
+      return this;
+    }
+
+    /**
+     * The local address that outgoing connections leave from: every carrier's TCP connection
+     * (direct, WebSocket, HTTP polling, and the connection to a proxy or to obfs4proxy's local
+     * SOCKS port) is bound to it, on a port the system picks. For hosts with several addresses
+     * (say, to leave through one network), and for tests that give each client its own loopback
+     * address ({@code 127.0.0.2}...). The address must be one of this host's, of the same family
+     * (IPv4 or IPv6) as the servers, bridges and proxy it connects to; otherwise connections fail
+     * (UNREACHABLE, naming the line). obfs4proxy's own connection onwards to the bridge is made
+     * by obfs4proxy and is not bound. Default: none, the system chooses per connection.
+     */
+    public Builder localAddress(java.net.InetAddress address) {
+      this.localAddress = Optional.of(Objects.requireNonNull(address, "address"));
+      return this;
+    }
 
     /**
      * A proxy that every connection goes through: {@code socks5://HOST:PORT} (Tor's SOCKS port,
@@ -1027,10 +1128,10 @@ public final class FerryClient implements AutoCloseable {
       LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
       SecureRandom random = new SecureRandom();
       CarrierConnector connector =
-          new CarrierConnector(proxy, obfs4proxy, dataDirectory.resolve("obfs4"), callTimeout);
+          new CarrierConnector(proxy, obfs4proxy, dataDirectory.resolve("obfs4"), callTimeout, localAddress);
       Dialer dialer = new Dialer(connector, new RouteBook(store, clock, random), dialStagger, callTimeout);
       return new FerryClient(
-          new ClientContext(store, new ServerConnections(callTimeout, dialer), clock, random), connector, ownLock);
+          new ClientContext(store, new ServerConnections(callTimeout, dialer, channels), clock, random), connector, ownLock);
     }
   }
 }

@@ -200,7 +200,9 @@ public final class FakeFederation implements AutoCloseable {
     public volatile UnaryOperator<SignedRoutingKey> tamper = UnaryOperator.identity();
     /** While set, outcomes are kept back until {@link #releaseOutcomes}. */
     public volatile boolean holdOutcomes;
-    /** Replaces the outcome of each forward (EXPIRED, say); null for the real one. */
+    /** Refuses a forward with the status it gives (null: takes it). */
+    public volatile Function<ForwardRequest, StatusRuntimeException> refuse;
+    /** Replaces the outcome of each forward (EXPIRED, say); null, or a null answer, for the real one. */
     public volatile Function<ForwardRequest, ForwardOutcome> outcomeOverride;
     public final List<ForwardRequest> forwards = Collections.synchronizedList(new ArrayList<>());
     public final List<ForwardTakeRequest> takes = Collections.synchronizedList(new ArrayList<>());
@@ -484,6 +486,11 @@ public final class FakeFederation implements AutoCloseable {
         try {
           forwards.add(request);
           checkForwarder(request.getForwarder());
+          Function<ForwardRequest, StatusRuntimeException> refusal = refuse;
+          StatusRuntimeException refused = refusal == null ? null : refusal.apply(request);
+          if (refused != null) {
+            throw refused;
+          }
           FakeServer peer = peer(request.getDestination());
           // What the destination does on Federation.Deliver.
           try {
@@ -506,7 +513,8 @@ public final class FakeFederation implements AutoCloseable {
           return;
         }
         Function<ForwardRequest, ForwardOutcome> override = outcomeOverride;
-        outcome(request.getForwarder().getMailboxId(), override != null ? override.apply(request) : outcome.build());
+        ForwardOutcome replaced = override != null ? override.apply(request) : null;
+        outcome(request.getForwarder().getMailboxId(), replaced != null ? replaced : outcome.build());
       }
 
       @Override

@@ -286,4 +286,74 @@ class FederationClientTest {
       assertEquals(List.of("alice: next door"), texts(carol, 1));
     }
   }
+
+  private long forwardsOf(String messageId) {
+    synchronized (a.forwards) {
+      return a.forwards.stream()
+          .filter(f -> java.util.HexFormat.of().formatHex(f.getItemId().toByteArray()).equals(messageId)).count();
+    }
+  }
+
+  @Test
+  void aDestinationThatNoLongerHoldsOurRoutingKeyGetsTheItemSealedToAFreshKeyOnce() throws Exception {
+    FakeFederation.connect(bob, "alice", alice, "bob");
+    Events events = new Events();
+    alice.addListener(events);
+    alice.start();
+
+    // The home server answers the Forward itself: the destination does not hold that key id.
+    java.util.concurrent.atomic.AtomicBoolean refused = new java.util.concurrent.atomic.AtomicBoolean();
+    a.refuse = r -> refused.compareAndSet(false, true)
+        ? ErrorReasons.withReason(io.grpc.Status.Code.FAILED_PRECONDITION, ErrorReasons.UNKNOWN_ROUTING_KEY, "rotated")
+        : null;
+    int keys = a.keyRequests.size();
+    String first = alice.send("bob", "first");
+    assertEquals(keys + 1, a.keyRequests.size(), "the key was not fetched again");
+    assertEquals(2, forwardsOf(first));
+    a.refuse = null;
+
+    // The destination says so in the outcome, after the home server took the item.
+    java.util.concurrent.atomic.AtomicBoolean once = new java.util.concurrent.atomic.AtomicBoolean();
+    a.outcomeOverride = r -> once.compareAndSet(false, true)
+        ? failed(r, io.grpc.Status.Code.FAILED_PRECONDITION, ErrorReasons.UNKNOWN_ROUTING_KEY, "destination")
+        : null;
+    keys = a.keyRequests.size();
+    String second = alice.sendAsync("bob", "second").get(20, TimeUnit.SECONDS);
+    await().atMost(Duration.ofSeconds(20)).until(() -> events.seen.contains("delivered bob " + second));
+    assertEquals(2, forwardsOf(second));
+    assertEquals(keys + 1, a.keyRequests.size());
+
+    // Only once: a destination that keeps saying so fails the message.
+    a.outcomeOverride = r -> failed(r, io.grpc.Status.Code.FAILED_PRECONDITION, ErrorReasons.UNKNOWN_ROUTING_KEY,
+        "destination");
+    String third = alice.sendAsync("bob", "third").get(20, TimeUnit.SECONDS);
+    await().atMost(Duration.ofSeconds(20)).until(() -> events.seen.contains("failed bob " + third + " REJECTED"));
+    assertEquals(2, forwardsOf(third));
+    assertEquals(List.of("alice: first", "alice: second", "alice: third"), texts(bob, 3));
+  }
+
+  @Test
+  void everyConnectionLeavesFromTheChosenLocalAddress() throws Exception {
+    java.net.InetAddress local = java.net.InetAddress.getByName("127.0.0.2");
+    try (java.net.ServerSocket listener = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
+        FerryClient carol = FerryClient.builder()
+            .dataDirectory(dir.resolve("carol"))
+            .storageKey(new byte[32])
+            .callTimeout(Duration.ofSeconds(3))
+            .localAddress(local)
+            .build()) {
+      listener.setSoTimeout(20_000);
+      java.util.concurrent.CompletableFuture<java.net.InetAddress> from = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try (java.net.Socket s = listener.accept()) {
+          return s.getInetAddress();
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      // Not a Ferry server: the handshake fails, after the connection was made.
+      assertThrows(FerryException.class, () -> carol.initialize(
+          new ServerAddress("127.0.0.1", listener.getLocalPort(), a.address.fingerprint())));
+      assertEquals(local, from.get(20, TimeUnit.SECONDS));
+    }
+  }
 }

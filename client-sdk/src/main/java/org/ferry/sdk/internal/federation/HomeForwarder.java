@@ -225,8 +225,7 @@ public final class HomeForwarder {
     try {
       key = RoutingKeys.verify(signed, destination, ctx.clock().instant());
     } catch (GeneralSecurityException e) {
-      log.warn("the routing key our home server handed over for a contact's server does not verify: {}",
-          e.getMessage());
+      log.warn("a routing key the home server handed over does not verify; nothing was sent");
       throw new FerryException(FerryException.Reason.ROUTING_KEY_UNVERIFIED,
           "the routing key that home server " + ctx.homeServer().hostPort() + " handed over for server "
               + destination.hostPort() + " does not verify (" + e.getMessage() + "); nothing was sent, so that "

@@ -290,11 +290,13 @@ public final class FerryClient implements AutoCloseable {
   /**
    * Sends a text message without waiting: it is encrypted and kept in the local, encrypted
    * outbox before this returns, and sent from there as soon as (and as often as) it takes for
-   * the contact's server to hold it, across network outages and restarts of the app. Messages
-   * to one contact arrive in the order they were sent; the recipient keeps each once. The
-   * listeners hear {@link FerryListener#onSendAccepted} or {@link FerryListener#onSendFailed}.
+   * our home server to hold it, across network outages and restarts of the app (for a contact
+   * on another server, the home server then forwards it). Messages to one contact arrive in the
+   * order they were sent; the recipient keeps each once. The listeners hear
+   * {@link FerryListener#onSendAccepted}, then {@link FerryListener#onSendDelivered} or
+   * {@link FerryListener#onSendFailed}; {@link #sends} lists what is not settled yet.
    *
-   * @return completes with the message id (hex) once the contact's server holds the message
+   * @return completes with the message id (hex) once our home server holds the message
    *     (which, offline, may be much later); completes exceptionally with a
    *     {@link FerryException} if it will never be delivered (REJECTED, UNKNOWN_CONTACT when
    *     the contact was removed first) or the client was closed first (CLOSED: the message
@@ -550,7 +552,10 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /**
-   * Sends a text message. Returns once the contact's server holds it durably. To a contact we
+   * Sends a text message. Returns once our home server holds it durably: in the contact's
+   * mailbox if it is on the home server, else queued there for the contact's server, whose
+   * answer comes later as {@link FerryListener#onSendDelivered} or
+   * {@link FerryListener#onSendFailed} (to listeners, with the returned id). To a contact we
    * invited and have not heard from yet, it first looks for their acceptance on our server
    * (waiting up to 1 s after subscribing; any other messages found stay for {@link #receive}).
    *
@@ -558,8 +563,9 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
    *     IDENTITY_CHANGED (a new identity key came in their name: see {@link #verify}), INVALID_TEXT (a
    *     lone UTF-16 surrogate), TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
-   *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
-   *     the message was not sent
+   *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED,
+   *     ROUTING_KEY_UNVERIFIED, PEER_REFUSED, RATE_LIMITED; on any of these the message was not
+   *     sent
    */
   public String send(String label, String text) {
     ContactRecord contact = recipient(label, text);

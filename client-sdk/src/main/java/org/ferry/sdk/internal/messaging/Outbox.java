@@ -36,9 +36,11 @@ import org.slf4j.LoggerFactory;
  * queued (their ratchet step committed with them, see {@link MessageSender#queue}) and sent as
  * they are until the contact's server holds them, across network outages and restarts.
  *
- * <p>Delivery is at least once, in queue order per contact: each destination server has one
- * lane that sends its items one after another, so one unreachable server never holds up the
- * others. A resend is the very same envelope, which the recipient keeps once (its id). After a
+ * <p>Delivery is at least once, in queue order per contact: each contact's server has one lane
+ * that sends its items one after another (all of them to our home server, which forwards those
+ * for other servers: see {@link MessageSender}), so one server the home server cannot reach, or
+ * whose routing key does not verify, never holds up the others. An item the home server took
+ * for another server leaves the outbox; its outcome comes later ({@link SendLog}). A resend is the very same envelope, which the recipient keeps once (its id). After a
  * network failure a lane waits with exponential back-off and full jitter, from
  * {@link #FIRST_RETRY} up to {@link #MAX_RETRY}; a contact whose mailbox is full is skipped
  * for the round, so the contact's other messages wait behind it and other contacts' do not. A

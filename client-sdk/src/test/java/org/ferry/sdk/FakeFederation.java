@@ -251,6 +251,11 @@ public final class FakeFederation implements AutoCloseable {
       }
     }
 
+    /** Forgets a mailbox, as a server that lost it (or let it expire) would. */
+    public synchronized void dropMailbox(ByteString mailboxId) {
+      boxes.remove(mailboxId);
+    }
+
     /** How many envelopes wait in all mailboxes here. */
     public synchronized int waiting() {
       return boxes.values().stream().mapToInt(b -> b.waiting.size()).sum();
@@ -307,10 +312,10 @@ public final class FakeFederation implements AutoCloseable {
       return peer;
     }
 
-    private void outcome(ByteString forwarderMailbox, ForwardOutcome outcome) {
+    private void outcome(ByteString forwarderMailbox, ForwardOutcome outcome, boolean hold) {
       Runnable put = () -> putOutcome(forwarderMailbox, outcome);
       synchronized (this) {
-        if (holdOutcomes) {
+        if (hold) {
           heldOutcomes.add(put);
           return;
         }
@@ -480,6 +485,9 @@ public final class FakeFederation implements AutoCloseable {
 
       @Override
       public void forward(ForwardRequest request, StreamObserver<ForwardResponse> response) {
+        // Taken before the answer: a test may turn them as soon as the client has it.
+        boolean hold = holdOutcomes;
+        Function<ForwardRequest, ForwardOutcome> override = outcomeOverride;
         ForwardOutcome.Builder outcome = ForwardOutcome.newBuilder()
             .setItemId(request.getItemId())
             .setDestination(request.getDestination());
@@ -512,9 +520,8 @@ public final class FakeFederation implements AutoCloseable {
           response.onError(e);
           return;
         }
-        Function<ForwardRequest, ForwardOutcome> override = outcomeOverride;
         ForwardOutcome replaced = override != null ? override.apply(request) : null;
-        outcome(request.getForwarder().getMailboxId(), replaced != null ? replaced : outcome.build());
+        outcome(request.getForwarder().getMailboxId(), replaced != null ? replaced : outcome.build(), hold);
       }
 
       @Override

@@ -356,4 +356,15 @@ class FederationClientTest {
       assertEquals(local, from.get(20, TimeUnit.SECONDS));
     }
   }
+
+  @Test
+  void aForwarderMailboxTheHomeServerLostIsMadeAgainAndTheSendGoesThrough() {
+    FakeFederation.connect(bob, "alice", alice, "bob");
+    ByteString lost = a.forwards.get(a.forwards.size() - 1).getForwarder().getMailboxId();
+    a.dropMailbox(lost);
+    alice.send("bob", "still here");
+    ByteString now = a.forwards.get(a.forwards.size() - 1).getForwarder().getMailboxId();
+    assertFalse(now.equals(lost), "the lost forwarder mailbox was used again");
+    assertEquals(List.of("alice: still here"), texts(bob, 1));
+  }
 }

@@ -285,11 +285,13 @@ public final class HomeForwarder {
       }
     }
     return switch (e.getStatus().getCode()) {
-      // Our line to the home server, or the home server's to the destination (for a take or a
-      // routing key): either way, try again later.
-      case UNAVAILABLE -> new FerryException(FerryException.Reason.UNREACHABLE,
-          "cannot reach server " + destination.hostPort() + " through home server " + home + " now: "
-              + ctx.net().dialer().lastFailure(ctx.homeServer()).orElse(desc), e);
+      // A failure under us (our line to the home server: it carries the local cause), or the
+      // home server's answer that it cannot reach the destination (for a take or a routing
+      // key). Either way, try again later.
+      case UNAVAILABLE -> e.getCause() != null
+          ? ctx.net().failure(ctx.homeServer(), e)
+          : new FerryException(FerryException.Reason.UNREACHABLE,
+              "home server " + home + " cannot reach server " + destination.hostPort() + " now: " + desc, e);
       case DEADLINE_EXCEEDED, UNKNOWN -> ctx.net().failure(ctx.homeServer(), e);
       default -> new FerryException(FerryException.Reason.REJECTED,
           "server " + destination.hostPort() + " (through home server " + home + ") refused: " + desc

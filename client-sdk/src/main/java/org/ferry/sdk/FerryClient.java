@@ -37,10 +37,12 @@ import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.dial.Dialer;
 import org.ferry.sdk.internal.dial.RouteBook;
+import org.ferry.sdk.internal.federation.HomeForwarder;
 import org.ferry.sdk.internal.invite.InvitationManager;
 import org.ferry.sdk.internal.messaging.MessageReceiver;
 import org.ferry.sdk.internal.messaging.MessageSender;
 import org.ferry.sdk.internal.messaging.Outbox;
+import org.ferry.sdk.internal.messaging.SendLog;
 import org.ferry.sdk.internal.messaging.SessionHealer;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
@@ -95,6 +97,7 @@ public final class FerryClient implements AutoCloseable {
   private final ClientContext ctx;
   private final CarrierConnector connector;
   private final Optional<DataDirectoryLock> ownLock;
+  private final HomeForwarder forwarder;
   private final InvitationManager invitations;
   private final MessageSender sender;
   private final MessageReceiver receiver;
@@ -109,16 +112,46 @@ public final class FerryClient implements AutoCloseable {
     this.ctx = ctx;
     this.connector = connector;
     this.ownLock = ownLock;
-    this.invitations = new InvitationManager(ctx);
-    this.sender = new MessageSender(ctx);
+    this.forwarder = new HomeForwarder(ctx);
+    this.invitations = new InvitationManager(ctx, forwarder);
+    this.sender = new MessageSender(ctx, forwarder);
     this.healer = new SessionHealer(ctx, sender);
-    this.receiver = new MessageReceiver(ctx, healer);
+    this.receiver = new MessageReceiver(ctx, healer, forwarder, new MessageReceiver.Outcomes() {
+      @Override
+      public String outboxName() {
+        return FerryClient.this.outbox.nextName();
+      }
+
+      @Override
+      public void settled(SendLog.Settled settled) {
+        String label = labelOf(settled.contactId());
+        if (settled.failure().isPresent()) {
+          FerryException why = settled.failure().get();
+          FerryClient.this.alwaysOn.post(l -> l.onSendFailed(label, settled.messageId(), why));
+        } else {
+          FerryClient.this.alwaysOn.post(l -> l.onSendDelivered(label, settled.messageId()));
+        }
+      }
+
+      @Override
+      public void sendAgain() {
+        FerryClient.this.outbox.kick();
+      }
+    });
     this.alwaysOn = new AlwaysOn(ctx, receiver, this::connected, this::arrival);
+    // The forwarder mailbox is made with the first send to another server: subscribe it then.
+    forwarder.onMailboxCreated(alwaysOn::contactsChanged);
     this.outbox = new Outbox(ctx, sender, new Outbox.Events() {
       @Override
       public void accepted(String contactId, String messageId) {
         String label = labelOf(contactId);
         alwaysOn.post(l -> l.onSendAccepted(label, messageId));
+      }
+
+      @Override
+      public void delivered(String contactId, String messageId) {
+        String label = labelOf(contactId);
+        alwaysOn.post(l -> l.onSendDelivered(label, messageId));
       }
 
       @Override
@@ -204,13 +237,66 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /**
+   * Sends that are not settled yet, and the last {@value SendLog#MAX_FAILED} that failed, for
+   * showing to the user ({@code ferry client sends}). Makes no connection.
+   *
+   * <ul>
+   *   <li>{@link SendStatus.State#QUEUED}: in the local outbox; our home server does not hold
+   *       it yet (offline, or held back: see {@link FerryException.Reason}s of the outbox).
+   *   <li>{@link SendStatus.State#FORWARDING}: our home server holds it durably for the
+   *       contact's server (another one), which has not accepted it yet: the home server keeps
+   *       trying until its time to live runs out.
+   *   <li>{@link SendStatus.State#FAILED}: it will not be delivered; {@link SendStatus#failure}
+   *       says why (EXPIRED, REJECTED, PEER_REFUSED, UNKNOWN_CONTACT...) and which hop failed.
+   * </ul>
+   *
+   * Delivered sends are not listed: {@link FerryListener#onSendDelivered} told of them.
+   *
+   * @return queued ones in outbox order, then forwarded ones by the time the home server took
+   *     them, then failed ones oldest first
+   */
+  public List<SendStatus> sends() {
+    List<SendStatus> all = new ArrayList<>();
+    java.util.Set<String> queued = new java.util.HashSet<>();
+    for (org.ferry.proto.local.v1.OutboxItem item : outbox.items()) {
+      String id = HexFormat.of().formatHex(item.getEnvelopeId().toByteArray());
+      queued.add(id);
+      all.add(new SendStatus(id, labelOf(item.getContactId()), serverOf(item.getTo().getServer()),
+          SendStatus.State.QUEUED, Instant.ofEpochMilli(item.getQueuedAt()), Optional.empty(), Optional.empty()));
+    }
+    for (SendLog.Forwarded f : SendLog.held(ctx.store())) {
+      if (!queued.contains(f.messageId())) {
+        all.add(new SendStatus(f.messageId(), labelOf(f.contactId()), serverOf(f.destination()),
+            SendStatus.State.FORWARDING, Instant.ofEpochMilli(f.queuedAt()),
+            Optional.of(Instant.ofEpochMilli(f.acceptedAt())), Optional.empty()));
+      }
+    }
+    for (SendLog.Failed f : SendLog.failures(ctx.store())) {
+      all.add(new SendStatus(f.messageId(), labelOf(f.contactId()), serverOf(f.destination()),
+          SendStatus.State.FAILED, Instant.ofEpochMilli(f.queuedAt()), Optional.empty(),
+          Optional.of(new SendStatus.Failure(f.reason(), f.message(), Instant.ofEpochMilli(f.failedAt())))));
+    }
+    return all;
+  }
+
+  private static String serverOf(String address) {
+    try {
+      return ServerAddress.parse(address).hostPort();
+    } catch (IllegalArgumentException e) {
+      return "?";
+    }
+  }
+
+  /**
    * Sends a text message without waiting: it is encrypted and kept in the local, encrypted
    * outbox before this returns, and sent from there as soon as (and as often as) it takes for
-   * the contact's server to hold it, across network outages and restarts of the app. Messages
-   * to one contact arrive in the order they were sent; the recipient keeps each once. The
-   * listeners hear {@link FerryListener#onSendAccepted} or {@link FerryListener#onSendFailed}.
+   * our home server to hold it, across network outages and restarts of the app (for a contact
+   * on another server, the home server then forwards it). Messages to one contact arrive in the
+   * order they were sent; the recipient keeps each once. The listeners hear
+   * {@link FerryListener#onSendAccepted}, then {@link FerryListener#onSendDelivered} or
+   * {@link FerryListener#onSendFailed}; {@link #sends} lists what is not settled yet.
    *
-   * @return completes with the message id (hex) once the contact's server holds the message
+   * @return completes with the message id (hex) once our home server holds the message
    *     (which, offline, may be much later); completes exceptionally with a
    *     {@link FerryException} if it will never be delivered (REJECTED, UNKNOWN_CONTACT when
    *     the contact was removed first) or the client was closed first (CLOSED: the message
@@ -347,21 +433,15 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /**
-   * How the home server and every contact's server are reached: the carrier in use, and each
-   * line's successes, failures and back-off. Makes no connection; call after some traffic (or
-   * {@link #checkConnection}) to see the carrier in use.
+   * How the home server is reached: the carrier in use, and each line's successes, failures and
+   * back-off. Makes no connection; call after some traffic (or {@link #checkConnection}) to see
+   * the carrier in use. One entry: the client connects to no other server (contacts' servers
+   * are reached through the home server).
    */
   public List<NetworkStatus> networkStatus() {
     requireInitialized();
     java.util.Set<ServerAddress> servers = new java.util.LinkedHashSet<>();
     servers.add(ctx.homeServer());
-    try (LocalStore.Txn txn = ctx.store().begin()) {
-      for (ContactRecord c : ContactBook.all(txn)) {
-        if (c.hasOutbox()) {
-          servers.add(ServerAddress.parse(c.getOutbox().getServer()));
-        }
-      }
-    }
     return servers.stream().map(server -> new NetworkStatus(
         server.hostPort(),
         ctx.routes().inUse(server).map(BridgeLine::toString),
@@ -472,7 +552,10 @@ public final class FerryClient implements AutoCloseable {
   }
 
   /**
-   * Sends a text message. Returns once the contact's server holds it durably. To a contact we
+   * Sends a text message. Returns once our home server holds it durably: in the contact's
+   * mailbox if it is on the home server, else queued there for the contact's server, whose
+   * answer comes later as {@link FerryListener#onSendDelivered} or
+   * {@link FerryListener#onSendFailed} (to listeners, with the returned id). To a contact we
    * invited and have not heard from yet, it first looks for their acceptance on our server
    * (waiting up to 1 s after subscribing; any other messages found stay for {@link #receive}).
    *
@@ -480,8 +563,9 @@ public final class FerryClient implements AutoCloseable {
    * @throws FerryException UNKNOWN_CONTACT, CONTACT_NOT_READY (they have not accepted yet),
    *     IDENTITY_CHANGED (a new identity key came in their name: see {@link #verify}), INVALID_TEXT (a
    *     lone UTF-16 surrogate), TOO_LARGE (more than {@link #MAX_TEXT_BYTES} of UTF-8; the message
-   *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED; on any of these
-   *     the message was not sent
+   *     says how many characters of this text fit), UNREACHABLE, SERVER_KEY_MISMATCH, REJECTED,
+   *     ROUTING_KEY_UNVERIFIED, PEER_REFUSED, RATE_LIMITED; on any of these the message was not
+   *     sent
    */
   public String send(String label, String text) {
     ContactRecord contact = recipient(label, text);
@@ -904,8 +988,31 @@ public final class FerryClient implements AutoCloseable {
     private Duration dialStagger = Duration.ofMillis(250);
     private Optional<ProxySettings> proxy = Optional.empty();
     private String obfs4proxy = "obfs4proxy";
+    private Optional<java.net.InetAddress> localAddress = Optional.empty();
+    private java.util.function.Function<ServerAddress, io.grpc.ManagedChannel> channels;
 
     private Builder() {}
+
+    /** Tests only: opens the channel to a server (an in-process one) in place of TLS over carriers. */
+    Builder channels(java.util.function.Function<ServerAddress, io.grpc.ManagedChannel> opener) {
+      this.channels = opener;
+      return this;
+    }
+
+    /**
+     * The local address that outgoing connections leave from: every carrier's TCP connection
+     * (direct, WebSocket, HTTP polling, and the connection to a proxy or to obfs4proxy's local
+     * SOCKS port) is bound to it, on a port the system picks. For hosts with several addresses
+     * (say, to leave through one network), and for tests that give each client its own loopback
+     * address ({@code 127.0.0.2}...). The address must be one of this host's, of the same family
+     * (IPv4 or IPv6) as the servers, bridges and proxy it connects to; otherwise connections fail
+     * (UNREACHABLE, naming the line). obfs4proxy's own connection onwards to the bridge is made
+     * by obfs4proxy and is not bound. Default: none, the system chooses per connection.
+     */
+    public Builder localAddress(java.net.InetAddress address) {
+      this.localAddress = Optional.of(Objects.requireNonNull(address, "address"));
+      return this;
+    }
 
     /**
      * A proxy that every connection goes through: {@code socks5://HOST:PORT} (Tor's SOCKS port,
@@ -1027,10 +1134,10 @@ public final class FerryClient implements AutoCloseable {
       LocalStore store = LocalStore.open(dataDirectory.resolve("store"), storageKey);
       SecureRandom random = new SecureRandom();
       CarrierConnector connector =
-          new CarrierConnector(proxy, obfs4proxy, dataDirectory.resolve("obfs4"), callTimeout);
+          new CarrierConnector(proxy, obfs4proxy, dataDirectory.resolve("obfs4"), callTimeout, localAddress);
       Dialer dialer = new Dialer(connector, new RouteBook(store, clock, random), dialStagger, callTimeout);
       return new FerryClient(
-          new ClientContext(store, new ServerConnections(callTimeout, dialer), clock, random), connector, ownLock);
+          new ClientContext(store, new ServerConnections(callTimeout, dialer, channels), clock, random), connector, ownLock);
     }
   }
 }

@@ -81,6 +81,26 @@ public final class FerryException extends RuntimeException {
      * contact's server: the message stays queued and is sent when the client runs again.
      */
     CLOSED,
+    /**
+     * A message sent to a contact on another server was not delivered in time: our home server
+     * held it, but the contact's server did not accept it before its time to live ran out (it
+     * was unreachable, or refused us for longer). Send it again if it still matters.
+     */
+    EXPIRED,
+    /**
+     * A server's federation policy refuses the other server (a denylist, an allowlist without
+     * it, federation turned off): our home server does not forward to the contact's server, or
+     * the contact's server does not take items from ours. The message names which. Waiting does
+     * not help; the operators can change it.
+     */
+    PEER_REFUSED,
+    /**
+     * The contact's server's routing key, as our home server handed it over, is not signed by
+     * the key that server's address pins, or is not valid now: the home server (or someone on
+     * its path to the contact's server) may be trying to learn which mailbox we write to. Nothing
+     * was sent; the outbox tries again later. See docs/sdk.md, "Federation".
+     */
+    ROUTING_KEY_UNVERIFIED,
   }
 
   private final Reason reason;

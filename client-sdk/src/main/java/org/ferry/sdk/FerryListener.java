@@ -14,17 +14,33 @@ package org.ferry.sdk;
  */
 public interface FerryListener extends MessageListener {
   /**
-   * A message sent with {@link FerryClient#sendAsync} is held durably by the contact's server
-   * (today the server the contact's mailbox lives on; with federation, our home server first).
+   * A message sent with {@link FerryClient#sendAsync} is held durably by our home server: in the
+   * contact's mailbox if it is on the home server (then {@link #onSendDelivered} follows at
+   * once), else in the home server's queue for the contact's server, which it keeps trying
+   * until that server accepts it or its time to live runs out.
    *
    * @param messageId the id {@code sendAsync}'s future completed with
    */
   default void onSendAccepted(String contactLabel, String messageId) {}
 
   /**
-   * A message sent with {@link FerryClient#sendAsync} will not be delivered: the contact's
-   * mailbox is gone or refuses us, or the contact was removed. Not called for a network outage:
-   * the outbox keeps trying then.
+   * A message is held durably by the contact's server, in their mailbox. For a contact on our
+   * home server, called right after {@link #onSendAccepted}; for one on another server, when
+   * our home server hears that server accepted it (also for messages sent with the blocking
+   * {@link FerryClient#send}). At most once per message, unless the app's data directory is
+   * restored from a copy.
+   *
+   * @param messageId the message id {@code sendAsync} or {@code send} gave
+   */
+  default void onSendDelivered(String contactLabel, String messageId) {}
+
+  /**
+   * A message will not be delivered: the contact's mailbox is gone or refuses us, the contact
+   * was removed, or (for a contact on another server) that server did not accept it before its
+   * time to live ran out (EXPIRED) or a server's federation policy refuses the other
+   * (PEER_REFUSED); the message names the hop that failed. Not called for a network outage:
+   * the outbox, and for another server our home server, keep trying then. Failed sends are also
+   * listed by {@link FerryClient#sends}.
    *
    * @param failure why, with its {@link FerryException.Reason}
    */

@@ -12,6 +12,7 @@ import org.ferry.sdk.Contact;
 import org.ferry.sdk.DecryptionFailure;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
+import org.ferry.sdk.SendStatus;
 import org.ferry.sdk.Invitation;
 import org.ferry.sdk.MessageListener;
 import org.ferry.sdk.NetworkStatus;
@@ -45,6 +46,7 @@ import picocli.CommandLine.ParentCommand;
       ClientMain.Verify.class,
       ClientMain.Bridges.class,
       ClientMain.Status.class,
+      ClientMain.Sends.class,
       ClientMain.Passphrase.class,
       ClientMain.Daemon.class,
     })
@@ -59,7 +61,7 @@ public final class ClientMain {
   String proxy;
 
   @Option(names = "--json", scope = CommandLine.ScopeType.INHERIT,
-      description = "Print data as JSON, one object per line (contacts, receive, status, bridges list, "
+      description = "Print data as JSON, one object per line (contacts, receive, status, sends, bridges list, "
           + "invite, accept, send); the shapes are in docs/daemon.md.")
   boolean json;
 
@@ -862,6 +864,32 @@ public final class ClientMain {
     /** A line without its secret path or cert, for screens that others may see. */
     static String shortLine(String line) {
       return JsonViews.shortLine(line);
+    }
+  }
+
+  @Command(name = "sends", description = "Lists sends not settled yet and the last failed ones, one per "
+      + "line: queued (in the local outbox), forwarding (held by your home server for the contact's server) "
+      + "or failed (with the reason and the hop that failed). Makes no connection.")
+  static final class Sends implements Callable<Integer> {
+    @ParentCommand ClientMain parent;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      PrintWriter out = spec.commandLine().getOut();
+      try (Session session = parent.session()) {
+        for (SendStatus s : session.client().sends()) {
+          if (parent.json) {
+            parent.printJson(JsonViews.send(s));
+            continue;
+          }
+          out.println(s.state().name().toLowerCase(java.util.Locale.ROOT) + "\t" + TerminalText.escape(s.contactLabel())
+              + "\t" + s.messageId() + "\t" + s.server() + "\tqueued " + s.queuedAt()
+              + s.heldByHomeSince().map(t -> "\theld by home server since " + t).orElse("")
+              + s.failure().map(f -> "\t" + f.reason() + ": " + TerminalText.escape(f.message())).orElse(""));
+        }
+      }
+      return 0;
     }
   }
 

@@ -12,6 +12,7 @@ import org.ferry.proto.local.v1.LocalIdentity;
 import org.ferry.proto.local.v1.OwnedMailbox;
 import org.ferry.proto.v1.CreateMailboxRequest;
 import org.ferry.proto.v1.DeleteMailboxRequest;
+import org.ferry.proto.v1.ForwardingGrpc;
 import org.ferry.proto.v1.InvitationsGrpc;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.sdk.internal.crypto.Kdf;
@@ -74,29 +75,49 @@ public record ClientContext(
     return b;
   }
 
-  public MailboxesGrpc.MailboxesBlockingStub mailboxes(ServerAddress server) {
-    return MailboxesGrpc.newBlockingStub(net.channel(server))
+  /**
+   * The Mailboxes service of the home server. The client talks to no other server: anything for
+   * another server goes through the home server's {@link #forwarding()} (docs/sdk.md,
+   * "Federation").
+   */
+  public MailboxesGrpc.MailboxesBlockingStub mailboxes() {
+    return MailboxesGrpc.newBlockingStub(net.channel(homeServer()))
         .withDeadlineAfter(net.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
   }
 
-  public InvitationsGrpc.InvitationsBlockingStub invitations(ServerAddress server) {
-    return InvitationsGrpc.newBlockingStub(net.channel(server))
+  /** The Invitations service of the home server. */
+  public InvitationsGrpc.InvitationsBlockingStub invitations() {
+    return InvitationsGrpc.newBlockingStub(net.channel(homeServer()))
+        .withDeadlineAfter(net.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /** The Forwarding service of the home server: how items reach other servers. */
+  public ForwardingGrpc.ForwardingBlockingStub forwarding() {
+    return ForwardingGrpc.newBlockingStub(net.channel(homeServer()))
         .withDeadlineAfter(net.callTimeout().toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /**
-   * Deletes one of our mailboxes on its server, with whatever waits in it; a mailbox that is
-   * gone already counts as deleted.
+   * Whether {@code server} is our home server: the same pinned key (fingerprint), however its
+   * host is written.
+   */
+  public boolean isHome(ServerAddress server) {
+    return java.security.MessageDigest.isEqual(server.fingerprint(), homeServer().fingerprint());
+  }
+
+  /**
+   * Deletes one of our mailboxes on the home server (where all of ours are made), with whatever
+   * waits in it; a mailbox that is gone already counts as deleted.
    *
    * @throws org.ferry.sdk.FerryException UNREACHABLE and the like if the server cannot be asked
    */
   public void deleteMailbox(OwnedMailbox mailbox) {
-    ServerAddress server = ServerAddress.parse(mailbox.getServer());
+    ServerAddress server = homeServer();
     byte[] id = mailbox.getMailboxId().toByteArray();
     byte[] signature = OwnerKeys.sign(
         OwnerKeys.privateKey(mailbox.getOwnerPrivateKey().toByteArray()), OwnerKeys.DELETE_MAILBOX_CONTEXT, id);
     try {
-      mailboxes(server).deleteMailbox(DeleteMailboxRequest.newBuilder()
+      mailboxes().deleteMailbox(DeleteMailboxRequest.newBuilder()
           .setMailboxId(mailbox.getMailboxId())
           .setSignature(ByteString.copyFrom(signature))
           .build());
@@ -117,7 +138,7 @@ public record ClientContext(
     KeyPair owner = OwnerKeys.generate();
     ECKeyPair seal = ECKeyPair.generate();
     try {
-      byte[] id = mailboxes(home)
+      byte[] id = mailboxes()
           .createMailbox(CreateMailboxRequest.newBuilder()
               .setOwnerKey(ByteString.copyFrom(OwnerKeys.encode(owner.getPublic())))
               .setSendCapabilityHash(ByteString.copyFrom(Kdf.sha256(sendCapability)))

@@ -33,7 +33,8 @@ final class DaemonMethods {
       "INVALID_INVITATION", "INVITATION_EXPIRED", "INVITATION_USED", "ALREADY_ACCEPTED", "UNKNOWN_CONTACT",
       "INVALID_LABEL", "IDENTITY_CHANGED", "CONTACT_NOT_READY", "NOT_INITIALIZED", "ALREADY_INITIALIZED",
       "STORAGE", "TOO_LARGE", "RECIPIENT_FULL", "RATE_LIMITED", "CREATION_TOKEN_REQUIRED", "INVALID_BRIDGE",
-      "SAFETY_NUMBER_MISMATCH", "CLOSED", "INVALID_SAFETY_NUMBER", "INVALID_TEXT");
+      "SAFETY_NUMBER_MISMATCH", "CLOSED", "INVALID_SAFETY_NUMBER", "INVALID_TEXT",
+      "EXPIRED", "PEER_REFUSED", "ROUTING_KEY_UNVERIFIED");
   static final int OTHER_REASON = 1099;
 
   /** One call's view of its connection. */
@@ -116,6 +117,11 @@ final class DaemonMethods {
           yield o;
         }
         case "status" -> status();
+        case "sends" -> {
+          JsonArray all = new JsonArray();
+          client.sends().forEach(x -> all.add(JsonViews.send(x)));
+          yield all;
+        }
         case "verify" -> JsonViews.contact(client.verify(string(params, "label"), string(params, "safetyNumber")));
         case "subscribe" -> {
           Subscription events = new Subscription(call);

@@ -12,6 +12,7 @@ import org.ferry.proto.BridgeLine;
 import org.ferry.sdk.Contact;
 import org.ferry.sdk.NetworkStatus;
 import org.ferry.sdk.ReceivedMessage;
+import org.ferry.sdk.SendStatus;
 
 /**
  * The SDK's values as JSON: what {@code --json} prints and what the daemon's methods return
@@ -50,6 +51,19 @@ public final class JsonViews {
     JsonObject o = new JsonObject();
     o.addProperty("contact", label);
     o.addProperty("messageId", messageId);
+    return o;
+  }
+
+  /** A send not settled yet, or failed ({@code FerryClient.sends}). */
+  public static JsonObject send(SendStatus s) {
+    JsonObject o = sent(s.contactLabel(), s.messageId());
+    o.addProperty("server", s.server());
+    o.addProperty("state", s.state().name().toLowerCase(Locale.ROOT));
+    o.addProperty("queuedAt", s.queuedAt().toString());
+    o.add("heldByHomeSince", time(s.heldByHomeSince()));
+    o.add("reason", string(s.failure().map(f -> f.reason().name())));
+    o.add("message", string(s.failure().map(SendStatus.Failure::message)));
+    o.add("failedAt", time(s.failure().map(SendStatus.Failure::at)));
     return o;
   }
 

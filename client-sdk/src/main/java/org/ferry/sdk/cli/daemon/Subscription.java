@@ -78,6 +78,11 @@ final class Subscription implements FerryListener {
   }
 
   @Override
+  public void onSendDelivered(String label, String messageId) {
+    send("sendDelivered", JsonViews.sent(label, messageId));
+  }
+
+  @Override
   public void onSendFailed(String label, String messageId, FerryException failure) {
     JsonObject o = JsonViews.sent(label, messageId);
     o.addProperty("reason", failure.reason().name());

@@ -27,6 +27,7 @@ import io.netty.handler.ssl.SslProvider;
 import io.netty.resolver.NoopAddressResolverGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.file.Path;
@@ -56,6 +57,7 @@ public final class CarrierConnector implements AutoCloseable {
   private final String obfs4proxy;
   private final Path obfs4State;
   private final Duration connectTimeout;
+  private final Optional<InetAddress> localAddress;
   private final ConcurrentHashMap<String, SslContext> tlsContexts = new ConcurrentHashMap<>();
   private Obfs4ClientTransport obfs4;
   private boolean closed;
@@ -65,10 +67,20 @@ public final class CarrierConnector implements AutoCloseable {
    * @param obfs4State obfs4proxy's state directory
    */
   public CarrierConnector(Optional<ProxySettings> proxy, String obfs4proxy, Path obfs4State, Duration connectTimeout) {
+    this(proxy, obfs4proxy, obfs4State, connectTimeout, Optional.empty());
+  }
+
+  /**
+   * @param localAddress the local address every TCP connection of every carrier leaves from
+   *     (any port); empty for the system's choice
+   */
+  public CarrierConnector(Optional<ProxySettings> proxy, String obfs4proxy, Path obfs4State, Duration connectTimeout,
+      Optional<InetAddress> localAddress) {
     this.proxy = proxy;
     this.obfs4proxy = obfs4proxy;
     this.obfs4State = obfs4State;
     this.connectTimeout = connectTimeout;
+    this.localAddress = localAddress;
   }
 
   public EventLoopGroup group() {
@@ -204,6 +216,9 @@ public final class CarrierConnector implements AutoCloseable {
         .channel(NioSocketChannel.class)
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeout.toMillis());
+    // Every carrier's TCP connections are made here (direct, WebSocket, polling, to a proxy or
+    // to obfs4proxy's SOCKS port): all of them leave from the chosen address.
+    localAddress.ifPresent(a -> b.localAddress(new InetSocketAddress(a, 0)));
     if (proxied) {
       // The proxy resolves names: a Tor user's DNS must not leak.
       b.resolver(NoopAddressResolverGroup.INSTANCE);

@@ -30,6 +30,7 @@ import org.ferry.sdk.internal.LocalIdentityStore;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.AesGcm;
 import org.ferry.sdk.internal.crypto.Kdf;
+import org.ferry.sdk.internal.federation.HomeForwarder;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.signal.FreshPreKeys;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -58,9 +59,11 @@ public final class InvitationManager {
   private static final int MAX_PRE_KEY_ID = 0xFFFFFF;
 
   private final ClientContext ctx;
+  private final HomeForwarder forwarder;
 
-  public InvitationManager(ClientContext ctx) {
+  public InvitationManager(ClientContext ctx, HomeForwarder forwarder) {
     this.ctx = ctx;
+    this.forwarder = forwarder;
   }
 
   public Invitation create(String givenLabel, Duration validity) {
@@ -105,7 +108,7 @@ public final class InvitationManager {
         OwnerKeys.PUT_INVITATION_CONTEXT,
         mailboxId, fetchTokenHash, Kdf.sha256(blob), ByteBuffer.allocate(4).putInt(ttl).array());
     try {
-      ctx.invitations(home).putInvitation(PutInvitationRequest.newBuilder()
+      ctx.invitations().putInvitation(PutInvitationRequest.newBuilder()
           .setMailboxId(inbox.getMailboxId())
           .setFetchTokenHash(ByteString.copyFrom(fetchTokenHash))
           .setBlob(ByteString.copyFrom(blob))
@@ -274,9 +277,29 @@ public final class InvitationManager {
     }
   }
 
+  /**
+   * The request id of a take through the home server: 16 bytes that look random to it, derived
+   * from the take id (random, kept with the acceptance), so that every retry of this take gives
+   * the same one and the take id itself stays sealed for the inviter's server.
+   */
+  static byte[] forwardRequestId(byte[] takeId) {
+    return Kdf.derive(takeId, "ferry.v1.forward-take-request", 16);
+  }
+
+  /**
+   * Takes the invitation's bundle: from the home server if the invitation is on it, else
+   * through the home server's Forwarding service (never over a connection to the inviter's
+   * server).
+   */
   private byte[] take(InvitationCodec.Parsed invitation, String name, PendingAcceptance state, boolean retry) {
+    boolean forwarded = !ctx.isHome(invitation.server());
     try {
-      return ctx.invitations(invitation.server())
+      if (forwarded) {
+        byte[] takeId = state.getTakeId().toByteArray();
+        return forwarder.take(invitation.server(), invitation.mailboxId(), invitation.fetchToken(), takeId,
+            forwardRequestId(takeId));
+      }
+      return ctx.invitations()
           .takeInvitation(TakeInvitationRequest.newBuilder()
               .setMailboxId(ByteString.copyFrom(invitation.mailboxId()))
               .setFetchToken(ByteString.copyFrom(invitation.fetchToken()))
@@ -303,7 +326,8 @@ public final class InvitationManager {
         abandon(name, state);
         throw definite;
       }
-      FerryException failure = ctx.net().failure(invitation.server(), e);
+      FerryException failure = forwarded
+          ? forwarder.failure(invitation.server(), e) : ctx.net().failure(invitation.server(), e);
       throw new FerryException(failure.reason(), failure.getMessage()
           + "; accept again to retry: the invitation stays yours for " + TAKE_GRACE.toMinutes()
           + " minutes even if the server handed it out", e);

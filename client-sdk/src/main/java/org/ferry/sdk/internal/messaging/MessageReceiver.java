@@ -20,6 +20,7 @@ import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
 import org.ferry.proto.local.v1.InboxMessage;
+import org.ferry.proto.local.v1.OwnedMailbox;
 import org.ferry.proto.v1.Ack;
 import org.ferry.proto.v1.Content;
 import org.ferry.proto.v1.Delivery;
@@ -38,6 +39,7 @@ import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
 import org.ferry.sdk.internal.crypto.Kdf;
 import org.ferry.sdk.internal.dial.Dialer;
+import org.ferry.sdk.internal.federation.HomeForwarder;
 import org.ferry.proto.OwnerKeys;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.SafetyNumbers;
@@ -88,10 +90,51 @@ public final class MessageReceiver {
 
   private final ClientContext ctx;
   private final SessionHealer healer;
+  private final HomeForwarder forwarder;
+  private final Outcomes outcomes;
 
-  public MessageReceiver(ClientContext ctx, SessionHealer healer) {
+  /** Where the outcomes of forwarded sends go once they are committed and acknowledged. */
+  public interface Outcomes {
+    /** A fresh outbox record name, for a message sent back to the outbox (see {@link SendLog}). */
+    String outboxName();
+
+    /** A forwarded send was delivered or failed for good. */
+    void settled(SendLog.Settled settled);
+
+    /** A forwarded send went back to the outbox, to go again. */
+    void sendAgain();
+  }
+
+  public MessageReceiver(ClientContext ctx, SessionHealer healer, HomeForwarder forwarder, Outcomes outcomes) {
     this.ctx = ctx;
     this.healer = healer;
+    this.forwarder = forwarder;
+    this.outcomes = outcomes;
+  }
+
+  /**
+   * Our mailboxes to subscribe, all on the home server (the only one we connect to): the
+   * inboxes of the contacts {@code which} accepts, and the forwarder mailbox if there is one.
+   * Fills {@code contactByInbox}.
+   */
+  private List<OwnedMailbox> ourMailboxes(Predicate<ContactRecord> which, Map<ByteString, String> contactByInbox) {
+    List<OwnedMailbox> out = new ArrayList<>();
+    byte[] home = ctx.homeServer().fingerprint();
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      for (ContactRecord c : ContactBook.all(txn)) {
+        if (!which.test(c)) {
+          continue;
+        }
+        if (!java.security.MessageDigest.isEqual(home, ServerAddress.parse(c.getInbox().getServer()).fingerprint())) {
+          log.warn("a contact's mailbox is not on the home server; it is not read");
+          continue;
+        }
+        out.add(c.getInbox());
+        contactByInbox.put(c.getInbox().getMailboxId(), c.getId());
+      }
+    }
+    forwarder.mailbox().ifPresent(out::add);
+    return out;
   }
 
   /** Reconnects of the receive streams allowed in one receive call. */
@@ -205,16 +248,11 @@ public final class MessageReceiver {
     if (listener != null && handed >= max) {
       return handed;
     }
-    Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
+    Map<ServerAddress, List<OwnedMailbox>> byServer = new HashMap<>();
     Map<ByteString, String> contactByInbox = new HashMap<>();
-    try (LocalStore.Txn txn = ctx.store().begin()) {
-      for (ContactRecord c : ContactBook.all(txn)) {
-        if (!which.test(c)) {
-          continue;
-        }
-        byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
-        contactByInbox.put(c.getInbox().getMailboxId(), c.getId());
-      }
+    List<OwnedMailbox> ours = ourMailboxes(which, contactByInbox);
+    if (!ours.isEmpty()) {
+      byServer.put(ctx.homeServer(), ours);
     }
     if (byServer.isEmpty()) {
       return handed;
@@ -352,7 +390,7 @@ public final class MessageReceiver {
     try {
       forgetOldEnvelopeIds();
       healer.flush(c -> true);
-      Map<ServerAddress, List<ContactRecord>> byServer = new HashMap<>();
+      Map<ServerAddress, List<OwnedMailbox>> byServer = new HashMap<>();
       Map<ByteString, String> contactByInbox = new HashMap<>();
       Map<ServerAddress, java.util.Set<ByteString>> subscribed = new HashMap<>();
       boolean connected = false;
@@ -365,14 +403,8 @@ public final class MessageReceiver {
           contactByInbox.clear();
           // A stream to the home server even with no mailboxes yet: connectivity is known, and
           // the first invitation's mailbox is subscribed on it at once.
-          byServer.put(ctx.homeServer(), new ArrayList<>());
-          try (LocalStore.Txn txn = ctx.store().begin()) {
-            for (ContactRecord c : ContactBook.all(txn)) {
-              byServer.computeIfAbsent(ServerAddress.parse(c.getInbox().getServer()), k -> new ArrayList<>()).add(c);
-              contactByInbox.put(c.getInbox().getMailboxId(), c.getId());
-            }
-          }
-          for (Map.Entry<ServerAddress, List<ContactRecord>> e : byServer.entrySet()) {
+          byServer.put(ctx.homeServer(), ourMailboxes(c -> true, contactByInbox));
+          for (Map.Entry<ServerAddress, List<OwnedMailbox>> e : byServer.entrySet()) {
             Stream s = streams.get(e.getKey());
             if (s == null) {
               streams.put(e.getKey(), open(e.getKey(), events));
@@ -380,11 +412,11 @@ public final class MessageReceiver {
               connected = false;
             } else if (s.nonce != null) {
               java.util.Set<ByteString> have = subscribed.computeIfAbsent(e.getKey(), k -> new java.util.HashSet<>());
-              List<ContactRecord> fresh = e.getValue().stream()
-                  .filter(c -> !have.contains(c.getInbox().getMailboxId())).toList();
+              List<OwnedMailbox> fresh = e.getValue().stream()
+                  .filter(m -> !have.contains(m.getMailboxId())).toList();
               if (!fresh.isEmpty()) {
                 subscribe(s, fresh);
-                fresh.forEach(c -> have.add(c.getInbox().getMailboxId()));
+                fresh.forEach(m -> have.add(m.getMailboxId()));
                 owedDeadline = System.nanoTime() + ctx.net().callTimeout().toNanos();
               }
             }
@@ -405,7 +437,7 @@ public final class MessageReceiver {
         }
         if (event == null) {
           for (Stream s : streams.values()) {
-            List<ContactRecord> some = byServer.getOrDefault(s.server, List.of());
+            List<OwnedMailbox> some = byServer.getOrDefault(s.server, List.of());
             if (s.nonce != null && !some.isEmpty()) {
               subscribe(s, some.subList(0, 1));
             }
@@ -424,9 +456,9 @@ public final class MessageReceiver {
           Stream s = streams.get(c.server());
           s.answered();
           s.nonce = c.nonce();
-          List<ContactRecord> all = byServer.getOrDefault(c.server(), List.of());
+          List<OwnedMailbox> all = byServer.getOrDefault(c.server(), List.of());
           subscribe(s, all);
-          subscribed.put(c.server(), new java.util.HashSet<>(all.stream().map(x -> x.getInbox().getMailboxId()).toList()));
+          subscribed.put(c.server(), new java.util.HashSet<>(all.stream().map(OwnedMailbox::getMailboxId).toList()));
         } else if (event instanceof Subscribed sub) {
           streams.get(sub.server()).answered();
         } else if (event instanceof Arrived a) {
@@ -479,7 +511,8 @@ public final class MessageReceiver {
   private Stream open(ServerAddress server, BlockingQueue<Event> events) {
     Stream stream = new Stream(server, ctx.net().dialer());
     stream.owe(1); // The server speaks first, with the challenge.
-    stream.requests = MailboxesGrpc.newStub(ctx.net().channel(server)).receive(new StreamObserver<>() {
+    // Only ever the home server: every mailbox of ours is there.
+    stream.requests = MailboxesGrpc.newStub(ctx.net().channel(ctx.homeServer())).receive(new StreamObserver<>() {
       @Override
       public void onNext(ReceiveResponse r) {
         switch (r.getKindCase()) {
@@ -503,14 +536,14 @@ public final class MessageReceiver {
     return stream;
   }
 
-  /** Subscribes {@code stream} to the contacts' inboxes; each owes a Subscribed. */
-  private static void subscribe(Stream stream, List<ContactRecord> contacts) {
+  /** Subscribes {@code stream} to our mailboxes; each owes a Subscribed. */
+  private static void subscribe(Stream stream, List<OwnedMailbox> mailboxes) {
     byte[] nonce = stream.nonce;
-    stream.owe(contacts.size());
-    for (ContactRecord c : contacts) {
-      byte[] mailboxId = c.getInbox().getMailboxId().toByteArray();
+    stream.owe(mailboxes.size());
+    for (OwnedMailbox m : mailboxes) {
+      byte[] mailboxId = m.getMailboxId().toByteArray();
       byte[] signature = OwnerKeys.sign(
-          OwnerKeys.privateKey(c.getInbox().getOwnerPrivateKey().toByteArray()),
+          OwnerKeys.privateKey(m.getOwnerPrivateKey().toByteArray()),
           OwnerKeys.RECEIVE_CONTEXT, nonce, mailboxId);
       stream.requests().onNext(ReceiveRequest.newBuilder()
           .setSubscribe(Subscribe.newBuilder()
@@ -549,6 +582,11 @@ public final class MessageReceiver {
     String bodyKey = SEEN + "body-" + HexFormat.of().formatHex(
         Kdf.sha256(delivery.getEnvelope().getBody().toByteArray()));
     String contactId = contactByInbox.get(delivery.getMailboxId());
+    if (contactId == null && forwarder.mailbox()
+        .filter(m -> m.getMailboxId().equals(delivery.getMailboxId())).isPresent()) {
+      takeOutcome(stream, delivery, seenKey);
+      return Outcome.NOTHING;
+    }
     Outcome outcome = Outcome.NOTHING;
     try (LocalStore.Txn txn = ctx.store().begin()) {
       if (txn.get(seenKey).isEmpty() && txn.get(bodyKey).isEmpty()) {
@@ -566,6 +604,32 @@ public final class MessageReceiver {
       healer.flush(c -> c.getId().equals(contactId));
     }
     return outcome;
+  }
+
+  /**
+   * Keeps the outcome of a forwarded send (from our forwarder mailbox: never a message) in one
+   * transaction with its envelope id, acknowledges it, then tells {@link Outcomes}.
+   */
+  private void takeOutcome(StreamObserver<ReceiveRequest> stream, Delivery delivery, String seenKey) {
+    Optional<SendLog.Settled> settled = Optional.empty();
+    boolean[] sentBack = {false};
+    try (LocalStore.Txn txn = ctx.store().begin()) {
+      if (txn.get(seenKey).isEmpty()) {
+        settled = SendLog.takeOutcome(txn, delivery.getEnvelope().getBody().toByteArray(), ctx.clock().millis(), () -> {
+          sentBack[0] = true;
+          return outcomes.outboxName();
+        });
+        txn.put(seenKey, seenValue());
+        txn.commit();
+      }
+    }
+    stream.onNext(ReceiveRequest.newBuilder()
+        .setAck(Ack.newBuilder().setMailboxId(delivery.getMailboxId()).setDeliveryId(delivery.getDeliveryId()))
+        .build());
+    settled.ifPresent(outcomes::settled);
+    if (sentBack[0]) {
+      outcomes.sendAgain();
+    }
   }
 
   /**

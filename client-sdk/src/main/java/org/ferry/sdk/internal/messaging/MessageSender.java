@@ -3,6 +3,7 @@ package org.ferry.sdk.internal.messaging;
 import com.google.protobuf.ByteString;
 import io.grpc.StatusRuntimeException;
 import java.util.Arrays;
+import java.util.HexFormat;
 import org.ferry.proto.BridgeLine;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.local.v1.ContactRecord;
@@ -17,6 +18,7 @@ import org.ferry.sdk.internal.ClientContext;
 import org.ferry.sdk.internal.invite.InvitationCodec;
 import org.ferry.sdk.internal.contacts.ContactBook;
 import org.ferry.sdk.internal.crypto.EnvelopeSealer;
+import org.ferry.sdk.internal.federation.HomeForwarder;
 import org.ferry.sdk.internal.net.ServerConnections;
 import org.ferry.sdk.internal.signal.ProtocolStore;
 import org.ferry.sdk.internal.store.LocalStore;
@@ -32,7 +34,9 @@ import org.signal.libsignal.protocol.message.CiphertextMessage;
 import org.signal.libsignal.protocol.state.SessionRecord;
 
 /**
- * Encrypts content for a contact, seals and pads it, and hands it to the contact's server.
+ * Encrypts content for a contact, seals and pads it, and hands it to the contact's server: into
+ * the mailbox directly when it is on our home server, else to the home server, which forwards it
+ * ({@link HomeForwarder}). No other server is ever called.
  *
  * <p>The ratchet step is committed before the envelope leaves, so that a crash can never make
  * two messages under one message key. If the contact's server then refuses the envelope for
@@ -54,9 +58,11 @@ public final class MessageSender {
   static final int SEND_ATTEMPTS = 3;
 
   private final ClientContext ctx;
+  private final HomeForwarder forwarder;
 
-  public MessageSender(ClientContext ctx) {
+  public MessageSender(ClientContext ctx, HomeForwarder forwarder) {
     this.ctx = ctx;
+    this.forwarder = forwarder;
   }
 
   /** Sends {@code content} to the contact with id {@code contactId}; returns the envelope id. */
@@ -67,11 +73,19 @@ public final class MessageSender {
       e = encrypt(txn, contactId, content);
       txn.commit();
     }
+    OutboxItem record = item(contactId, envelopeId, e).build();
+    boolean forwarded;
     try {
-      deliver(e.to, envelopeId, e.body);
+      forwarded = deliver(e.to, envelopeId, e.body, record);
     } catch (Refused refused) {
       rollBack(e.address, e.before, e.after);
       throw refused.failure;
+    }
+    if (forwarded) {
+      try (LocalStore.Txn txn = ctx.store().begin()) {
+        SendLog.held(txn, HexFormat.of().formatHex(envelopeId), ctx.clock().millis());
+        txn.commit();
+      }
     }
     return envelopeId;
   }
@@ -89,14 +103,7 @@ public final class MessageSender {
     byte[] envelopeId = ctx.randomBytes(16);
     try (LocalStore.Txn txn = ctx.store().begin()) {
       Encrypted e = encrypt(txn, contactId, content);
-      OutboxItem item = OutboxItem.newBuilder()
-          .setContactId(contactId)
-          .setEnvelopeId(ByteString.copyFrom(envelopeId))
-          .setBody(ByteString.copyFrom(e.body))
-          .setTo(e.to)
-          .setQueuedAt(ctx.clock().millis())
-          .setContent(content)
-          .build();
+      OutboxItem item = item(contactId, envelopeId, e).setContent(content).build();
       txn.put(name.get(), item.toByteArray());
       txn.commit();
       return item;
@@ -125,17 +132,30 @@ public final class MessageSender {
   }
 
   /**
-   * Hands a queued envelope to the contact's server. Sending it again after any failure is
-   * safe: the recipient keeps one copy per envelope id.
+   * Hands a queued envelope to the contact's server: into their mailbox if it is on our home
+   * server, else to the home server for forwarding (recorded in {@link SendLog} first; the
+   * caller marks it held). Sending it again after any failure is safe: the recipient keeps one
+   * copy per envelope id.
    *
+   * @return whether it went to the home server for another server (its outcome comes later)
    * @throws FerryException as the server or the network failed
    */
-  public void deliver(OutboxItem item) {
+  public boolean deliver(OutboxItem item) {
     try {
-      deliver(item.getTo(), item.getEnvelopeId().toByteArray(), item.getBody().toByteArray());
+      return deliver(item.getTo(), item.getEnvelopeId().toByteArray(), item.getBody().toByteArray(), item);
     } catch (Refused refused) {
       throw refused.failure;
     }
+  }
+
+  /** An envelope as the outbox (or, for a blocking send, the {@link SendLog}) keeps it. */
+  private OutboxItem.Builder item(String contactId, byte[] envelopeId, Encrypted e) {
+    return OutboxItem.newBuilder()
+        .setContactId(contactId)
+        .setEnvelopeId(ByteString.copyFrom(envelopeId))
+        .setBody(ByteString.copyFrom(e.body))
+        .setTo(e.to)
+        .setQueuedAt(ctx.clock().millis());
   }
 
   /** A message encrypted for a contact and sealed, and the session just before and after. */
@@ -177,7 +197,7 @@ public final class MessageSender {
       to = requireOutbox(txn, contactId).getOutbox();
     }
     try {
-      deliver(to, ctx.randomBytes(16), seal(to, type, payload));
+      deliver(to, ctx.randomBytes(16), seal(to, type, payload), null);
     } catch (Refused refused) {
       throw refused.failure;
     }
@@ -243,8 +263,25 @@ public final class MessageSender {
     };
   }
 
-  private void deliver(MailboxAddress to, byte[] envelopeId, byte[] body) throws Refused {
+  /**
+   * Sends an envelope to {@code to}: with Mailboxes.Send when the mailbox is on our home server
+   * (the same pinned key), else through the home server's Forwarding service. Only the home
+   * server is ever called.
+   *
+   * @param record what to keep in {@link SendLog} while a forwarded send waits for its outcome;
+   *     null for control messages, whose outcome nobody waits for
+   * @return whether the envelope was forwarded
+   */
+  private boolean deliver(MailboxAddress to, byte[] envelopeId, byte[] body, OutboxItem record) throws Refused {
     ServerAddress server = ServerAddress.parse(to.getServer());
+    boolean forwarded = !ctx.isHome(server);
+    String messageId = HexFormat.of().formatHex(envelopeId);
+    if (forwarded && record != null) {
+      try (LocalStore.Txn txn = ctx.store().begin()) {
+        SendLog.sending(txn, record, false);
+        txn.commit();
+      }
+    }
     SendRequest request = SendRequest.newBuilder()
         .setMailboxId(to.getMailboxId())
         .setSendCapability(to.getSendCapability())
@@ -254,14 +291,20 @@ public final class MessageSender {
         .build();
     for (int attempt = 1; ; attempt++) {
       try {
-        ctx.mailboxes(server).send(request);
-        return;
+        if (forwarded) {
+          forwarder.forward(server, to, envelopeId, body);
+        } else {
+          ctx.mailboxes().send(request);
+        }
+        return forwarded;
       } catch (StatusRuntimeException e) {
         // A carrier that dies mid-call leaves us not knowing whether the server kept the
-        // envelope. Sending the very same envelope again is safe: the recipient keeps one copy
-        // per envelope id. Anything else is final.
+        // envelope. Sending the very same envelope again is safe: the recipient (or, for a
+        // forward, the home server and then the recipient's) keeps one copy per envelope id.
+        // Anything else is final.
         if (!ServerConnections.isConnectionLost(e) || attempt >= SEND_ATTEMPTS) {
-          FerryException failure = ctx.net().failure(server, e);
+          FerryException failure = forwarded ? forwarder.failure(server, e) : ctx.net().failure(server, e);
+          forget(forwarded, record, messageId);
           // After a lost connection an earlier try may have been stored: only a refusal of the
           // first try proves that nothing was.
           if (attempt == 1 && isRefusal(e)) {
@@ -269,6 +312,23 @@ public final class MessageSender {
           }
           throw failure;
         }
+      } catch (FerryException e) {
+        // From the forwarding side, before anything left in this try: no verified routing key
+        // (fail closed), or no forwarder mailbox.
+        forget(forwarded, record, messageId);
+        if (attempt == 1) {
+          throw new Refused(e);
+        }
+        throw e;
+      }
+    }
+  }
+
+  private void forget(boolean forwarded, OutboxItem record, String messageId) {
+    if (forwarded && record != null) {
+      try (LocalStore.Txn txn = ctx.store().begin()) {
+        SendLog.forget(txn, messageId);
+        txn.commit();
       }
     }
   }

@@ -36,9 +36,11 @@ import org.slf4j.LoggerFactory;
  * queued (their ratchet step committed with them, see {@link MessageSender#queue}) and sent as
  * they are until the contact's server holds them, across network outages and restarts.
  *
- * <p>Delivery is at least once, in queue order per contact: each destination server has one
- * lane that sends its items one after another, so one unreachable server never holds up the
- * others. A resend is the very same envelope, which the recipient keeps once (its id). After a
+ * <p>Delivery is at least once, in queue order per contact: each contact's server has one lane
+ * that sends its items one after another (all of them to our home server, which forwards those
+ * for other servers: see {@link MessageSender}), so one server the home server cannot reach, or
+ * whose routing key does not verify, never holds up the others. An item the home server took
+ * for another server leaves the outbox; its outcome comes later ({@link SendLog}). A resend is the very same envelope, which the recipient keeps once (its id). After a
  * network failure a lane waits with exponential back-off and full jitter, from
  * {@link #FIRST_RETRY} up to {@link #MAX_RETRY}; a contact whose mailbox is full is skipped
  * for the round, so the contact's other messages wait behind it and other contacts' do not. A
@@ -59,8 +61,17 @@ public final class Outbox implements AutoCloseable {
 
   /** What becomes of queued messages. Called on the outbox's threads. */
   public interface Events {
-    /** The contact's server holds the message. */
+    /**
+     * Our home server holds the message: in the contact's mailbox if it is on the home server,
+     * else in the home server's queue for the contact's server.
+     */
     void accepted(String contactId, String messageId);
+
+    /**
+     * The contact's server holds the message: right after {@link #accepted} for a mailbox on
+     * the home server; for another server, when its outcome comes back (not from the outbox).
+     */
+    void delivered(String contactId, String messageId);
 
     /** The message will not be delivered, for {@code why}. */
     void failed(String contactId, String messageId, FerryException why);
@@ -108,13 +119,27 @@ public final class Outbox implements AutoCloseable {
       throw new FerryException(FerryException.Reason.CLOSED, "the client is closed");
     }
     // The name is taken inside the transaction, so names follow the order of commits.
-    OutboxItem item = sender.queue(contactId, content,
-        () -> PREFIX + String.format("%020d", sequence.incrementAndGet()));
+    OutboxItem item = sender.queue(contactId, content, this::nextName);
     String id = messageId(item);
     CompletableFuture<String> done = new CompletableFuture<>();
     waiting.put(id, done);
     lane(ServerAddress.parse(item.getTo().getServer())).runSoon();
     return done;
+  }
+
+  /**
+   * A fresh record name at the end of the outbox, for a message put back (see {@link SendLog});
+   * take it inside the transaction that writes it.
+   */
+  public String nextName() {
+    return PREFIX + String.format("%020d", sequence.incrementAndGet());
+  }
+
+  /** The queued messages, in order. */
+  public List<OutboxItem> items() {
+    List<OutboxItem> all = new ArrayList<>();
+    forEachItem((name, item) -> all.add(item));
+    return all;
   }
 
   /** Starts sending whatever waits (left by an earlier run, or held back by an outage) now. */
@@ -276,7 +301,7 @@ public final class Outbox implements AutoCloseable {
         ContactRecord contact = contact(item.getContactId());
         if (contact == null) {
           done(name, item, new FerryException(FerryException.Reason.UNKNOWN_CONTACT,
-              "the contact was removed before the message left"));
+              "the contact was removed before the message left"), false);
           return true;
         }
         if (!contact.getPendingIdentityKey().isEmpty()) {
@@ -296,11 +321,10 @@ public final class Outbox implements AutoCloseable {
           }
         }
         try {
-          sender.deliver(item);
-          done(name, item, null);
+          done(name, item, null, sender.deliver(item));
         } catch (FerryException failure) {
           if (isFinal(failure)) {
-            done(name, item, failure);
+            done(name, item, failure, false);
           } else if (failure.reason() == FerryException.Reason.RECIPIENT_FULL) {
             // This contact's later messages wait behind it; others go on.
             heldBack.add(item.getContactId());
@@ -322,18 +346,33 @@ public final class Outbox implements AutoCloseable {
   }
 
   /**
-   * Removes a sent or failed item, then tells the app. Not synced to disk: if a crash loses the
-   * removal, the item is sent again, and the recipient keeps one copy.
+   * Removes a sent or failed item (a forwarded one stays in the {@link SendLog} until its
+   * outcome; a failed one is listed there), then tells the app. A sent one's removal is not
+   * synced to disk: if a crash loses it, the item is sent again, and the recipient keeps one copy.
+   *
+   * @param forwarded whether the home server took it for another server
    */
-  private void done(String name, OutboxItem item, FerryException failure) {
+  private void done(String name, OutboxItem item, FerryException failure, boolean forwarded) {
+    String id = messageId(item);
     try (LocalStore.Txn txn = ctx.store().begin()) {
       txn.delete(name);
-      txn.commitWithoutSync();
+      if (failure == null) {
+        if (forwarded) {
+          SendLog.held(txn, id, ctx.clock().millis());
+        }
+        txn.commitWithoutSync();
+      } else {
+        SendLog.failed(txn, new SendLog.Failed(id, item.getContactId(), item.getTo().getServer(),
+            item.getQueuedAt(), ctx.clock().millis(), failure.reason(), failure.getMessage()));
+        txn.commit();
+      }
     }
-    String id = messageId(item);
     CompletableFuture<String> future = waiting.remove(id);
     if (failure == null) {
       events.accepted(item.getContactId(), id);
+      if (!forwarded) {
+        events.delivered(item.getContactId(), id);
+      }
       if (future != null) {
         future.complete(id);
       }
@@ -349,7 +388,7 @@ public final class Outbox implements AutoCloseable {
   /** A refusal that waiting cannot change: the server answered, about this mailbox or message. */
   static boolean isFinal(FerryException e) {
     switch (e.reason()) {
-      case TOO_LARGE, UNKNOWN_CONTACT, CONTACT_NOT_READY -> {
+      case TOO_LARGE, UNKNOWN_CONTACT, CONTACT_NOT_READY, PEER_REFUSED -> {
         return true;
       }
       case REJECTED -> {

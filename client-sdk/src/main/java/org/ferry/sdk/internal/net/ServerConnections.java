@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import javax.net.ssl.SSLException;
 import java.nio.channels.ClosedChannelException;
 import org.ferry.proto.ErrorReasons;
@@ -35,10 +36,20 @@ public final class ServerConnections implements AutoCloseable {
   private final Map<ServerAddress, Channel> intercepted = new HashMap<>();
   private final Duration callTimeout;
   private final Dialer dialer;
+  private final Function<ServerAddress, ManagedChannel> opener;
 
   public ServerConnections(Duration callTimeout, Dialer dialer) {
+    this(callTimeout, dialer, null);
+  }
+
+  /**
+   * @param opener opens the channel to a server in place of TLS over the dialer's carriers (for
+   *     tests with in-process servers); null for the real thing
+   */
+  public ServerConnections(Duration callTimeout, Dialer dialer, Function<ServerAddress, ManagedChannel> opener) {
     this.callTimeout = callTimeout;
     this.dialer = dialer;
+    this.opener = opener != null ? opener : this::open;
   }
 
   public Dialer dialer() {
@@ -53,7 +64,7 @@ public final class ServerConnections implements AutoCloseable {
   /** The channel to {@code server}, opened on first use. */
   public synchronized Channel channel(ServerAddress server) {
     return intercepted.computeIfAbsent(server, s -> ClientInterceptors.intercept(
-        channels.computeIfAbsent(s, this::open), new StalledLineInterceptor(s, dialer)));
+        channels.computeIfAbsent(s, opener), new StalledLineInterceptor(s, dialer)));
   }
 
   private ManagedChannel open(ServerAddress server) {

@@ -172,6 +172,10 @@ final class Lane {
 
   private void delivered(List<OutboundEntry> batch, DeliverResponse response) {
     synchronized (this) {
+      if (state == State.STOPPED) {
+        // The server is closing: the store may be closed too. The items are sent again after the restart.
+        return;
+      }
       failures = 0;
     }
     List<CompletableFuture<Boolean>> done = new ArrayList<>();
@@ -210,6 +214,11 @@ final class Lane {
   }
 
   private void callFailed(List<OutboundEntry> batch, Throwable t) {
+    synchronized (this) {
+      if (state == State.STOPPED) {
+        return;
+      }
+    }
     Status status = Status.fromThrowable(t);
     if (status.getCode() == Status.Code.PERMISSION_DENIED
         && ErrorReasons.of(t).filter(ErrorReasons.PEER_REFUSED::equals).isPresent()) {

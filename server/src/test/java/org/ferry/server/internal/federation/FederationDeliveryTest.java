@@ -177,4 +177,45 @@ class FederationDeliveryTest {
     assertEquals(1, a.storedIn(recipient));
     assertEquals(0, a.storedIn(forwarder));
   }
+
+  @Test
+  void invitationOnAnotherServerIsTakenThroughTheHomeServerOnceAndItsRefusalPassesThrough() throws Exception {
+    Box forwarder = a.createMailbox();
+    Box inviter = b.createMailbox();
+    byte[] fetchToken = bytes(32);
+    byte[] blob = bytes(300);
+    int ttl = 3600;
+    byte[] fetchTokenHash = org.ferry.server.internal.util.Bytes.sha256(fetchToken);
+    org.ferry.proto.v1.InvitationsGrpc.newBlockingStub(b.client()).putInvitation(
+        org.ferry.proto.v1.PutInvitationRequest.newBuilder()
+            .setMailboxId(inviter.id())
+            .setFetchTokenHash(ByteString.copyFrom(fetchTokenHash))
+            .setBlob(ByteString.copyFrom(blob))
+            .setTtlSeconds(ttl)
+            .setSignature(ByteString.copyFrom(org.ferry.proto.OwnerKeys.sign(inviter.owner().getPrivate(),
+                org.ferry.proto.OwnerKeys.PUT_INVITATION_CONTEXT, inviter.id().toByteArray(), fetchTokenHash,
+                org.ferry.server.internal.util.Bytes.sha256(blob),
+                java.nio.ByteBuffer.allocate(4).putInt(ttl).array())))
+            .build());
+    RoutingKey key = routingKey(a, b.address(), forwarder, a.clock.instant());
+    java.util.function.Supplier<org.ferry.proto.v1.ForwardTakeRequest> take = () -> {
+      byte[] requestId = bytes(16);
+      byte[] routing = org.ferry.proto.v1.Routing.newBuilder().setTake(org.ferry.proto.v1.TakeRouting.newBuilder()
+          .setMailboxId(inviter.id()).setFetchToken(ByteString.copyFrom(fetchToken))
+          .setTakeId(ByteString.copyFrom(bytes(16)))).build().toByteArray();
+      return org.ferry.proto.v1.ForwardTakeRequest.newBuilder()
+          .setForwarder(forwarder.auth())
+          .setDestination(b.address().toString())
+          .setRequestId(ByteString.copyFrom(requestId))
+          .setRoutingKeyId(key.getKeyId())
+          .setSealedRouting(ByteString.copyFrom(org.ferry.proto.RoutingSeal.seal(key.getPublicKey().toByteArray(),
+              key.getKeyId(), routing, requestId, FederationFixture.RANDOM)))
+          .build();
+    };
+    assertEquals(ByteString.copyFrom(blob), a.forwarding().forwardTake(take.get()).getBlob());
+    io.grpc.StatusRuntimeException used = org.junit.jupiter.api.Assertions.assertThrows(
+        io.grpc.StatusRuntimeException.class, () -> a.forwarding().forwardTake(take.get()));
+    assertEquals(io.grpc.Status.Code.NOT_FOUND, used.getStatus().getCode());
+    assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(used).orElseThrow());
+  }
 }

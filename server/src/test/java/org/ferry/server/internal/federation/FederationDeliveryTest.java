@@ -218,4 +218,28 @@ class FederationDeliveryTest {
     assertEquals(io.grpc.Status.Code.NOT_FOUND, used.getStatus().getCode());
     assertEquals(ErrorReasons.INVITATION_USED, ErrorReasons.of(used).orElseThrow());
   }
+
+  @Test
+  void itemForwardedBehindABacklogIsDeliveredWithinTheFirstBatchesNotAfterTheWholeBacklog() throws Exception {
+    Box forwarder = a.createMailbox();
+    Box recipient = b.createMailbox();
+    RoutingKey key = routingKey(a, b.address(), forwarder, a.clock.instant());
+    b.stop();
+    int backlog = 400;
+    for (int i = 0; i < backlog; i++) {
+      a.forwarding().forward(forwardTo(b.address(), key, forwarder, recipient, bytes(16)));
+    }
+    ForwardRequest fresh = forwardTo(b.address(), key, forwarder, recipient, bytes(16));
+    a.forwarding().forward(fresh);
+    b.start();
+    try (Outcomes outcomes = new Outcomes(a, forwarder)) {
+      outcomes.waitFor(backlog + 1);
+    }
+    List<ByteString> order = b.idsIn(recipient);
+    assertEquals(backlog + 1, order.size());
+    int position = order.indexOf(fresh.getItemId());
+    // Batches hold at most 96 KiB of bodies: the oldest batch, then the newest (with it).
+    org.junit.jupiter.api.Assertions.assertTrue(position >= 0 && position < 2 * 96,
+        "the fresh item came at position " + position + " of " + order.size());
+  }
 }

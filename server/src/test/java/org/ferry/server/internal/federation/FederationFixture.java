@@ -141,6 +141,22 @@ final class FederationFixture {
       }
     }
 
+    /** The envelope ids waiting in {@code box}, in the order they were stored: read with the server stopped. */
+    List<ByteString> idsIn(Box box) throws IOException {
+      boolean running = server != null;
+      if (running) {
+        stop();
+      }
+      try (MailboxStore store = MailboxStore.open(dir.resolve("store"))) {
+        return store.read(new MailboxId(box.id().toByteArray()), 0, 100_000).envelopes().stream()
+            .map(e -> ByteString.copyFrom(e.envelopeId())).toList();
+      } finally {
+        if (running) {
+          start();
+        }
+      }
+    }
+
     /** Items waiting in the outbound queue: read from the store, with the server stopped. */
     long outboundWaiting() throws IOException {
       boolean running = server != null;
@@ -244,6 +260,11 @@ final class FederationFixture {
             } catch (com.google.protobuf.InvalidProtocolBufferException e) {
               throw new AssertionError("not an outcome body", e);
             }
+            // Acknowledged, as a client does, so that the server's delivery window moves on.
+            synchronized (Outcomes.this) {
+              requests.onNext(ReceiveRequest.newBuilder().setAck(org.ferry.proto.v1.Ack.newBuilder()
+                  .setMailboxId(d.getMailboxId()).setDeliveryId(d.getDeliveryId())).build());
+            }
           }
         }
 
@@ -259,9 +280,11 @@ final class FederationFixture {
         public void onCompleted() {}
       });
       await().atMost(Duration.ofSeconds(10)).until(() -> nonce.get() != null);
-      requests.onNext(ReceiveRequest.newBuilder().setSubscribe(Subscribe.newBuilder().setMailboxId(box.id())
+      synchronized (this) {
+        requests.onNext(ReceiveRequest.newBuilder().setSubscribe(Subscribe.newBuilder().setMailboxId(box.id())
           .setSignature(ByteString.copyFrom(OwnerKeys.sign(box.owner().getPrivate(), OwnerKeys.RECEIVE_CONTEXT,
               nonce.get(), box.id().toByteArray())))).build());
+      }
     }
 
     /** Waits (at most 30 s) for {@code n} outcomes and returns all so far. */

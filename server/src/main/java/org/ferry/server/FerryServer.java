@@ -544,12 +544,16 @@ public final class FerryServer implements AutoCloseable {
     /**
      * Delivery backoff after a failed call to a peer: a random delay (full jitter) up to
      * {@code initial}, doubling per failure up to {@code max}; default 1 s to 5 min.
+     *
+     * @throws IllegalArgumentException if {@code initial} is not positive or {@code max} is less
      */
     public Builder federationRetry(Duration initial, Duration max) {
-      this.retryInitial = Objects.requireNonNull(initial, "initial");
-      this.retryMax = Objects.requireNonNull(max, "max");
-      new FederationOptions(federationMode, Set.of(), Set.of(), 1, 1, 1, 1, Optional.empty(), Optional.empty(),
-          initial, max, 1);
+      if (initial.isNegative() || initial.isZero() || max.compareTo(initial) < 0) {
+        throw new IllegalArgumentException("retry backoff must be positive, its cap at least its start: "
+            + initial + ", " + max);
+      }
+      this.retryInitial = initial;
+      this.retryMax = max;
       return this;
     }
 

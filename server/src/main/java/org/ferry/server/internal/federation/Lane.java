@@ -53,6 +53,7 @@ final class Lane {
   private final ServerClock clock;
   private final ServerMetrics metrics;
   private final ScheduledExecutorService scheduler;
+  private final Backoff backoff;
   private State state = State.IDLE;
   /** New items arrived while a round ran: look again before going idle. */
   private boolean again;
@@ -71,6 +72,7 @@ final class Lane {
     this.clock = clock;
     this.metrics = metrics;
     this.scheduler = scheduler;
+    this.backoff = new Backoff(options.retryInitial(), options.retryMax(), outbound::random);
   }
 
   /** New items wait: send them now unless a round runs (then it looks again) or the lane backs off. */
@@ -244,22 +246,7 @@ final class Lane {
       return;
     }
     failures++;
-    long cap = options.retryMax().toNanos();
-    long ceiling = options.retryInitial().toNanos() << Math.min(failures - 1, 30);
-    if (ceiling <= 0 || ceiling > cap) {
-      ceiling = cap;
-    }
-    Duration delay = outbound.jitter(Duration.ofNanos(ceiling));
-    if (delay.compareTo(hint) < 0) {
-      delay = hint;
-    }
-    if (earliestExpiry != null) {
-      Duration untilExpiry = Duration.between(clock.instant(), earliestExpiry);
-      if (delay.compareTo(untilExpiry) > 0) {
-        // The sweeper expires it then; try again just after.
-        delay = untilExpiry.isNegative() ? Duration.ZERO : untilExpiry;
-      }
-    }
+    Duration delay = backoff.delay(failures, hint, clock.instant(), earliestExpiry);
     schedule(delay, State.BACKING_OFF);
   }
 

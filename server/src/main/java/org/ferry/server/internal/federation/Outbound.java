@@ -89,7 +89,12 @@ final class Outbound implements AutoCloseable {
   }
 
   Duration jitter(Duration upTo) {
-    return Duration.ofNanos((long) (random.nextDouble() * upTo.toNanos()));
+    return Duration.ofNanos((long) (random() * upTo.toNanos()));
+  }
+
+  /** Uniform in [0, 1), for jitter. */
+  double random() {
+    return random.nextDouble();
   }
 
   /** Items waiting, by destination fingerprint text (for metrics). */

@@ -292,6 +292,7 @@ public final class FerryServer implements AutoCloseable {
     private double unknownPeersPerSecond = FederationOptions.DEFAULTS.unknownItemsPerSecond();
     private double forwardPerSecond = FederationOptions.DEFAULTS.forwardItemsPerSecond();
     private InetAddress federationBind;
+    private InetSocketAddress federationProxy;
     private Duration retryInitial = FederationOptions.DEFAULTS.retryInitial();
     private Duration retryMax = FederationOptions.DEFAULTS.retryMax();
     private long maxQueuedPerPeer = FederationOptions.DEFAULTS.maxQueuedPerPeer();
@@ -542,6 +543,16 @@ public final class FerryServer implements AutoCloseable {
     }
 
     /**
+     * A SOCKS5 proxy (RFC 1928, no authentication; for example Tor's SocksPort) for outgoing
+     * federation connections, so that peers see the proxy's exit instead of this server's address.
+     * Default: none, peers are dialled directly.
+     */
+    public Builder federationProxy(InetSocketAddress socks5) {
+      this.federationProxy = Objects.requireNonNull(socks5, "socks5");
+      return this;
+    }
+
+    /**
      * Delivery backoff after a failed call to a peer: a random delay (full jitter) up to
      * {@code initial}, doubling per failure up to {@code max}; default 1 s to 5 min.
      *
@@ -676,7 +687,7 @@ public final class FerryServer implements AutoCloseable {
         }
         FederationOptions federationOptions = new FederationOptions(federationMode, federationAllow,
             federationDeny, peerItemsPerSecond, peerBytesPerSecond, unknownPeersPerSecond, forwardPerSecond,
-            Optional.ofNullable(federationBind), Optional.empty(), retryInitial, retryMax, maxQueuedPerPeer);
+            Optional.ofNullable(federationBind), Optional.ofNullable(federationProxy), retryInitial, retryMax, maxQueuedPerPeer);
         Federation federation = Federation.start(ServerAddress.fingerprintOf(identity.certificate().getPublicKey()),
             dataDirectory.resolve("identity"), identity, mailboxes, store, serverClock, limits, federationOptions,
             metrics, random, federationLanes);

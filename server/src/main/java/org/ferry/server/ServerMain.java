@@ -127,6 +127,10 @@ public final class ServerMain implements Callable<Integer> {
       description = "Source address of outgoing federation connections. Default: the system picks.")
   String federationBind;
 
+  @Option(names = "--federation-proxy", paramLabel = "socks5://HOST:PORT",
+      description = "SOCKS5 proxy for outgoing federation connections (for example Tor's SocksPort). Default: none.")
+  String federationProxy;
+
   @Mixin OperatorOptions operator;
 
   @Spec CommandSpec spec;
@@ -202,6 +206,9 @@ public final class ServerMain implements Callable<Integer> {
       if (federationDeny != null) {
         federationDeny.forEach(builder::federationDeny);
       }
+      if (federationProxy != null) {
+        builder.federationProxy(socks5(federationProxy));
+      }
       if (federationBind != null) {
         builder.federationBind(InetAddress.getByName(HostPort.checkHost(federationBind)));
       }
@@ -272,6 +279,7 @@ public final class ServerMain implements Callable<Integer> {
         }
       });
     }
+    settings.check("federation-proxy", (String v) -> socks5(v));
     settings.check("federation-bind", (String v) -> {
       if (!HostPort.isIpLiteral(v)) {
         throw new IllegalArgumentException("must be an IP address of this host, got '" + v + "'");
@@ -281,6 +289,15 @@ public final class ServerMain implements Callable<Integer> {
       throw new ConfigException(settings.describe("fallback") + ": needs carriers");
     }
     return HostPort.parse(listen);
+  }
+
+  /** {@code socks5://HOST:PORT}, the host looked up now. */
+  static InetSocketAddress socks5(String url) {
+    if (!url.startsWith("socks5://")) {
+      throw new IllegalArgumentException("must be socks5://HOST:PORT, got '" + url + "'");
+    }
+    HostPort at = HostPort.parse(url.substring("socks5://".length()));
+    return new InetSocketAddress(at.host(), at.port());
   }
 
   /** An empty path would put the key and the store in whatever directory one runs in. */

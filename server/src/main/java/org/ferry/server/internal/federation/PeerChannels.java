@@ -5,6 +5,11 @@ import io.grpc.ManagedChannel;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.proxy.Socks5ProxyHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
@@ -20,8 +25,9 @@ import org.ferry.relay.internal.tls.TlsIdentity;
 /**
  * One gRPC channel per peer server, over mutual TLS: this server's own key as the client
  * certificate, the peer's key pinned by the fingerprint in its address. Connects within
- * {@link #CONNECT_TIMEOUT_MILLIS}, keeps idle connections alive with pings, and binds outgoing
- * connections to the configured source address. Each peer's channel is its own, so a dead or
+ * {@link #CONNECT_TIMEOUT_MILLIS}, keeps idle connections alive with pings, binds outgoing
+ * connections to the configured source address, and goes through the SOCKS5 proxy if one is
+ * configured. Each peer's channel is its own, so a dead or
  * blackholed peer holds up no other.
  */
 final class PeerChannels implements AutoCloseable {
@@ -33,10 +39,14 @@ final class PeerChannels implements AutoCloseable {
   private final FederationOptions options;
   private final Map<ServerAddress, ManagedChannel> channels = new ConcurrentHashMap<>();
   private volatile boolean closed;
+  /** Event loops of proxied channels (gRPC needs its own group with a channel factory). */
+  private final EventLoopGroup proxyGroup;
 
   PeerChannels(TlsIdentity identity, FederationOptions options) {
     this.identity = identity;
     this.options = options;
+    this.proxyGroup = options.proxy().isPresent()
+        ? new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory()) : null;
   }
 
   /** The channel to {@code peer} (made on first use). */
@@ -72,6 +82,15 @@ final class PeerChannels implements AutoCloseable {
         return new InetSocketAddress(source, 0);
       }
     }));
+    options.proxy().ifPresent(proxy -> builder.eventLoopGroup(proxyGroup).channelFactory(() -> {
+      // SOCKS5 (RFC 1928) first in the pipeline: it turns gRPC's connect into one to the proxy,
+      // asks it for the peer, and holds the TLS handshake back until the proxy has connected.
+      NioSocketChannel channel = new NioSocketChannel();
+      Socks5ProxyHandler socks = new Socks5ProxyHandler(proxy);
+      socks.setConnectTimeoutMillis(CONNECT_TIMEOUT_MILLIS);
+      channel.pipeline().addFirst(socks);
+      return channel;
+    }));
     return builder.build();
   }
 
@@ -84,8 +103,11 @@ final class PeerChannels implements AutoCloseable {
         c.awaitTermination(5, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        return;
+        break;
       }
+    }
+    if (proxyGroup != null) {
+      proxyGroup.shutdownGracefully(0, 5, TimeUnit.SECONDS);
     }
   }
 }

@@ -24,7 +24,7 @@ import org.ferry.server.internal.federation.FederationFixture.Outcomes;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Outgoing federation leaves from the address the operator gave. */
+/** Outgoing federation leaves from the address, or through the proxy, the operator gave. */
 class FederationBindTest {
   @TempDir Path tmp;
 
@@ -55,5 +55,23 @@ class FederationBindTest {
     }
     assertFalse(federationPeers.isEmpty());
     assertEquals(Set.of("127.0.0.2"), federationPeers);
+  }
+
+  @Test
+  void federationGoesThroughTheSocks5ProxyWhenOneIsSet() throws Exception {
+    try (Socks5Proxy proxy = new Socks5Proxy();
+        Node b = new Node(tmp.resolve("b"), builder -> {});
+        Node a = new Node(tmp.resolve("a"), builder -> builder.federationProxy(
+            new InetSocketAddress(InetAddress.getLoopbackAddress(), proxy.port())))) {
+      Box forwarder = a.createMailbox();
+      Box recipient = b.createMailbox();
+      RoutingKey key = routingKey(a, b.address(), forwarder, a.clock.instant());
+      try (Outcomes outcomes = new Outcomes(a, forwarder)) {
+        a.forwarding().forward(forwardTo(b.address(), key, forwarder, recipient, bytes(16)));
+        assertEquals(org.ferry.proto.v1.ForwardOutcome.Result.DELIVERED, outcomes.waitFor(1).get(0).getResult());
+      }
+      assertFalse(proxy.targets.isEmpty());
+      assertEquals(Set.of(b.port), Set.copyOf(proxy.targets));
+    }
   }
 }

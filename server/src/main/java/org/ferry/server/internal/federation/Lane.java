@@ -38,8 +38,11 @@ import org.slf4j.LoggerFactory;
 final class Lane {
   private static final Logger log = LoggerFactory.getLogger(Lane.class);
   static final int MAX_BATCH_ITEMS = 256;
-  /** Body bytes per batch: the whole request must stay under the server's 128 KiB message limit. */
-  static final long MAX_BATCH_BYTES = 96 * 1024;
+  /**
+   * Weight of a batch ({@link org.ferry.server.internal.store.MailboxStore#wireWeight}): the whole
+   * request must stay under the peer's 128 KiB message limit.
+   */
+  static final long MAX_BATCH_BYTES = 112 * 1024;
   static final Duration CALL_DEADLINE = Duration.ofSeconds(30);
 
   private enum State { IDLE, SCHEDULED, RUNNING, BACKING_OFF, STOPPED }

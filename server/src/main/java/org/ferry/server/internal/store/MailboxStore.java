@@ -963,9 +963,10 @@ public final class MailboxStore implements AutoCloseable {
   }
 
   /**
-   * Up to {@code limit} items for {@code destination}, stopping once they hold {@code maxBytes}
-   * of body (at least one item): the oldest first, or with {@code newest} the most recent ones
-   * (still returned oldest first).
+   * Up to {@code limit} items for {@code destination} that together weigh at most {@code maxBytes}
+   * (always at least one item), each weighing {@link #wireWeight}: the oldest, or with
+   * {@code newest} the most recent ones (still returned oldest first). A batch read so fits the
+   * peer's message limit whatever its mix of sizes.
    */
   public List<OutboundEntry> readOutbound(byte[] destination, boolean newest, int limit, long maxBytes) {
     List<OutboundEntry> out = new ArrayList<>();
@@ -976,14 +977,18 @@ public final class MailboxStore implements AutoCloseable {
       } else {
         it.seek(outboundKey(destination, 0));
       }
-      while (it.isValid() && out.size() < limit && bytes < maxBytes) {
+      while (it.isValid() && out.size() < limit) {
         byte[] key = it.key();
         if (!Arrays.equals(key, 0, 32, destination, 0, 32)) {
           break;
         }
         OutboundItem item = OutboundItem.decode(it.value());
+        long weight = wireWeight(item);
+        if (!out.isEmpty() && bytes + weight > maxBytes) {
+          break;
+        }
         out.add(new OutboundEntry(destination, ByteBuffer.wrap(key, 32, 8).getLong(), item));
-        bytes += item.body().length;
+        bytes += weight;
         if (newest) {
           it.prev();
         } else {
@@ -998,6 +1003,11 @@ public final class MailboxStore implements AutoCloseable {
       Collections.reverse(out);
     }
     return out;
+  }
+
+  /** Bytes an item takes in a Deliver request, about: body, seal and room for its other fields. */
+  public static long wireWeight(OutboundItem item) {
+    return item.body().length + item.sealedRouting().length + 64L;
   }
 
   /** The outbound item at a position, if it is still there. */

@@ -215,4 +215,32 @@ class FederationPeerTest {
             .setSendCapability(ByteString.copyFrom(forwarder.capability()))).build()));
     assertEquals(Status.Code.UNAUTHENTICATED, noMailbox.getStatus().getCode());
   }
+
+  @Test
+  void forwardingToAnUnreachableRefusedOrMalformedServerSaysWhich() throws Exception {
+    byte[] deniedKey = bytes(32);
+    startB(builder -> builder.federationDeny(PeerPolicy.text(deniedKey)));
+    Box forwarder = b.createMailbox();
+    // Nothing listens on the discard port.
+    org.ferry.proto.ServerAddress unreachable = new org.ferry.proto.ServerAddress("127.0.0.1", 9, bytes(32));
+    org.ferry.proto.ServerAddress denied = new org.ferry.proto.ServerAddress("127.0.0.1", 9, deniedKey);
+    StatusRuntimeException noKey = assertThrows(StatusRuntimeException.class, () -> b.forwarding().getRoutingKey(
+        org.ferry.proto.v1.GetRoutingKeyRequest.newBuilder().setForwarder(forwarder.auth())
+            .setServer(unreachable.toString()).build()));
+    assertEquals(Status.Code.UNAVAILABLE, noKey.getStatus().getCode());
+    org.ferry.proto.v1.ForwardTakeRequest take = org.ferry.proto.v1.ForwardTakeRequest.newBuilder()
+        .setForwarder(forwarder.auth()).setDestination(unreachable.toString())
+        .setRequestId(ByteString.copyFrom(bytes(16)))
+        .setSealedRouting(ByteString.copyFrom(bytes(RoutingSeal.SEALED_LENGTH))).build();
+    StatusRuntimeException noTake = assertThrows(StatusRuntimeException.class, () -> b.forwarding().forwardTake(take));
+    assertEquals(Status.Code.UNAVAILABLE, noTake.getStatus().getCode());
+    StatusRuntimeException refused = assertThrows(StatusRuntimeException.class,
+        () -> b.forwarding().forwardTake(take.toBuilder().setDestination(denied.toString()).build()));
+    assertEquals(Status.Code.FAILED_PRECONDITION, refused.getStatus().getCode());
+    assertEquals(ErrorReasons.PEER_REFUSED, ErrorReasons.of(refused).orElseThrow());
+    StatusRuntimeException malformed = assertThrows(StatusRuntimeException.class, () -> b.forwarding().getRoutingKey(
+        org.ferry.proto.v1.GetRoutingKeyRequest.newBuilder().setForwarder(forwarder.auth())
+            .setServer("not an address").build()));
+    assertEquals(Status.Code.INVALID_ARGUMENT, malformed.getStatus().getCode());
+  }
 }

@@ -68,4 +68,22 @@ class OutboundStoreTest {
       assertEquals(1, reopened.usage(forwarder).count());
     }
   }
+
+  @Test
+  void aDeliveredItemIdIsRememberedUntilItsTimeAndThenForgotten() throws Exception {
+    byte[] peer = bytes(32);
+    byte[] itemId = bytes(16);
+    MailboxId mailbox = MailboxId.random(RANDOM);
+    Instant until = Instant.parse("2026-03-01T00:10:00Z");
+    try (MailboxStore store = MailboxStore.open(dir)) {
+      store.appendAsync(mailbox, itemId, bytes(1024), until.minusSeconds(600), new SeenMark(peer, itemId, until))
+          .join();
+      assertEquals(java.util.Optional.of(until), store.seenUntil(peer, itemId));
+      assertTrue(store.seenUntil(bytes(32), itemId).isEmpty());
+      assertEquals(0, store.deleteExpiredSeen(until.minusMillis(1)));
+      assertTrue(store.seenUntil(peer, itemId).isPresent());
+      assertEquals(1, store.deleteExpiredSeen(until));
+      assertTrue(store.seenUntil(peer, itemId).isEmpty());
+    }
+  }
 }

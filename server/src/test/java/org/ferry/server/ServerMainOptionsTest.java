@@ -70,6 +70,16 @@ class ServerMainOptionsTest {
     assertEquals(true, ok[1].contains("federation = \"allowlist\""), ok[1]);
     assertEquals(true, ok[1].contains("federation-allow = [\"" + FP + "\"]"), ok[1]);
     assertEquals(true, ok[1].contains("federation-deny = [\"" + "B".repeat(43) + "\"]"), ok[1]);
+    String[] proxied = run("--federation-proxy", "socks5://127.0.0.1:9050", "--federation-bind", "127.0.0.2",
+        "--print-config");
+    assertEquals("0", proxied[0], proxied[2]);
+    assertEquals(true, proxied[1].contains("federation-proxy = \"socks5://127.0.0.1:9050\""), proxied[1]);
+    String[] badProxy = run("--federation-proxy", "http://127.0.0.1:3128", "--print-config");
+    assertEquals("2", badProxy[0]);
+    assertEquals(true, badProxy[2].contains("--federation-proxy: must be socks5://HOST:PORT"), badProxy[2]);
+    String[] badBind = run("--federation-bind", "example.org", "--print-config");
+    assertEquals("2", badBind[0]);
+    assertEquals(true, badBind[2].contains("--federation-bind: must be an IP address"), badBind[2]);
     String[] badMode = run("--federation", "closed", "--print-config");
     assertEquals("2", badMode[0]);
     assertEquals(true, badMode[2].contains("--federation: must be open, allowlist or off"), badMode[2]);

@@ -49,6 +49,11 @@ import org.ferry.server.internal.admin.AdminChannel;
 import org.ferry.server.internal.admin.StatusReport;
 import org.ferry.server.internal.backup.ServerBackup;
 import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
+import org.ferry.server.internal.federation.Federation;
+import org.ferry.server.internal.federation.FederationOptions;
+import io.netty.handler.ssl.ClientAuth;
+import java.net.InetAddress;
+import java.util.HashSet;
 import org.ferry.server.internal.grpc.InvitationGrpcService;
 import org.ferry.server.internal.grpc.CappedServerChannel;
 import org.ferry.server.internal.grpc.MailboxGrpcService;
@@ -129,6 +134,8 @@ public final class FerryServer implements AutoCloseable {
   private final Path clockFile;
   private final MetricsEndpoint metrics;
   private final String metricsHost;
+  private final Federation federation;
+  private final ScheduledExecutorService federationLanes;
   /** The local admin channel ({@code ferry server status}, {@code backup}); null if it could not start. */
   private AdminChannel admin;
   private boolean closed;
@@ -147,7 +154,11 @@ public final class FerryServer implements AutoCloseable {
       Path clockFile,
       MetricsEndpoint metrics,
       String metricsHost,
+      Federation federation,
+      ScheduledExecutorService federationLanes,
       EventLoopGroup... eventLoops) {
+    this.federation = federation;
+    this.federationLanes = federationLanes;
     this.metrics = metrics;
     this.metricsHost = metricsHost;
     this.eventLoops = eventLoops;
@@ -210,6 +221,8 @@ public final class FerryServer implements AutoCloseable {
       carriers.close();
     }
     health.enterTerminalState();
+    federation.close();
+    federationLanes.shutdownNow();
     grpcServer.shutdown();
     boolean quiet = false;
     try {
@@ -223,6 +236,7 @@ public final class FerryServer implements AutoCloseable {
       quiet &= deliveryExecutor.awaitTermination(5, TimeUnit.SECONDS);
       quiet &= blockingExecutor.awaitTermination(5, TimeUnit.SECONDS);
       quiet &= background.awaitTermination(5, TimeUnit.SECONDS);
+      quiet &= federationLanes.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       grpcServer.shutdownNow();
       Thread.currentThread().interrupt();
@@ -270,6 +284,18 @@ public final class FerryServer implements AutoCloseable {
     private int maxConnections = defaultMaxConnections(Runtime.getRuntime().maxMemory());
     private InetSocketAddress metricsListen;
     private final List<ServerInterceptor> interceptors = new ArrayList<>();
+    private FederationOptions.Mode federationMode = FederationOptions.DEFAULTS.mode();
+    private final Set<String> federationAllow = new HashSet<>();
+    private final Set<String> federationDeny = new HashSet<>();
+    private double peerItemsPerSecond = FederationOptions.DEFAULTS.peerItemsPerSecond();
+    private double peerBytesPerSecond = FederationOptions.DEFAULTS.peerBytesPerSecond();
+    private double unknownPeersPerSecond = FederationOptions.DEFAULTS.unknownItemsPerSecond();
+    private double forwardPerSecond = FederationOptions.DEFAULTS.forwardItemsPerSecond();
+    private InetAddress federationBind;
+    private InetSocketAddress federationProxy;
+    private Duration retryInitial = FederationOptions.DEFAULTS.retryInitial();
+    private Duration retryMax = FederationOptions.DEFAULTS.retryMax();
+    private long maxQueuedPerPeer = FederationOptions.DEFAULTS.maxQueuedPerPeer();
 
     private Builder() {}
 
@@ -446,6 +472,121 @@ public final class FerryServer implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Which servers this one federates with: {@code OPEN} (default: any, unknown ones under one
+     * shared budget, see {@link #unknownPeersRate}), {@code ALLOWLIST} (only those given to
+     * {@link #federationAllow}), {@code OFF} (none; Forward to another server fails with
+     * FAILED_PRECONDITION PEER_REFUSED, peers' calls with PERMISSION_DENIED PEER_REFUSED).
+     */
+    public Builder federation(FederationOptions.Mode mode) {
+      this.federationMode = Objects.requireNonNull(mode, "mode");
+      return this;
+    }
+
+    /**
+     * A peer server always allowed, with a budget of its own ({@link #peerRate}): its key
+     * fingerprint as in its address (43 characters of base64url).
+     *
+     * @throws IllegalArgumentException if it is not a fingerprint
+     */
+    public Builder federationAllow(String fingerprint) {
+      federationAllow.add(checkFingerprint(fingerprint));
+      return this;
+    }
+
+    /** A peer server refused in every mode, both ways. @throws IllegalArgumentException if not a fingerprint */
+    public Builder federationDeny(String fingerprint) {
+      federationDeny.add(checkFingerprint(fingerprint));
+      return this;
+    }
+
+    static String checkFingerprint(String fingerprint) {
+      byte[] fp;
+      try {
+        fp = java.util.Base64.getUrlDecoder().decode(fingerprint.strip());
+      } catch (IllegalArgumentException e) {
+        fp = new byte[0];
+      }
+      if (fp.length != 32) {
+        throw new IllegalArgumentException("not a key fingerprint (43 characters of base64url): '" + fingerprint + "'");
+      }
+      return java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(fp);
+    }
+
+    /**
+     * Each allowed or known peer's budget for what it delivers here: items per second and body
+     * bytes per second (bursts of ten seconds' worth); default 200 items/s, 8 MiB/s. Beyond it
+     * its calls fail with RESOURCE_EXHAUSTED RATE_LIMITED and a retry delay.
+     */
+    public Builder peerRate(double itemsPerSecond, double bytesPerSecond) {
+      this.peerItemsPerSecond = positive(itemsPerSecond, "peer rate");
+      this.peerBytesPerSecond = positive(bytesPerSecond, "peer bytes rate");
+      return this;
+    }
+
+    /** The one budget all unknown peers share in open mode, items per second; default 200. */
+    public Builder unknownPeersRate(double itemsPerSecond) {
+      this.unknownPeersPerSecond = positive(itemsPerSecond, "unknown peers rate");
+      return this;
+    }
+
+    /** Each client's budget for Forward, ForwardTake and GetRoutingKey, calls per second; default 50 (burst 500). */
+    public Builder forwardRate(double perSecond) {
+      this.forwardPerSecond = positive(perSecond, "forward rate");
+      return this;
+    }
+
+    /** Source address of outgoing federation connections (one of this host's addresses); default any. */
+    public Builder federationBind(InetAddress source) {
+      this.federationBind = Objects.requireNonNull(source, "source");
+      return this;
+    }
+
+    /**
+     * A SOCKS5 proxy (RFC 1928, no authentication; for example Tor's SocksPort) for outgoing
+     * federation connections, so that peers see the proxy's exit instead of this server's address.
+     * Default: none, peers are dialled directly.
+     */
+    public Builder federationProxy(InetSocketAddress socks5) {
+      this.federationProxy = Objects.requireNonNull(socks5, "socks5");
+      return this;
+    }
+
+    /**
+     * Delivery backoff after a failed call to a peer: a random delay (full jitter) up to
+     * {@code initial}, doubling per failure up to {@code max}; default 1 s to 5 min.
+     *
+     * @throws IllegalArgumentException if {@code initial} is not positive or {@code max} is less
+     */
+    public Builder federationRetry(Duration initial, Duration max) {
+      if (initial.isNegative() || initial.isZero() || max.compareTo(initial) < 0) {
+        throw new IllegalArgumentException("retry backoff must be positive, its cap at least its start: "
+            + initial + ", " + max);
+      }
+      this.retryInitial = initial;
+      this.retryMax = max;
+      return this;
+    }
+
+    /**
+     * Most items queued for one destination server; default 100,000. Beyond it Forward fails
+     * with RESOURCE_EXHAUSTED PEER_QUEUE_FULL. Outbound bytes count against {@link #storageBudget}.
+     */
+    public Builder maxQueuedPerPeer(long items) {
+      if (items < 1) {
+        throw new IllegalArgumentException("max queued per peer must be positive: " + items);
+      }
+      this.maxQueuedPerPeer = items;
+      return this;
+    }
+
+    private static double positive(double v, String what) {
+      if (!(v > 0) || Double.isInfinite(v)) {
+        throw new IllegalArgumentException(what + " must be a positive number: " + v);
+      }
+      return v;
+    }
+
     static int defaultMaxConnections(long maxHeapBytes) {
       return (int) Math.max(256, Math.min(65_536, maxHeapBytes / (256 * 1024)));
     }
@@ -513,6 +654,10 @@ public final class FerryServer implements AutoCloseable {
                   SslContextBuilder.forServer(identity.privateKey(), identity.certificate()),
                   tlsProvider())
               .protocols("TLSv1.3")
+              // Peer servers present their key (the Federation service requires it); clients
+              // present none, and need none.
+              .clientAuth(ClientAuth.OPTIONAL)
+              .trustManager(Federation.clientCertificateTrust())
               .build();
       MailboxStore store = MailboxStore.open(dataDirectory.resolve("store"));
       ExecutorService deliveryExecutor = Executors.newFixedThreadPool(
@@ -520,6 +665,8 @@ public final class FerryServer implements AutoCloseable {
       ExecutorService blockingExecutor = Executors.newCachedThreadPool(daemonThreads("ferry-calls"));
       ScheduledExecutorService background =
           Executors.newSingleThreadScheduledExecutor(daemonThreads("ferry-background"));
+      ScheduledExecutorService federationLanes =
+          Executors.newScheduledThreadPool(2, daemonThreads("ferry-federation"));
       // Our own event loops, so that the listening channel can be ours (CappedServerChannel).
       EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, daemonThreads("ferry-accept"), NioIoHandler.newFactory());
       EventLoopGroup workers = new MultiThreadIoEventLoopGroup(0, daemonThreads("ferry-io"), NioIoHandler.newFactory());
@@ -538,9 +685,16 @@ public final class FerryServer implements AutoCloseable {
           mailboxes.acknowledgeBeforeWriting(
               write -> background.schedule(write, unsafeWriteDelay.toNanos(), TimeUnit.NANOSECONDS));
         }
+        FederationOptions federationOptions = new FederationOptions(federationMode, federationAllow,
+            federationDeny, peerItemsPerSecond, peerBytesPerSecond, unknownPeersPerSecond, forwardPerSecond,
+            Optional.ofNullable(federationBind), Optional.ofNullable(federationProxy), retryInitial, retryMax, maxQueuedPerPeer);
+        Federation federation = Federation.start(ServerAddress.fingerprintOf(identity.certificate().getPublicKey()),
+            dataDirectory.resolve("identity"), identity, mailboxes, store, serverClock, limits, federationOptions,
+            metrics, random, federationLanes);
         background.scheduleWithFixedDelay(
             () -> {
               sweep(mailboxes, metrics);
+              sweepFederation(federation);
               saveClock(serverClock, clockFile);
             },
             sweepInterval.toNanos(), sweepInterval.toNanos(), TimeUnit.NANOSECONDS);
@@ -554,7 +708,7 @@ public final class FerryServer implements AutoCloseable {
             StreamLimits.forMemory(PlatformDependent.maxDirectMemory(), Runtime.getRuntime().maxMemory());
         CappedServerChannel.Connections openConnections = new CappedServerChannel.Connections();
         int connectionCap = maxConnections;
-        Server grpc =
+        NettyServerBuilder grpcBuilder =
             NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
                 .bossEventLoopGroup(boss)
                 .workerEventLoopGroup(workers)
@@ -582,7 +736,11 @@ public final class FerryServer implements AutoCloseable {
                 .addService(intercepted(
                     new MailboxGrpcService(mailboxes, deliveryExecutor, random, streamLimits, metrics),
                     errors, outer))
-                .addService(intercepted(new InvitationGrpcService(mailboxes), errors, outer))
+                .addService(intercepted(new InvitationGrpcService(mailboxes), errors, outer));
+        for (ServerServiceDefinition service : federation.services(errors)) {
+          grpcBuilder.addService(ServerInterceptors.intercept(service, outer));
+        }
+        Server grpc = grpcBuilder
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build()
@@ -629,7 +787,7 @@ public final class FerryServer implements AutoCloseable {
         }
         FerryServer server = new FerryServer(grpc, health, store, deliveryExecutor, blockingExecutor, background,
             address, relay, lock, serverClock, clockFile, endpoint,
-            metricsListen == null ? null : metricsListen.getHostString(), boss, workers);
+            metricsListen == null ? null : metricsListen.getHostString(), federation, federationLanes, boss, workers);
         StatusReport status = new StatusReport(address.toString(), ticker, openConnections::size,
             () -> StatusReport.carrierSessions(carrierRegistry, carrierKinds),
             streamLimits::openStreams, store::queuedEnvelopes, store::queuedBytes, limits.queuedBytes(),
@@ -642,6 +800,7 @@ public final class FerryServer implements AutoCloseable {
         deliveryExecutor.shutdownNow();
         blockingExecutor.shutdownNow();
         background.shutdownNow();
+        federationLanes.shutdownNow();
         store.close();
         throw e;
       }
@@ -697,6 +856,18 @@ public final class FerryServer implements AutoCloseable {
         }
       } catch (RuntimeException e) {
         log.error("expiry sweep failed: {}", OneLineLogs.describe(e));
+      }
+    }
+
+    /** A failed federation sweep is logged and tried again at the next interval. */
+    private static void sweepFederation(Federation federation) {
+      try {
+        int expired = federation.sweepExpired();
+        if (expired > 0) {
+          log.debug("{} outbound items expired", expired);
+        }
+      } catch (RuntimeException e) {
+        log.error("federation expiry sweep failed: {}", OneLineLogs.describe(e));
       }
     }
 

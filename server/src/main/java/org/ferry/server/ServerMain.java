@@ -6,7 +6,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.net.InetAddress;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.regex.Matcher;
@@ -18,6 +20,7 @@ import org.ferry.proto.HostPort;
 import org.ferry.relay.Carrier;
 import org.ferry.relay.RelayMain;
 import org.ferry.server.internal.admin.AdminCommands;
+import org.ferry.server.internal.federation.FederationOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -91,6 +94,43 @@ public final class ServerMain implements Callable<Integer> {
           + "carrier's. Default: a built-in imitation of nginx answers them.")
   String fallback;
 
+  @Option(names = "--federation", defaultValue = "open",
+      description = "Which servers this one federates with: open (any; unknown ones share one budget), "
+          + "allowlist (only --federation-allow), off; default ${DEFAULT-VALUE}.")
+  String federation;
+
+  @Option(names = "--federation-allow", paramLabel = "FINGERPRINT",
+      description = "A peer server's key fingerprint to allow, with a budget of its own (repeatable).")
+  List<String> federationAllow;
+
+  @Option(names = "--federation-deny", paramLabel = "FINGERPRINT",
+      description = "A peer server's key fingerprint to refuse in every mode, both ways (repeatable).")
+  List<String> federationDeny;
+
+  @Option(names = "--peer-rate", defaultValue = "200",
+      description = "Items per second each allowed or known peer may deliver (bursts of 10 s); default ${DEFAULT-VALUE}.")
+  double peerRate;
+
+  @Option(names = "--peer-bytes-rate", defaultValue = "8M", converter = SizeConverter.class,
+      description = "Body bytes per second each allowed or known peer may deliver; default ${DEFAULT-VALUE}.")
+  long peerBytesRate;
+
+  @Option(names = "--unknown-peers-rate", defaultValue = "200",
+      description = "Items per second all unknown peers together may deliver (open mode); default ${DEFAULT-VALUE}.")
+  double unknownPeersRate;
+
+  @Option(names = "--forward-rate", defaultValue = "50",
+      description = "Forwarding calls per second each client may make (bursts of 10 s); default ${DEFAULT-VALUE}.")
+  double forwardRate;
+
+  @Option(names = "--federation-bind", paramLabel = "IP",
+      description = "Source address of outgoing federation connections. Default: the system picks.")
+  String federationBind;
+
+  @Option(names = "--federation-proxy", paramLabel = "socks5://HOST:PORT",
+      description = "SOCKS5 proxy for outgoing federation connections (for example Tor's SocksPort). Default: none.")
+  String federationProxy;
+
   @Mixin OperatorOptions operator;
 
   @Spec CommandSpec spec;
@@ -156,6 +196,22 @@ public final class ServerMain implements Callable<Integer> {
           builder.carrierFallback(RelayMain.parseHostPort("--fallback", fallback));
         }
       }
+      builder.federation(FederationOptions.Mode.valueOf(federation.toUpperCase(java.util.Locale.ROOT)))
+          .peerRate(peerRate, peerBytesRate)
+          .unknownPeersRate(unknownPeersRate)
+          .forwardRate(forwardRate);
+      if (federationAllow != null) {
+        federationAllow.forEach(builder::federationAllow);
+      }
+      if (federationDeny != null) {
+        federationDeny.forEach(builder::federationDeny);
+      }
+      if (federationProxy != null) {
+        builder.federationProxy(socks5(federationProxy));
+      }
+      if (federationBind != null) {
+        builder.federationBind(InetAddress.getByName(HostPort.checkHost(federationBind)));
+      }
       if (operator.metricsListen().isPresent()) {
         builder.metricsListen(RelayMain.parseHostPort("--metrics-listen", operator.metricsListen().get()));
       }
@@ -209,10 +265,39 @@ public final class ServerMain implements Callable<Integer> {
     settings.check("carrier-listen", (String v) -> HostPort.parse(v));
     settings.check("fallback", (String v) -> HostPort.parse(v));
     settings.check("metrics-listen", (String v) -> HostPort.parse(v));
+    settings.check("federation", (String v) -> {
+      if (!List.of("open", "allowlist", "off").contains(v)) {
+        throw new IllegalArgumentException("must be open, allowlist or off, got '" + v + "'");
+      }
+    });
+    settings.check("federation-allow", (List<String> v) -> v.forEach(FerryServer.Builder::checkFingerprint));
+    settings.check("federation-deny", (List<String> v) -> v.forEach(FerryServer.Builder::checkFingerprint));
+    for (String rate : List.of("peer-rate", "unknown-peers-rate", "forward-rate")) {
+      settings.check(rate, (Double v) -> {
+        if (!(v > 0) || v.isInfinite()) {
+          throw new IllegalArgumentException("must be a positive number, got " + v);
+        }
+      });
+    }
+    settings.check("federation-proxy", (String v) -> socks5(v));
+    settings.check("federation-bind", (String v) -> {
+      if (!HostPort.isIpLiteral(v)) {
+        throw new IllegalArgumentException("must be an IP address of this host, got '" + v + "'");
+      }
+    });
     if (fallback != null && carriers == null) {
       throw new ConfigException(settings.describe("fallback") + ": needs carriers");
     }
     return HostPort.parse(listen);
+  }
+
+  /** {@code socks5://HOST:PORT}, the host looked up now. */
+  static InetSocketAddress socks5(String url) {
+    if (!url.startsWith("socks5://")) {
+      throw new IllegalArgumentException("must be socks5://HOST:PORT, got '" + url + "'");
+    }
+    HostPort at = HostPort.parse(url.substring("socks5://".length()));
+    return new InetSocketAddress(at.host(), at.port());
   }
 
   /** An empty path would put the key and the store in whatever directory one runs in. */

@@ -3,8 +3,14 @@ package org.ferry.server;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 class ServerMainOptionsTest {
@@ -31,5 +37,55 @@ class ServerMainOptionsTest {
     for (String bad : new String[] {"", "0", "-1G", "1.5G", "12X", "9999999999T"}) {
       assertThrows(CommandLine.TypeConversionException.class, () -> c.convert(bad), bad);
     }
+  }
+
+  @TempDir Path dir;
+
+  private static final String FP = "A".repeat(43);
+
+  /** Runs {@code ferry server ARGS --print-config}: exit code and what it printed. */
+  private static String[] run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream oldOut = System.out;
+    PrintStream oldErr = System.err;
+    int code;
+    try {
+      System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+      System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+      code = new CommandLine(new ServerMain()).execute(args);
+    } finally {
+      System.setOut(oldOut);
+      System.setErr(oldErr);
+    }
+    return new String[] {String.valueOf(code), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+  }
+
+  @Test
+  void federationPolicyComesFromFlagsOrTheConfigFileAndBadValuesNameTheirSource() throws Exception {
+    Path file = Files.writeString(dir.resolve("server.toml"),
+        "federation = \"allowlist\"\nfederation-allow = [\"" + FP + "\"]\npeer-rate = 10\n");
+    String[] ok = run("--config", file.toString(), "--federation-deny", "B".repeat(43), "--print-config");
+    assertEquals("0", ok[0], ok[2]);
+    assertEquals(true, ok[1].contains("federation = \"allowlist\""), ok[1]);
+    assertEquals(true, ok[1].contains("federation-allow = [\"" + FP + "\"]"), ok[1]);
+    assertEquals(true, ok[1].contains("federation-deny = [\"" + "B".repeat(43) + "\"]"), ok[1]);
+    String[] proxied = run("--federation-proxy", "socks5://127.0.0.1:9050", "--federation-bind", "127.0.0.2",
+        "--print-config");
+    assertEquals("0", proxied[0], proxied[2]);
+    assertEquals(true, proxied[1].contains("federation-proxy = \"socks5://127.0.0.1:9050\""), proxied[1]);
+    String[] badProxy = run("--federation-proxy", "http://127.0.0.1:3128", "--print-config");
+    assertEquals("2", badProxy[0]);
+    assertEquals(true, badProxy[2].contains("--federation-proxy: must be socks5://HOST:PORT"), badProxy[2]);
+    String[] badBind = run("--federation-bind", "example.org", "--print-config");
+    assertEquals("2", badBind[0]);
+    assertEquals(true, badBind[2].contains("--federation-bind: must be an IP address"), badBind[2]);
+    String[] badMode = run("--federation", "closed", "--print-config");
+    assertEquals("2", badMode[0]);
+    assertEquals(true, badMode[2].contains("--federation: must be open, allowlist or off"), badMode[2]);
+    Path badFile = Files.writeString(dir.resolve("bad.toml"), "federation-deny = [\"nope\"]\n");
+    String[] badFp = run("--config", badFile.toString(), "--print-config");
+    assertEquals("2", badFp[0]);
+    assertEquals(true, badFp[2].contains("line 1: federation-deny: not a key fingerprint"), badFp[2]);
   }
 }

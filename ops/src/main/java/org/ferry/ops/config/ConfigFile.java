@@ -30,7 +30,8 @@ import picocli.CommandLine.Model.OptionSpec;
  * <p>Every visible option {@code --some-flag} has the top-level key {@code some-flag}; a flag on
  * the command line wins over the file, the file over the option's default. Types are TOML's
  * own: strings for text, paths, addresses, durations ({@code "21d"}) and sizes ({@code "64M"},
- * or an integer number of bytes); integers for counts; integers or floats for rates. A file
+ * or an integer number of bytes); integers for counts; integers or floats for rates; arrays of
+ * strings for options that may be given more than once. A file
  * with a key no option has, a value of the wrong type or out of range, or a TOML syntax error
  * gives a {@link ConfigException} whose one-line message names the key, the file and the line.
  *
@@ -190,6 +191,11 @@ public final class ConfigFile {
 
   private String tomlValue(OptionSpec option, Object value) {
     Class<?> type = option.type();
+    if (value instanceof List<?> list) {
+      List<String> quoted = new ArrayList<>();
+      list.forEach(v -> quoted.add(quote(String.valueOf(v))));
+      return "[" + String.join(", ", quoted) + "]";
+    }
     if (value instanceof Boolean || (isNumber(type) && !hasConverter(option))) {
       return String.valueOf(value);
     }
@@ -214,6 +220,22 @@ public final class ConfigFile {
 
   private Object convert(OptionSpec option, JsonNode node) throws ConfigException {
     Class<?> type = option.type();
+    if (List.class.isAssignableFrom(type)) {
+      // A repeatable option: an array of strings in the file, as the flag given once per element.
+      if (!node.isArray()) {
+        throw new IllegalArgumentException("expected an array of strings, such as [\"a\", \"b\"]; got "
+            + describeNode(node));
+      }
+      List<String> values = new ArrayList<>();
+      for (JsonNode element : node) {
+        if (!element.isTextual()) {
+          throw new IllegalArgumentException("expected an array of strings; got an element that is "
+              + describeNode(element));
+        }
+        values.add(element.textValue());
+      }
+      return values;
+    }
     String key = keyOf(option);
     if (hasConverter(option)) {
       String text;

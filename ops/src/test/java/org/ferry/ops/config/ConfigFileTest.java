@@ -22,6 +22,7 @@ class ConfigFileTest {
     @Option(names = "--rate", defaultValue = "1.5") double rate;
     @Option(names = "--config") Path config;
     @Option(names = "--secret-mode", hidden = true) boolean hidden;
+    @Option(names = "--peer") java.util.List<String> peers;
 
     @Override
     public Integer call() {
@@ -40,6 +41,18 @@ class ConfigFileTest {
   private String error(String toml) {
     return assertThrows(ConfigException.class, () -> load(toml)).getMessage()
         .replace(dir.resolve("c.toml").toString(), "FILE");
+  }
+
+  @Test
+  void repeatableOptionTakesAnArrayOfStringsAndPrintsOneBack() throws Exception {
+    Demo d = load("peer = [\"a\", \"b\"]\n");
+    assertEquals(java.util.List.of("a", "b"), d.peers);
+    assertEquals("FILE line 1: peer: expected an array of strings, such as [\"a\", \"b\"]; got a string",
+        error("peer = \"a\"\n"));
+    Demo demo = new Demo();
+    CommandLine cmd = new CommandLine(demo);
+    cmd.parseArgs("--peer", "x", "--peer", "y");
+    assertEquals(true, ConfigFile.of(cmd, "--config").print().contains("peer = [\"x\", \"y\"]"));
   }
 
   @Test

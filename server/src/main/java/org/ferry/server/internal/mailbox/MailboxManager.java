@@ -17,6 +17,7 @@ import org.ferry.server.internal.store.MailboxSequencer;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.MailboxUsage;
 import org.ferry.server.internal.store.QueueSlice;
+import org.ferry.server.internal.store.SeenMark;
 import org.ferry.server.internal.time.ServerClock;
 import org.ferry.server.internal.util.Bytes;
 
@@ -144,6 +145,49 @@ public final class MailboxManager {
       throw e;
     }
     return write.whenComplete((seq, failure) -> reservation.close()).thenApply(seq -> null);
+  }
+
+  /**
+   * Checks a forwarder (a client of this server proving it with its forwarder mailbox): the
+   * mailbox exists here and {@code capability} is its send capability. UNAUTHENTICATED
+   * otherwise, without saying which.
+   */
+  public void authenticateForwarder(MailboxId id, byte[] capability) {
+    boolean good = store.mailbox(id)
+        .map(m -> MessageDigest.isEqual(Bytes.sha256(capability), m.sendCapabilityHash()))
+        .orElse(false);
+    if (!good) {
+      throw GrpcErrors.unauthenticated("unknown forwarder mailbox or wrong capability");
+    }
+  }
+
+  /**
+   * Appends an item a peer server delivered, with the same checks as {@link #sendAsync}, and
+   * remembers its id in the same write ({@code seen}). {@code expiresAt} is cut to the default
+   * ttl from now.
+   */
+  public CompletableFuture<Void> deliverFederated(
+      MailboxId id, byte[] capability, byte[] itemId, byte[] body, Instant expiresAt, SeenMark seen) {
+    MailboxRecord mailbox = require(id);
+    if (!MessageDigest.isEqual(Bytes.sha256(capability), mailbox.sendCapabilityHash())) {
+      throw GrpcErrors.permissionDenied("wrong send capability for this mailbox");
+    }
+    Instant latest = clock.instant().plus(defaultTtl);
+    Instant effective = expiresAt.isAfter(latest) ? latest : expiresAt;
+    QuotaGuard.Reservation reservation = quotas.reserve(id, body.length);
+    CompletableFuture<Long> write;
+    try {
+      write = store.appendAsync(id, itemId, body, effective, seen);
+    } catch (RuntimeException e) {
+      reservation.close();
+      throw e;
+    }
+    return write.whenComplete((seq, failure) -> reservation.close()).thenApply(seq -> null);
+  }
+
+  /** The longest an envelope waits here, and the ttl of a send that names none. */
+  public Duration defaultTtl() {
+    return defaultTtl;
   }
 
   /** What waits in a mailbox now. */

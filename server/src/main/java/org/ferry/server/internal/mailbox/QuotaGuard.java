@@ -52,7 +52,7 @@ final class QuotaGuard {
             "the mailbox is full until its owner collects what waits in it");
       }
       // Added before the check, so two stripes racing each count the other: never overshoot.
-      if (store.queuedBytes() + inFlightBytes.addAndGet(bytes) > limits.queuedBytes()) {
+      if (store.queuedBytes() + store.outboundBytes() + inFlightBytes.addAndGet(bytes) > limits.queuedBytes()) {
         inFlightBytes.addAndGet(-bytes);
         throw ErrorReasons.withReason(
             Status.Code.RESOURCE_EXHAUSTED,

@@ -34,6 +34,10 @@ import org.ferry.proto.v1.MailboxesGrpc;
  *   <li>{@code ferry_refusals_total{reason}}: MAILBOX_FULL, SERVER_FULL, RATE_LIMITED,
  *       CREATION_TOKEN_REQUIRED, STREAM_LIMIT (receive streams or their memory)
  *   <li>{@code ferry_rocksdb_*{column_family}}: RocksDB's cheap estimates
+ *   <li>Federation, by {@code peer} (the first 8 characters of a peer server's fingerprint):
+ *       {@code ferry_federation_outbound_items} (waiting), {@code _delivered_total},
+ *       {@code _failed_total{reason}}, {@code _retries_total} (failed calls, each a backoff),
+ *       {@code _inbound_stored_total}, {@code _inbound_refused_total{reason}}
  * </ul>
  */
 public final class ServerMetrics {
@@ -53,6 +57,11 @@ public final class ServerMetrics {
   private final Counter refusals;
   private final Histogram batchChanges;
   private final Histogram commitSeconds;
+  private final Counter fedDelivered;
+  private final Counter fedFailed;
+  private final Counter fedRetries;
+  private final Counter fedStored;
+  private final Counter fedRefused;
 
   private ServerMetrics(PrometheusRegistry registry) {
     this.registry = registry;
@@ -80,6 +89,57 @@ public final class ServerMetrics {
         .classicOnly()
         .classicUpperBounds(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
         .labelNames("synced").register(registry);
+    fedDelivered = Counter.builder().name("ferry_federation_delivered")
+        .help("Items a peer server accepted from this one, by peer").labelNames("peer").register(registry);
+    fedFailed = Counter.builder().name("ferry_federation_failed")
+        .help("Items given up (refused by the peer, or expired), by peer and reason")
+        .labelNames("peer", "reason").register(registry);
+    fedRetries = Counter.builder().name("ferry_federation_retries")
+        .help("Failed deliveries to a peer, each followed by a backoff, by peer")
+        .labelNames("peer").register(registry);
+    fedStored = Counter.builder().name("ferry_federation_inbound_stored")
+        .help("Items peers delivered that were stored here, by peer").labelNames("peer").register(registry);
+    fedRefused = Counter.builder().name("ferry_federation_inbound_refused")
+        .help("Items peers delivered that were refused here, by peer and reason")
+        .labelNames("peer", "reason").register(registry);
+  }
+
+  /** A peer as a metric label: the first 8 characters of its fingerprint's text. */
+  public static String peerLabel(String fingerprintText) {
+    return fingerprintText.substring(0, Math.min(8, fingerprintText.length()));
+  }
+
+  public void federationDelivered(String peer, int items) {
+    fedDelivered.labelValues(peerLabel(peer)).inc(items);
+  }
+
+  public void federationFailed(String peer, String reason) {
+    fedFailed.labelValues(peerLabel(peer), reason).inc();
+  }
+
+  public void federationRetry(String peer) {
+    fedRetries.labelValues(peerLabel(peer)).inc();
+  }
+
+  public void federationStored(String peer) {
+    fedStored.labelValues(peerLabel(peer)).inc();
+  }
+
+  public void federationRefused(String peer, String reason) {
+    fedRefused.labelValues(peerLabel(peer), reason).inc();
+  }
+
+  /** Gauge of items waiting per destination, read when scraped. */
+  public void federationQueue(java.util.function.Supplier<java.util.Map<String, Long>> waiting) {
+    GaugeWithCallback.builder().name("ferry_federation_outbound_items")
+        .help("Items waiting for delivery to a peer server, by peer")
+        .labelNames("peer")
+        .callback(cb -> {
+          // Two peers may share a label: one point each label.
+          java.util.Map<String, Long> byLabel = new java.util.TreeMap<>();
+          waiting.get().forEach((peer, n) -> byLabel.merge(peerLabel(peer), n, Long::sum));
+          byLabel.forEach((label, n) -> cb.call(n, label));
+        }).register(registry);
   }
 
   /** Metrics in {@code registry}, which a metrics listener serves. */

@@ -80,6 +80,9 @@ public final class MailboxStore implements AutoCloseable {
   private static final byte BYTES = 'b';
   private static final byte QUEUE_KIND = 'q';
   private static final byte INVITATION_KIND = 'i';
+  private static final byte OUTBOUND_KIND = 'o';
+  private static final byte SEEN_KIND = 's';
+  private static final byte[] OUTBOUND_BYTES = "outbound-bytes".getBytes(US_ASCII);
   /** Queue value: format, expires-at millis, envelope id, body. */
   private static final int QUEUE_VALUE_OVERHEAD = 1 + 8 + QueuedEnvelope.ENVELOPE_ID_LENGTH;
   private static final byte[] EMPTY = new byte[0];
@@ -100,6 +103,10 @@ public final class MailboxStore implements AutoCloseable {
   private final ColumnFamilyHandle meta;
   private final ColumnFamilyHandle usage;
   private final ColumnFamilyHandle expiry;
+  /** Federation: items in custody for other servers, destination fingerprint | seq. */
+  private final ColumnFamilyHandle outbound;
+  /** Federation: item ids a peer delivered, peer fingerprint | item id -> remembered until. */
+  private final ColumnFamilyHandle seen;
   /** Column families by name, for {@link #longProperty}. */
   private final Map<String, ColumnFamilyHandle> families;
   /** Guards reads of RocksDB properties against {@link #close} (a closed handle crashes the JVM). */
@@ -114,6 +121,10 @@ public final class MailboxStore implements AutoCloseable {
   private final AtomicLong queuedBytes;
   /** Envelopes in all mailboxes: summed from the per-mailbox counters at open, then kept. */
   private final AtomicLong queuedEnvelopes;
+  /** Mirrors the persisted total of outbound body bytes (part of the storage budget). */
+  private final AtomicLong outboundBytes;
+  /** The next outbound position (one sequence for all destinations). */
+  private final AtomicLong outboundSeq;
   private final DiskSpace space;
   private final SstFileManager sstFiles;
   /** Flushes and compacts to give space back while the disk is full (see {@link #reclaim}). */
@@ -146,8 +157,10 @@ public final class MailboxStore implements AutoCloseable {
     this.meta = h.get(4);
     this.usage = h.get(5);
     this.expiry = h.get(6);
+    this.outbound = h.get(7);
+    this.seen = h.get(8);
     this.families = new java.util.LinkedHashMap<>();
-    String[] names = {"mailboxes", "queue", "blobs", "meta", "usage", "expiry"};
+    String[] names = {"mailboxes", "queue", "blobs", "meta", "usage", "expiry", "outbound", "seen"};
     for (int i = 0; i < names.length; i++) {
       families.put(names[i], h.get(i + 1));
     }
@@ -158,6 +171,8 @@ public final class MailboxStore implements AutoCloseable {
         new MailboxSequencer(ceiling == null ? 0 : ByteBuffer.wrap(ceiling).getLong(), this::persistCeiling);
     this.queuedBytes = new AtomicLong(counter(TOTAL_BYTES));
     this.queuedEnvelopes = new AtomicLong(sumOfCounts());
+    this.outboundBytes = new AtomicLong(counter(OUTBOUND_BYTES));
+    this.outboundSeq = new AtomicLong(maxOutboundSeq() + 1);
     this.commits = new GroupCommit((batch, sync) -> {
       try {
         db.write(sync ? syncWrite : asyncWrite, batch);
@@ -212,6 +227,8 @@ public final class MailboxStore implements AutoCloseable {
     }
     descriptors.add(new ColumnFamilyDescriptor("usage".getBytes(US_ASCII), counterOptions));
     descriptors.add(new ColumnFamilyDescriptor("expiry".getBytes(US_ASCII), cfOptions));
+    descriptors.add(new ColumnFamilyDescriptor("outbound".getBytes(US_ASCII), cfOptions));
+    descriptors.add(new ColumnFamilyDescriptor("seen".getBytes(US_ASCII), cfOptions));
     List<ColumnFamilyHandle> handles = new ArrayList<>();
     try {
       RocksDB db = RocksDB.open(dbOptions, directory.toString(), descriptors, handles);
@@ -284,6 +301,16 @@ public final class MailboxStore implements AutoCloseable {
    */
   public CompletableFuture<Long> appendAsync(
       MailboxId mailbox, byte[] envelopeId, byte[] body, Instant expiresAt) {
+    return appendAsync(mailbox, envelopeId, body, expiresAt, null);
+  }
+
+  /**
+   * As {@link #appendAsync(MailboxId, byte[], byte[], Instant)}, and in the same write batch
+   * remembers that a peer delivered this item ({@code mark}, if not null), so that a retry is
+   * recognised ({@link #seenUntil}) and the item is never stored twice.
+   */
+  public CompletableFuture<Long> appendAsync(
+      MailboxId mailbox, byte[] envelopeId, byte[] body, Instant expiresAt, SeenMark mark) {
     if (!PaddingBuckets.isBucketSize(body.length)) {
       throw new IllegalArgumentException("body is not a bucket size: " + body.length);
     }
@@ -300,13 +327,11 @@ public final class MailboxStore implements AutoCloseable {
     commits.submit(new GroupCommit.Change() {
       @Override
       public void addTo(WriteBatch batch, GroupCommit.BatchState state) throws RocksDBException {
-        ByteBuffer v = ByteBuffer.allocate(QUEUE_VALUE_OVERHEAD + body.length);
-        v.put(FORMAT).putLong(expiresAt.toEpochMilli()).put(envelopeId).put(body);
-        batch.put(queue, queueKey(mailbox, seq), v.array());
-        batch.put(expiry, expiryKey(QUEUE_KIND, expiresAt.toEpochMilli(), mailbox, seq), EMPTY);
-        batch.merge(usage, usageKey(mailbox, COUNT), delta(1));
-        batch.merge(usage, usageKey(mailbox, BYTES), delta(body.length));
-        batch.merge(usage, TOTAL_BYTES, delta(body.length));
+        addAppend(batch, mailbox, seq, envelopeId, body, expiresAt);
+        if (mark != null) {
+          batch.put(seen, mark.key(), ByteBuffer.allocate(8).putLong(mark.until().toEpochMilli()).array());
+          batch.put(expiry, mark.expiryKey(SEEN_KIND), EMPTY);
+        }
       }
 
       @Override
@@ -334,6 +359,17 @@ public final class MailboxStore implements AutoCloseable {
       }
     });
     return done;
+  }
+
+  private void addAppend(WriteBatch batch, MailboxId mailbox, long seq, byte[] envelopeId, byte[] body,
+      Instant expiresAt) throws RocksDBException {
+    ByteBuffer v = ByteBuffer.allocate(QUEUE_VALUE_OVERHEAD + body.length);
+    v.put(FORMAT).putLong(expiresAt.toEpochMilli()).put(envelopeId).put(body);
+    batch.put(queue, queueKey(mailbox, seq), v.array());
+    batch.put(expiry, expiryKey(QUEUE_KIND, expiresAt.toEpochMilli(), mailbox, seq), EMPTY);
+    batch.merge(usage, usageKey(mailbox, COUNT), delta(1));
+    batch.merge(usage, usageKey(mailbox, BYTES), delta(body.length));
+    batch.merge(usage, TOTAL_BYTES, delta(body.length));
   }
 
   /**
@@ -819,6 +855,243 @@ public final class MailboxStore implements AutoCloseable {
     } catch (RocksDBException e) {
       throw new StoreException("cannot delete invitation", e);
     }
+  }
+
+  // ---- Federation: outbound custody and the ids peers delivered ----
+
+  /**
+   * Takes custody of an item for the server whose fingerprint is {@code destination} (32 bytes):
+   * through the group commit, synced; the future completes with its position once durable.
+   */
+  public CompletableFuture<Long> enqueueOutbound(byte[] destination, OutboundItem item) {
+    CompletableFuture<Long> done = new CompletableFuture<>();
+    if (!space.hasRoom()) {
+      done.completeExceptionally(StoreException.diskFull("the server's disk is full"));
+      return done;
+    }
+    long seq = outboundSeq.getAndIncrement();
+    byte[] value = item.encode();
+    int bytes = item.body().length;
+    commits.submit(new GroupCommit.Change() {
+      @Override
+      public void addTo(WriteBatch batch, GroupCommit.BatchState state) throws RocksDBException {
+        batch.put(outbound, outboundKey(destination, seq), value);
+        batch.put(expiry, outboundExpiryKey(item.expiresAt().toEpochMilli(), destination, seq), EMPTY);
+        batch.merge(usage, OUTBOUND_BYTES, delta(bytes));
+      }
+
+      @Override
+      public boolean needsSync() {
+        return true;
+      }
+
+      @Override
+      public void written(Throwable failure) {
+        if (failure != null) {
+          done.completeExceptionally(failure);
+          return;
+        }
+        outboundBytes.addAndGet(bytes);
+        done.complete(seq);
+      }
+    });
+    return done;
+  }
+
+  /**
+   * Removes an outbound item and, in the same write batch, appends {@code outcome} (if not null)
+   * to its forwarder's mailbox; synced when there is an outcome. The future completes with false
+   * if the item was gone already (then no outcome is written either).
+   */
+  public CompletableFuture<Boolean> completeOutbound(byte[] destination, long seq, OutcomeEnvelope outcome) {
+    CompletableFuture<Boolean> done = new CompletableFuture<>();
+    space.hasRoom();
+    byte[] key = outboundKey(destination, seq);
+    MailboxSequencer.Begun begun = outcome == null ? null : sequences.begin(outcome.mailbox());
+    commits.submit(new GroupCommit.Change() {
+      private boolean removed;
+      private int bytes;
+
+      @Override
+      public void addTo(WriteBatch batch, GroupCommit.BatchState state) throws RocksDBException {
+        byte[] value = db.get(outbound, key);
+        if (value == null || !state.deleted.add(ByteBuffer.wrap(key))) {
+          return;
+        }
+        removed = true;
+        bytes = OutboundItem.bodyLength(value);
+        batch.delete(outbound, key);
+        batch.delete(expiry, outboundExpiryKey(OutboundItem.expiresAtMillis(value), destination, seq));
+        batch.merge(usage, OUTBOUND_BYTES, delta(-bytes));
+        if (outcome != null) {
+          addAppend(batch, outcome.mailbox(), begun.seq(), outcome.envelopeId(), outcome.body(),
+              outcome.expiresAt());
+        }
+      }
+
+      @Override
+      public boolean needsSync() {
+        return outcome != null;
+      }
+
+      @Override
+      public void written(Throwable failure) {
+        QueuedEnvelope stored = null;
+        if (failure == null && removed) {
+          outboundBytes.addAndGet(-bytes);
+          if (outcome != null) {
+            queuedBytes.addAndGet(outcome.body().length);
+            queuedEnvelopes.incrementAndGet();
+            stored = new QueuedEnvelope(outcome.mailbox(), begun.seq(), outcome.envelopeId(), outcome.body(),
+                outcome.expiresAt());
+          }
+        }
+        try {
+          if (begun != null) {
+            sequences.finish(outcome.mailbox(), begun, stored);
+          }
+        } finally {
+          if (failure == null) {
+            done.complete(removed);
+          } else {
+            done.completeExceptionally(failure);
+          }
+        }
+      }
+    });
+    return done;
+  }
+
+  /**
+   * Up to {@code limit} items for {@code destination} that together weigh at most {@code maxBytes}
+   * (always at least one item), each weighing {@link #wireWeight}: the oldest, or with
+   * {@code newest} the most recent ones (still returned oldest first). A batch read so fits the
+   * peer's message limit whatever its mix of sizes.
+   */
+  public List<OutboundEntry> readOutbound(byte[] destination, boolean newest, int limit, long maxBytes) {
+    List<OutboundEntry> out = new ArrayList<>();
+    try (RocksIterator it = db.newIterator(outbound)) {
+      long bytes = 0;
+      if (newest) {
+        it.seekForPrev(outboundKey(destination, Long.MAX_VALUE));
+      } else {
+        it.seek(outboundKey(destination, 0));
+      }
+      while (it.isValid() && out.size() < limit) {
+        byte[] key = it.key();
+        if (!Arrays.equals(key, 0, 32, destination, 0, 32)) {
+          break;
+        }
+        OutboundItem item = OutboundItem.decode(it.value());
+        long weight = wireWeight(item);
+        if (!out.isEmpty() && bytes + weight > maxBytes) {
+          break;
+        }
+        out.add(new OutboundEntry(destination, ByteBuffer.wrap(key, 32, 8).getLong(), item));
+        bytes += weight;
+        if (newest) {
+          it.prev();
+        } else {
+          it.next();
+        }
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot read outbound queue", e);
+    }
+    if (newest) {
+      Collections.reverse(out);
+    }
+    return out;
+  }
+
+  /** Bytes an item takes in a Deliver request, about: body, seal and room for its other fields. */
+  public static long wireWeight(OutboundItem item) {
+    return item.body().length + item.sealedRouting().length + 64L;
+  }
+
+  /** The outbound item at a position, if it is still there. */
+  public Optional<OutboundItem> outboundItem(byte[] destination, long seq) {
+    byte[] v = get(outbound, outboundKey(destination, seq));
+    return v == null ? Optional.empty() : Optional.of(OutboundItem.decode(v));
+  }
+
+  /** Items waiting per destination fingerprint (a key-only scan, for start-up). */
+  public Map<ByteBuffer, Long> outboundCounts() {
+    Map<ByteBuffer, Long> counts = new LinkedHashMap<>();
+    try (RocksIterator it = db.newIterator(outbound)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        counts.merge(ByteBuffer.wrap(Arrays.copyOf(it.key(), 32)), 1L, Long::sum);
+      }
+      it.status();
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot read outbound queue", e);
+    }
+    return counts;
+  }
+
+  private long maxOutboundSeq() {
+    long max = 0;
+    try (RocksIterator it = db.newIterator(outbound)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        max = Math.max(max, ByteBuffer.wrap(it.key(), 32, 8).getLong());
+      }
+    }
+    return max;
+  }
+
+  /** (destination, seq) of up to one sweep batch of outbound items expired by {@code now}. */
+  public List<OutboundEntry> expiredOutbound(Instant now) {
+    List<OutboundEntry> due = new ArrayList<>();
+    for (byte[] key : expiredKeys(OUTBOUND_KIND, now)) {
+      byte[] fp = Arrays.copyOfRange(key, 9, 41);
+      long seq = ByteBuffer.wrap(key, 41, 8).getLong();
+      Optional<OutboundItem> item = outboundItem(fp, seq);
+      if (item.isPresent()) {
+        due.add(new OutboundEntry(fp, seq, item.get()));
+      } else {
+        try {
+          db.delete(expiry, asyncWrite, key);
+        } catch (RocksDBException e) {
+          throw new StoreException("cannot delete from expiry index", e);
+        }
+      }
+    }
+    return due;
+  }
+
+  /** Body bytes in custody for other servers (they count against the storage budget). */
+  public long outboundBytes() {
+    return outboundBytes.get();
+  }
+
+  /** Until when the item {@code itemId} from {@code peer} is remembered as delivered, if it is. */
+  public Optional<Instant> seenUntil(byte[] peer, byte[] itemId) {
+    byte[] v = get(seen, SeenMark.key(peer, itemId));
+    return v == null ? Optional.empty() : Optional.of(Instant.ofEpochMilli(ByteBuffer.wrap(v).getLong()));
+  }
+
+  /** Forgets delivered item ids whose time is up; returns how many. */
+  public int deleteExpiredSeen(Instant now) {
+    return sweep(SEEN_KIND, now, key -> {
+      try (WriteBatch batch = new WriteBatch()) {
+        batch.delete(expiry, key);
+        batch.delete(seen, Arrays.copyOfRange(key, 9, 9 + SeenMark.KEY_LENGTH));
+        db.write(asyncWrite, batch);
+      } catch (RocksDBException e) {
+        throw new StoreException("cannot delete seen item id", e);
+      }
+      return true;
+    });
+  }
+
+  private static byte[] outboundKey(byte[] destination, long seq) {
+    return ByteBuffer.allocate(40).put(destination).putLong(seq).array();
+  }
+
+  private static byte[] outboundExpiryKey(long expiresAtMillis, byte[] destination, long seq) {
+    return ByteBuffer.allocate(1 + 8 + 32 + 8).put(OUTBOUND_KIND).putLong(expiresAtMillis).put(destination)
+        .putLong(seq).array();
   }
 
   private static byte[] queueKey(MailboxId mailbox, long seq) {

@@ -1,0 +1,269 @@
+package org.ferry.server.internal.federation;
+
+import com.google.common.util.concurrent.FutureCallback;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.MoreExecutors;
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import org.ferry.proto.ErrorReasons;
+import org.ferry.proto.ServerAddress;
+import org.ferry.proto.v1.DeliverRequest;
+import org.ferry.proto.v1.DeliverResponse;
+import org.ferry.proto.v1.FederatedItem;
+import org.ferry.proto.v1.FederationGrpc;
+import org.ferry.proto.v1.ItemResult;
+import org.ferry.server.internal.metrics.ServerMetrics;
+import org.ferry.server.internal.store.OutboundEntry;
+import org.ferry.server.internal.time.ServerClock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Delivery to one destination server: one Deliver call at a time, in batches capped by count
+ * and bytes. Per item: OK or a final refusal removes it (with its outcome); RESOURCE_EXHAUSTED
+ * and UNAVAILABLE keep it for later. A failed call backs off exponentially with full jitter
+ * (never past the earliest expiry; the sweeper expires items); only a successful Deliver resets
+ * the backoff, new items do not cut it short. While a backlog drains, batches of the oldest
+ * items alternate with batches of the newest, so live traffic is not stuck behind it.
+ */
+final class Lane {
+  private static final Logger log = LoggerFactory.getLogger(Lane.class);
+  static final int MAX_BATCH_ITEMS = 256;
+  /**
+   * Weight of a batch ({@link org.ferry.server.internal.store.MailboxStore#wireWeight}): the whole
+   * request must stay under the peer's 128 KiB message limit.
+   */
+  static final long MAX_BATCH_BYTES = 112 * 1024;
+  static final Duration CALL_DEADLINE = Duration.ofSeconds(30);
+
+  private enum State { IDLE, SCHEDULED, RUNNING, BACKING_OFF, STOPPED }
+
+  private final ServerAddress destination;
+  private final byte[] fingerprint;
+  private final String peer;
+  private final Outbound outbound;
+  private final PeerChannels channels;
+  private final FederationOptions options;
+  private final ServerClock clock;
+  private final ServerMetrics metrics;
+  private final ScheduledExecutorService scheduler;
+  private final Backoff backoff;
+  private State state = State.IDLE;
+  /** New items arrived while a round ran: look again before going idle. */
+  private boolean again;
+  private int failures;
+  private boolean newestNext;
+  private ScheduledFuture<?> timer;
+
+  Lane(ServerAddress destination, Outbound outbound, PeerChannels channels, FederationOptions options,
+      ServerClock clock, ServerMetrics metrics, ScheduledExecutorService scheduler) {
+    this.destination = destination;
+    this.fingerprint = destination.fingerprint();
+    this.peer = destination.fingerprintText();
+    this.outbound = outbound;
+    this.channels = channels;
+    this.options = options;
+    this.clock = clock;
+    this.metrics = metrics;
+    this.scheduler = scheduler;
+    this.backoff = new Backoff(options.retryInitial(), options.retryMax(), outbound::random);
+  }
+
+  /** New items wait: send them now unless a round runs (then it looks again) or the lane backs off. */
+  synchronized void wake() {
+    if (state == State.IDLE) {
+      schedule(Duration.ZERO, State.SCHEDULED);
+    } else if (state == State.RUNNING || state == State.SCHEDULED) {
+      again = true;
+    }
+  }
+
+  /** First round after a restart. */
+  synchronized void startAfter(Duration delay) {
+    if (state == State.IDLE) {
+      schedule(delay, State.SCHEDULED);
+    }
+  }
+
+  synchronized void stop() {
+    state = State.STOPPED;
+    if (timer != null) {
+      timer.cancel(false);
+    }
+  }
+
+  private void schedule(Duration delay, State next) {
+    state = next;
+    try {
+      timer = scheduler.schedule(this::round, delay.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (RejectedExecutionException e) {
+      state = State.STOPPED;
+    }
+  }
+
+  private void round() {
+    boolean newest;
+    synchronized (this) {
+      if (state == State.STOPPED) {
+        return;
+      }
+      state = State.RUNNING;
+      again = false;
+      newest = newestNext;
+    }
+    List<OutboundEntry> batch;
+    try {
+      batch = outbound.store().readOutbound(fingerprint, newest, MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
+    } catch (RuntimeException e) {
+      log.warn("cannot read the outbound queue for {}: {}", ServerMetrics.peerLabel(peer), e.getMessage());
+      failed(Duration.ZERO);
+      return;
+    }
+    synchronized (this) {
+      // Interleave only while more than two batches wait: then the newest are not in the oldest batch.
+      newestNext = !newest && outbound.waiting(destination) > 2L * Math.max(1, batch.size());
+      if (batch.isEmpty()) {
+        if (again && state != State.STOPPED) {
+          schedule(Duration.ZERO, State.SCHEDULED);
+        } else if (state != State.STOPPED) {
+          state = State.IDLE;
+        }
+        return;
+      }
+    }
+    if (!outbound.policy().allows(fingerprint)) {
+      // The operator stopped federating with this server: the items fail here, at home.
+      finishAll(batch, Status.Code.FAILED_PRECONDITION, ErrorReasons.PEER_REFUSED,
+          "this server's operator does not federate with that server", Outbound.HOP_HOME);
+      return;
+    }
+    DeliverRequest.Builder request = DeliverRequest.newBuilder();
+    for (OutboundEntry e : batch) {
+      request.addItems(FederatedItem.newBuilder()
+          .setItemId(ByteString.copyFrom(e.item().itemId()))
+          .setRoutingKeyId(e.item().keyId())
+          .setSealedRouting(ByteString.copyFrom(e.item().sealedRouting()))
+          .setBody(ByteString.copyFrom(e.item().body()))
+          .setExpiresAt(e.item().expiresAt().toEpochMilli()));
+    }
+    FederationGrpc.FederationFutureStub stub;
+    try {
+      stub = FederationGrpc.newFutureStub(channels.channel(destination))
+          .withDeadlineAfter(CALL_DEADLINE.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (IllegalStateException e) {
+      return;
+    }
+    Futures.addCallback(stub.deliver(request.build()), new FutureCallback<DeliverResponse>() {
+      @Override
+      public void onSuccess(DeliverResponse response) {
+        delivered(batch, response);
+      }
+
+      @Override
+      public void onFailure(Throwable t) {
+        callFailed(batch, t);
+      }
+    }, MoreExecutors.directExecutor());
+  }
+
+  private void delivered(List<OutboundEntry> batch, DeliverResponse response) {
+    synchronized (this) {
+      if (state == State.STOPPED) {
+        // The server is closing: the store may be closed too. The items are sent again after the restart.
+        return;
+      }
+      failures = 0;
+    }
+    List<CompletableFuture<Boolean>> done = new ArrayList<>();
+    long retryAfter = 0;
+    int kept = 0;
+    for (int i = 0; i < batch.size(); i++) {
+      OutboundEntry entry = batch.get(i);
+      if (i >= response.getResultsCount()) {
+        kept++;
+        continue;
+      }
+      ItemResult r = response.getResults(i);
+      Status.Code code = Status.fromCodeValue(r.getCode()).getCode();
+      if (code == Status.Code.OK) {
+        done.add(outbound.finish(entry, true, 0, "", "", ""));
+      } else if (code == Status.Code.RESOURCE_EXHAUSTED || code == Status.Code.UNAVAILABLE) {
+        kept++;
+        retryAfter = Math.max(retryAfter, r.getRetryAfterMillis());
+      } else {
+        done.add(outbound.finish(entry, false, r.getCode(), r.getReason(), r.getMessage(), Outbound.HOP_DESTINATION));
+      }
+    }
+    boolean allKept = kept == batch.size();
+    Duration pause = allKept ? Duration.ofMillis(Math.max(retryAfter, options.retryInitial().toMillis())) : Duration.ZERO;
+    CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
+      synchronized (this) {
+        if (state == State.STOPPED) {
+          return;
+        }
+        if (e != null) {
+          log.warn("cannot record outcomes for {}: {}", ServerMetrics.peerLabel(peer), e.getMessage());
+        }
+        schedule(pause, pause.isZero() ? State.SCHEDULED : State.BACKING_OFF);
+      }
+    });
+  }
+
+  private void callFailed(List<OutboundEntry> batch, Throwable t) {
+    synchronized (this) {
+      if (state == State.STOPPED) {
+        return;
+      }
+    }
+    Status status = Status.fromThrowable(t);
+    if (status.getCode() == Status.Code.PERMISSION_DENIED
+        && ErrorReasons.of(t).filter(ErrorReasons.PEER_REFUSED::equals).isPresent()) {
+      // The destination refuses this server: final for these items.
+      finishAll(batch, Status.Code.PERMISSION_DENIED, ErrorReasons.PEER_REFUSED,
+          "the destination server does not federate with this one", Outbound.HOP_DESTINATION);
+      return;
+    }
+    metrics.federationRetry(peer);
+    Duration hint = status.getCode() == Status.Code.RESOURCE_EXHAUSTED
+        ? ErrorReasons.retryAfter(t).orElse(Duration.ZERO) : Duration.ZERO;
+    log.debug("delivery to {} failed ({}); backing off", ServerMetrics.peerLabel(peer), status.getCode());
+    Instant earliest = batch.stream().map(e -> e.item().expiresAt()).min(Instant::compareTo).orElseThrow();
+    failed(hint, earliest);
+  }
+
+  private void failed(Duration hint) {
+    failed(hint, null);
+  }
+
+  private synchronized void failed(Duration hint, Instant earliestExpiry) {
+    if (state == State.STOPPED) {
+      return;
+    }
+    failures++;
+    Duration delay = backoff.delay(failures, hint, clock.instant(), earliestExpiry);
+    schedule(delay, State.BACKING_OFF);
+  }
+
+  private void finishAll(List<OutboundEntry> batch, Status.Code code, String reason, String message, String hop) {
+    List<CompletableFuture<Boolean>> done = new ArrayList<>();
+    for (OutboundEntry e : batch) {
+      done.add(outbound.finish(e, false, code.value(), reason, message, hop));
+    }
+    CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
+      synchronized (this) {
+        if (state != State.STOPPED) {
+          schedule(e == null ? Duration.ZERO : options.retryInitial(), State.SCHEDULED);
+        }
+      }
+    });
+  }
+}

@@ -86,7 +86,8 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
- * <p>The data directory holds {@code identity/} (the key: back it up, since clients pin it),
+ * <p>The data directory holds {@code identity/} (the TLS key, which clients and peer servers pin,
+ * and the federation routing key: back it up),
  * {@code store/} (RocksDB), {@code clock} (the latest time the server saw; see
  * {@link org.ferry.server.internal.time.ServerClock}) and {@code .lock}, which a running server
  * holds so that no second process uses the directory.

@@ -22,6 +22,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.ferry.it.Closer;
 import org.ferry.it.load.Ports;
 import org.ferry.proto.ServerAddress;
+import org.ferry.sdk.Contact;
 import org.ferry.sdk.FerryClient;
 import org.ferry.sdk.FerryException;
 import org.ferry.sdk.FerryListener;
@@ -72,7 +73,8 @@ class FederationTest {
         .dataDirectory(dir.resolve(name))
         .listen(own, port)
         .advertisedHost(shown)
-        .federationBind(own)
+        .federationBind(InetAddress.getByName(own))
+        .metricsListen(new InetSocketAddress(own, 0))
         .sweepInterval(Duration.ofMillis(200))
         .clock(clock);
     if (clock instanceof MutableClock moved) {
@@ -170,6 +172,14 @@ class FederationTest {
       u.getValue().addListener(e);
       u.getValue().start();
     }
+    // The inviters learn of each acceptance from the acceptor's first message (across servers).
+    for (String[] pair : contacts) {
+      for (String side : pair) {
+        FerryClient u = users.get(side);
+        String other = side.equals(pair[0]) ? pair[1] : pair[0];
+        await().atMost(BOUND).until(() -> u.contact(other).orElseThrow().state() == Contact.State.ESTABLISHED);
+      }
+    }
     Map<String, List<String>> expected = new HashMap<>();
     Map<String, List<String>> expectedIds = new HashMap<>();
     for (String[] pair : contacts) {
@@ -177,7 +187,12 @@ class FederationTest {
         String from = pair[way];
         String to = pair[1 - way];
         String text = "from " + from + " to " + to;
-        String id = users.get(from).sendAsync(to, text).join();
+        String id;
+        try {
+          id = users.get(from).sendAsync(to, text).get(BOUND.toSeconds(), java.util.concurrent.TimeUnit.SECONDS);
+        } catch (Exception e) {
+          throw new AssertionError(from + " could not send to " + to, e);
+        }
         expected.computeIfAbsent(to, k -> new ArrayList<>()).add(from + ":" + text);
         expectedIds.computeIfAbsent(from, k -> new ArrayList<>()).add(id);
       }
@@ -245,17 +260,33 @@ class FederationTest {
     bob.acceptInvitation(alice.createInvitation("bob").uri(), "alice");
     bob.send("alice", "session up");
     assertEquals(1, alice.receive(BOUND, 1, m -> { }));
+    // Alice's client has B's routing key from this first send: without it, nothing would leave
+    // her client while B is down (fail closed).
+    alice.send("bob", "key fetched");
     Events events = new Events();
     alice.addListener(events);
     alice.start();
     b.server().close();
-    String id = alice.sendAsync("bob", "this one never arrives").join();
+    String id = alice.sendAsync("bob", "this one never arrives").get(BOUND.toSeconds(), java.util.concurrent.TimeUnit.SECONDS);
     await().atMost(BOUND).until(() -> events.accepted.contains(id));
-    assertEquals(1, a.server().outboundItems(), "the home server holds the item for B");
+    assertEquals(1, outboundItems(a), "the home server holds the item for B");
     clock.advance(FerryServer.DEFAULT_TTL.plusMinutes(1));
     await().atMost(BOUND).until(() -> events.failed.containsKey(id));
     assertEquals(FerryException.Reason.EXPIRED, events.failed.get(id).reason(), events.failed.get(id).getMessage());
     assertFalse(events.delivered.contains(id));
-    assertEquals(0, a.server().outboundItems(), "nothing is left in the outbound queue");
+    assertEquals(0, outboundItems(a), "nothing is left in the outbound queue");
+  }
+
+  /** Items the server holds for other servers, from its metrics (ferry_federation_outbound_items). */
+  private static long outboundItems(Node node) throws Exception {
+    InetSocketAddress at = node.server().metricsAddress().orElseThrow();
+    java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(java.net.URI.create(
+            "http://" + at.getHostString() + ":" + at.getPort() + "/metrics")).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString());
+    return Math.round(r.body().lines()
+        .filter(l -> l.startsWith("ferry_federation_outbound_items{") || l.startsWith("ferry_federation_outbound_items "))
+        .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+        .sum());
   }
 }

@@ -217,11 +217,22 @@ client dan send alice "hi Alice, Dan here, from the other server"
 client alice receive --timeout 5
 expect_line "$OUT" "dan: hi Alice, Dan here, from the other server"
 client alice send dan "hello Dan, across two servers"
+
+step "17. Alice's send is held by her server until Dan's has it; her client hears the outcome"
+client alice sends
+if ! grep -q "^forwarding	dan	" <<<"$OUT"; then
+  echo "demo: FAILED: Alice's send to Dan is not listed as held by her server" >&2
+  exit 1
+fi
 client dan receive --timeout 5
 expect_line "$OUT" "alice: hello Dan, across two servers"
-
-step "17. Dan sees what became of his sends: his server reports when Alice's server has them"
-client dan sends
+client alice receive --timeout 2
+client alice sends
+if [[ -n "$OUT" ]]; then
+  echo "demo: FAILED: Alice's send to Dan is still pending or failed" >&2
+  exit 1
+fi
+echo "   (nothing pending or failed: Dan's server has the message)"
 
 echo
 bold "demo: OK: all messages arrived, end to end encrypted, across a server restart, through a relay and between two servers"

@@ -5,8 +5,8 @@
 #   integration-tests/federation-test.sh outage SECONDS   # B down SECONDS under load, A killed halfway
 #
 # prints one line, `crash-test: cycles=N acked=A delivered=D lost=L stranded=S duplicates=U
-# redelivered=R stored-twice=T outcomes-delivered=O outcomes-failed=F`, and exits non-zero when L,
-# S, U, T or F is not 0 (see CrashLedger and FederatedHarness). CI runs short versions
+# redelivered=R stored-twice=T acked-reported-delivered=O outcomes-failed=F`, and exits non-zero when L,
+# S, U, T or F is not 0 or O is not A (see CrashLedger and FederatedHarness). CI runs short versions
 # (FederatedHarnessTest).
 # Copyright the Ferry developers. AGPL-3.0-or-later.
 set -euo pipefail

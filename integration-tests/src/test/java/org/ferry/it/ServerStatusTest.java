@@ -70,7 +70,8 @@ class ServerStatusTest {
         assertEquals(4L << 30, s.path("disk").path("storage_budget_bytes").asLong());
         assertEquals(s.path("queue").path("bytes").asLong(), s.path("disk").path("storage_budget_used_bytes").asLong());
         assertTrue(s.path("disk").path("accepting").asBoolean());
-        assertEquals(false, s.path("federation").path("configured").asBoolean());
+        assertEquals("open", s.path("federation").path("mode").asText(), json.out());
+        assertEquals(0, s.path("federation").path("outbound_items").asLong(), json.out());
         assertEquals(2, s.path("bridges").size());
         for (JsonNode b : s.path("bridges")) {
           assertTrue(b.path("answers").asBoolean(), b.toString());
@@ -82,7 +83,7 @@ class ServerStatusTest {
           text.out());
       assertTrue(text.out().contains("queue: " + (queued + 3) + " envelopes, "), text.out());
       assertTrue(text.out().contains("receive streams: 0\n"), text.out());
-      assertTrue(text.out().contains("federation: not configured\n"), text.out());
+      assertTrue(text.out().contains("federation: open; nothing waiting for other servers\n"), text.out());
       assertTrue(text.out().contains("bridge " + ws + ": answers ("), text.out());
       assertTrue(text.out().lines().anyMatch(l -> l.startsWith("bridge poll ") && l.contains(": answers (")), text.out());
     }

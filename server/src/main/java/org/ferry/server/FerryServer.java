@@ -792,7 +792,7 @@ public final class FerryServer implements AutoCloseable {
         StatusReport status = new StatusReport(address.toString(), ticker, openConnections::size,
             () -> StatusReport.carrierSessions(carrierRegistry, carrierKinds),
             streamLimits::openStreams, store::queuedEnvelopes, store::queuedBytes, limits.queuedBytes(),
-            store.diskSpace(), probeTargets(relay));
+            store.diskSpace(), probeTargets(relay), federation::status);
         server.admin = startAdmin(dataDirectory, status, store, serverClock);
         return server;
       } catch (IOException | RuntimeException e) {

@@ -56,6 +56,7 @@ public final class FederatedHarness {
   private final Set<String> delivered = ConcurrentHashMap.newKeySet();
   private final Set<String> failed = ConcurrentHashMap.newKeySet();
   private final AtomicLong ackCount = new AtomicLong();
+  private final Set<String> ackedIds = ConcurrentHashMap.newKeySet();
   private volatile CrashLedger.Phase phase = CrashLedger.Phase.LIVE;
   private volatile ServerProcess home;
   private volatile ServerProcess destination;
@@ -69,10 +70,14 @@ public final class FederatedHarness {
     this.random = new Random(seed);
   }
 
-  /** What a run saw: the ledger's result and the outcomes A reported to the senders. */
+  /**
+   * What a run saw: the ledger's result, how many acknowledged items A reported DELIVERED to
+   * their senders, and how many outcomes said FAILED. (Items whose Forward was cut by a kill are
+   * not acknowledged, so not in the ledger, though A may have kept and delivered them.)
+   */
   public record Outcome(CrashLedger.Result ledger, long deliveredOutcomes, long failedOutcomes) {
     public String line() {
-      return ledger.line() + " outcomes-delivered=" + deliveredOutcomes + " outcomes-failed=" + failedOutcomes;
+      return ledger.line() + " acked-reported-delivered=" + deliveredOutcomes + " outcomes-failed=" + failedOutcomes;
     }
   }
 
@@ -89,7 +94,7 @@ public final class FederatedHarness {
     int n = Integer.parseInt(args[3]);
     Outcome r = args[2].equals("crash") ? h.crash(n) : h.outage(Duration.ofSeconds(n));
     System.out.println(r.line());
-    System.exit(r.ledger().passed() && r.failedOutcomes() == 0 ? 0 : 1);
+    System.exit(r.ledger().passed() && r.failedOutcomes() == 0 && r.deliveredOutcomes() == r.ledger().acked() ? 0 : 1);
   }
 
   /** Kills A, B or both at random moments {@code cycles} times under load. */
@@ -178,14 +183,19 @@ public final class FederatedHarness {
     }
     // Outcomes follow deliveries: give A the time to write the last ones.
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (delivered.size() + failed.size() < ackCount.get() && System.nanoTime() < deadline) {
+    while (!settled() && System.nanoTime() < deadline) {
       stop.await(100, TimeUnit.MILLISECONDS);
     }
     outcomes.close();
     homeChannel.shutdownNow();
     home.close();
     destination.close();
-    return new Outcome(account.result(cycles), delivered.size(), failed.size());
+    return new Outcome(account.result(cycles), ackedIds.stream().filter(delivered::contains).count(), failed.size());
+  }
+
+  /** Whether every acknowledged item's outcome came back. */
+  private boolean settled() {
+    return ackedIds.stream().allMatch(id -> delivered.contains(id) || failed.contains(id));
   }
 
   private void restartHome(boolean kill) throws Exception {
@@ -243,6 +253,7 @@ public final class FederatedHarness {
         f.forward(homeChannel, f.request(destination.address(), key,
             mailboxes.get(rnd.nextInt(mailboxes.size())), itemId, body));
         account.acked(HEX.formatHex(itemId));
+        ackedIds.add(HEX.formatHex(itemId));
         ackCount.incrementAndGet();
       } catch (StatusRuntimeException e) {
         // A is down or restarting, or over budget: the fate of this item is unknown or it was

@@ -205,8 +205,24 @@ public final class AdminCommands {
           .append(size(d.path("reserve_bytes").asLong())).append(" kept free; ")
           .append(d.path("accepting").asBoolean() ? "accepting new envelopes" : "REFUSING new envelopes (full)")
           .append('\n');
-      b.append("federation: ").append(s.path("federation").path("configured").asBoolean()
-          ? "configured" : "not configured").append('\n');
+      JsonNode f = s.path("federation");
+      long outbound = f.path("outbound_items").asLong();
+      b.append("federation: ").append(f.path("mode").asText()).append("; ")
+          .append(outbound == 0 ? "nothing waiting for other servers"
+              : outbound + " items waiting for other servers").append('\n');
+      for (JsonNode peer : f.path("peers")) {
+        b.append("peer ").append(peer.path("peer").asText()).append(" (").append(peer.path("address").asText())
+            .append("): ").append(peer.path("waiting").asLong()).append(" waiting, ")
+            .append(peer.path("state").asText());
+        if (peer.path("failed_calls").asLong() > 0) {
+          b.append(" after ").append(peer.path("failed_calls").asLong()).append(" failed calls (last: ")
+              .append(peer.path("last_error").asText()).append(')');
+        }
+        if (peer.has("next_try_seconds")) {
+          b.append(", next try in ").append(peer.path("next_try_seconds").asLong()).append(" s");
+        }
+        b.append('\n');
+      }
       JsonNode bridges = s.path("bridges");
       if (bridges.isEmpty()) {
         b.append("bridges: none (no --carriers)\n");

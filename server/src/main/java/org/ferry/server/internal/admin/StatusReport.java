@@ -47,9 +47,13 @@ public final class StatusReport {
    * @param connections client connections open on the gRPC port (carriers' upstream connections included)
    * @param carrierConnections carrier sessions open now, by carrier kind
    */
+  private final Supplier<Map<String, Object>> federation;
+
   public StatusReport(String address, LongSupplier nanoTime, LongSupplier connections,
       Supplier<Map<String, Long>> carrierConnections, LongSupplier receiveStreams, LongSupplier queuedEnvelopes,
-      LongSupplier queuedBytes, long storageBudget, DiskSpace disk, List<Bridge> bridges) {
+      LongSupplier queuedBytes, long storageBudget, DiskSpace disk, List<Bridge> bridges,
+      Supplier<Map<String, Object>> federation) {
+    this.federation = federation;
     this.address = address;
     this.nanoTime = nanoTime;
     this.startedNanos = nanoTime.getAsLong();
@@ -112,7 +116,7 @@ public final class StatusReport {
     d.put("reserve_bytes", disk.reserveBytes());
     d.put("accepting", disk.hadRoom() && bytes < storageBudget);
     m.put("disk", d);
-    m.put("federation", Map.of("configured", false));
+    m.put("federation", federation.get());
     List<Object> bs = new ArrayList<>();
     for (int i = 0; i < bridges.size(); i++) {
       BridgeProbe.Outcome o = probes.get(i).join();

@@ -119,6 +119,19 @@ public final class Federation implements AutoCloseable {
         ServerInterceptors.intercept(new FederationGrpcService(this), errors, new PeerAuthInterceptor()));
   }
 
+  /**
+   * For {@code ferry server status}: the peer policy's {@code mode}, {@code outbound_items}
+   * waiting for other servers in all, and {@code peers}, one entry per destination this server
+   * has delivered to or holds items for since it started (see {@code Outbound#status}).
+   */
+  public Map<String, Object> status() {
+    Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("mode", options.mode().name().toLowerCase(java.util.Locale.ROOT));
+    m.put("outbound_items", outbound.waiting().values().stream().mapToLong(Long::longValue).sum());
+    m.put("peers", outbound.status());
+    return m;
+  }
+
   /** Removes outbound items whose time ran out (telling their forwarders) and old item ids. */
   public int sweepExpired() {
     int removed = outbound.sweepExpired();

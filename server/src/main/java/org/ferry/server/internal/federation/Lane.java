@@ -58,11 +58,17 @@ final class Lane {
   private final ScheduledExecutorService scheduler;
   private final Backoff backoff;
   private State state = State.IDLE;
+  ServerAddress destination() {
+    return destination;
+  }
+
   /** New items arrived while a round ran: look again before going idle. */
   private boolean again;
   private int failures;
   private boolean newestNext;
   private ScheduledFuture<?> timer;
+  /** The status code of the last failed call, for the operator's status (no addresses). */
+  private String lastError = "";
 
   Lane(ServerAddress destination, Outbound outbound, PeerChannels channels, FederationOptions options,
       ServerClock clock, ServerMetrics metrics, ScheduledExecutorService scheduler) {
@@ -92,6 +98,27 @@ final class Lane {
     if (state == State.IDLE) {
       schedule(delay, State.SCHEDULED);
     }
+  }
+
+  /**
+   * What the lane is doing, for {@code ferry server status}: {@code state} (idle, delivering,
+   * backing off), {@code failed_calls} since the last successful one, {@code next_try_seconds}
+   * while backing off, {@code last_error} (a gRPC status code name, or empty).
+   */
+  synchronized java.util.Map<String, Object> status() {
+    java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("state", switch (state) {
+      case IDLE -> "idle";
+      case SCHEDULED, RUNNING -> "delivering";
+      case BACKING_OFF -> "backing off";
+      case STOPPED -> "stopped";
+    });
+    m.put("failed_calls", failures);
+    if (state == State.BACKING_OFF && timer != null) {
+      m.put("next_try_seconds", Math.max(0, timer.getDelay(TimeUnit.SECONDS)));
+    }
+    m.put("last_error", failures == 0 ? "" : lastError);
+    return m;
   }
 
   synchronized void stop() {
@@ -233,6 +260,9 @@ final class Lane {
       return;
     }
     metrics.federationRetry(peer);
+    synchronized (this) {
+      lastError = status.getCode().name();
+    }
     Duration hint = status.getCode() == Status.Code.RESOURCE_EXHAUSTED
         ? ErrorReasons.retryAfter(t).orElse(Duration.ZERO) : Duration.ZERO;
     log.debug("delivery to {} failed ({}); backing off", ServerMetrics.peerLabel(peer), status.getCode());

@@ -104,6 +104,21 @@ final class Outbound implements AutoCloseable {
     return out;
   }
 
+  /** Each destination with a lane: its address, items waiting and {@link Lane#status}. */
+  java.util.List<Map<String, Object>> status() {
+    java.util.List<Map<String, Object>> out = new java.util.ArrayList<>();
+    for (Lane lane : lanes.values()) {
+      Map<String, Object> m = new java.util.LinkedHashMap<>();
+      m.put("peer", ServerMetrics.peerLabel(lane.destination().fingerprintText()));
+      m.put("address", lane.destination().toString());
+      m.put("waiting", waiting(lane.destination()));
+      m.putAll(lane.status());
+      out.add(m);
+    }
+    out.sort(java.util.Comparator.comparing(m -> (String) m.get("peer")));
+    return out;
+  }
+
   long waiting(ServerAddress destination) {
     AtomicLong n = waiting.get(destination.fingerprintText());
     return n == null ? 0 : n.get();

@@ -67,6 +67,12 @@ final class Lane {
   private int failures;
   private boolean newestNext;
   private ScheduledFuture<?> timer;
+  /**
+   * No item waits below this position: the oldest batches are read from here, not from the
+   * queue's start, which would step over the tombstones of every item delivered since the last
+   * compaction (each round slower than the one before).
+   */
+  private long from;
   /** The status code of the last failed call, for the operator's status (no addresses). */
   private String lastError = "";
 
@@ -139,6 +145,7 @@ final class Lane {
 
   private void round() {
     boolean newest;
+    long start;
     synchronized (this) {
       if (state == State.STOPPED) {
         return;
@@ -146,10 +153,11 @@ final class Lane {
       state = State.RUNNING;
       again = false;
       newest = newestNext;
+      start = from;
     }
     List<OutboundEntry> batch;
     try {
-      batch = outbound.store().readOutbound(fingerprint, newest, MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
+      batch = outbound.store().readOutbound(fingerprint, newest, start, MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
     } catch (RuntimeException e) {
       log.warn("cannot read the outbound queue for {}: {}", ServerMetrics.peerLabel(peer), e.getMessage());
       failed(Duration.ZERO);
@@ -192,7 +200,7 @@ final class Lane {
     Futures.addCallback(stub.deliver(request.build()), new FutureCallback<DeliverResponse>() {
       @Override
       public void onSuccess(DeliverResponse response) {
-        delivered(batch, response);
+        delivered(batch, response, !newest);
       }
 
       @Override
@@ -202,7 +210,11 @@ final class Lane {
     }, MoreExecutors.directExecutor());
   }
 
-  private void delivered(List<OutboundEntry> batch, DeliverResponse response) {
+  /**
+   * @param oldest whether the batch was read from {@link #from}: once its finished items are
+   *     removed, nothing waits below its first kept item (or past its end, when none was kept)
+   */
+  private void delivered(List<OutboundEntry> batch, DeliverResponse response, boolean oldest) {
     synchronized (this) {
       if (state == State.STOPPED) {
         // The server is closing: the store may be closed too. The items are sent again after the restart.
@@ -213,10 +225,12 @@ final class Lane {
     List<CompletableFuture<Boolean>> done = new ArrayList<>();
     long retryAfter = 0;
     int kept = 0;
+    long firstKept = Long.MAX_VALUE;
     for (int i = 0; i < batch.size(); i++) {
       OutboundEntry entry = batch.get(i);
       if (i >= response.getResultsCount()) {
         kept++;
+        firstKept = Math.min(firstKept, entry.seq());
         continue;
       }
       ItemResult r = response.getResults(i);
@@ -225,12 +239,14 @@ final class Lane {
         done.add(outbound.finish(entry, true, 0, "", "", ""));
       } else if (code == Status.Code.RESOURCE_EXHAUSTED || code == Status.Code.UNAVAILABLE) {
         kept++;
+        firstKept = Math.min(firstKept, entry.seq());
         retryAfter = Math.max(retryAfter, r.getRetryAfterMillis());
       } else {
         done.add(outbound.finish(entry, false, r.getCode(), r.getReason(), r.getMessage(), Outbound.HOP_DESTINATION));
       }
     }
     boolean allKept = kept == batch.size();
+    long next = firstKept != Long.MAX_VALUE ? firstKept : batch.get(batch.size() - 1).seq() + 1;
     Duration pause = allKept ? Duration.ofMillis(Math.max(retryAfter, options.retryInitial().toMillis())) : Duration.ZERO;
     CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
       synchronized (this) {
@@ -239,6 +255,9 @@ final class Lane {
         }
         if (e != null) {
           log.warn("cannot record outcomes for {}: {}", ServerMetrics.peerLabel(peer), e.getMessage());
+        } else if (oldest) {
+          // Only once the finished items are gone: one whose removal failed is read again.
+          from = Math.max(from, next);
         }
         schedule(pause, pause.isZero() ? State.SCHEDULED : State.BACKING_OFF);
       }

@@ -115,6 +115,8 @@ public final class MailboxStore implements AutoCloseable {
   private final WriteOptions syncWrite;
   private final WriteOptions asyncWrite;
   private final MailboxSequencer sequences;
+  /** Guards the order of outbound positions and their writes (see {@link #enqueueOutbound}). */
+  private final Object outboundOrder = new Object();
   /** Every change to the queue (appends, deletes) goes through its one writer. */
   private final GroupCommit commits;
   /** Mirrors the persisted total so that budget checks need no read. */
@@ -869,9 +871,20 @@ public final class MailboxStore implements AutoCloseable {
       done.completeExceptionally(StoreException.diskFull("the server's disk is full"));
       return done;
     }
-    long seq = outboundSeq.getAndIncrement();
     byte[] value = item.encode();
     int bytes = item.body().length;
+    // Positions are taken in the order the writer writes them (one lock around both), so an
+    // item is never visible before one with a lower position: a lane that read past a position
+    // (Lane#from) never skips an item written later below it.
+    synchronized (outboundOrder) {
+      long seq = outboundSeq.getAndIncrement();
+      submitOutbound(destination, item, seq, value, bytes, done);
+    }
+    return done;
+  }
+
+  private void submitOutbound(byte[] destination, OutboundItem item, long seq, byte[] value, int bytes,
+      CompletableFuture<Long> done) {
     commits.submit(new GroupCommit.Change() {
       @Override
       public void addTo(WriteBatch batch, GroupCommit.BatchState state) throws RocksDBException {
@@ -895,7 +908,6 @@ public final class MailboxStore implements AutoCloseable {
         done.complete(seq);
       }
     });
-    return done;
   }
 
   /**
@@ -969,13 +981,26 @@ public final class MailboxStore implements AutoCloseable {
    * peer's message limit whatever its mix of sizes.
    */
   public List<OutboundEntry> readOutbound(byte[] destination, boolean newest, int limit, long maxBytes) {
+    return readOutbound(destination, newest, 0, limit, maxBytes);
+  }
+
+  /**
+   * Like {@link #readOutbound(byte[], boolean, int, long)}; the oldest items are read from
+   * position {@code fromSeq} on. A reader that knows nothing waits below a position should start
+   * there: delivered items leave tombstones behind in RocksDB until a compaction, and a read
+   * from the queue's start steps over every one of them.
+   */
+  public List<OutboundEntry> readOutbound(byte[] destination, boolean newest, long fromSeq, int limit, long maxBytes) {
     List<OutboundEntry> out = new ArrayList<>();
-    try (RocksIterator it = db.newIterator(outbound)) {
+    try (Slice lower = new Slice(outboundKey(destination, 0));
+        Slice upper = new Slice(outboundKey(destination, -1L));
+        ReadOptions ro = new ReadOptions().setIterateLowerBound(lower).setIterateUpperBound(upper);
+        RocksIterator it = db.newIterator(outbound, ro)) {
       long bytes = 0;
       if (newest) {
         it.seekForPrev(outboundKey(destination, Long.MAX_VALUE));
       } else {
-        it.seek(outboundKey(destination, 0));
+        it.seek(outboundKey(destination, fromSeq));
       }
       while (it.isValid() && out.size() < limit) {
         byte[] key = it.key();

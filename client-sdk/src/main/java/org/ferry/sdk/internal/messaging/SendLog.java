@@ -2,12 +2,6 @@ package org.ferry.sdk.internal.messaging;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.rpc.Code;
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
@@ -17,6 +11,8 @@ import java.util.function.Supplier;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ForwardOutcomes;
 import org.ferry.proto.ServerAddress;
+import org.ferry.proto.local.v1.FailedSend;
+import org.ferry.proto.local.v1.ForwardedSend;
 import org.ferry.proto.local.v1.OutboxItem;
 import org.ferry.proto.v1.ForwardOutcome;
 import org.ferry.sdk.FerryException;
@@ -41,7 +37,6 @@ public final class SendLog {
   static final String FAILED = "failed-send/";
   /** Failed sends kept for listing; older ones are forgotten: 300. */
   public static final int MAX_FAILED = 300;
-  private static final int VERSION = 1;
 
   /** A send held by the home server (or being handed to it) for a contact on another server. */
   public record Forwarded(String messageId, String contactId, String destination, long queuedAt,
@@ -192,80 +187,57 @@ public final class SendLog {
   }
 
   private static byte[] encode(Forwarded f) {
-    return write(f.messageId(), f.contactId(), f.destination(), f.queuedAt(), out -> {
-      out.writeLong(f.acceptedAt());
-      out.writeBoolean(f.rekeyed());
-      byte[] item = f.item().toByteArray();
-      out.writeInt(item.length);
-      out.write(item);
-    });
+    return ForwardedSend.newBuilder()
+        .setMessageId(f.messageId())
+        .setContactId(f.contactId())
+        .setDestination(f.destination())
+        .setQueuedAt(f.queuedAt())
+        .setAcceptedAt(f.acceptedAt())
+        .setRekeyed(f.rekeyed())
+        .setItem(f.item())
+        .build()
+        .toByteArray();
   }
 
   private static Forwarded decodeForwarded(byte[] bytes) {
-    return read(bytes, (id, contact, destination, queuedAt, in) -> {
-      long acceptedAt = in.readLong();
-      boolean rekeyed = in.readBoolean();
-      byte[] item = new byte[in.readInt()];
-      in.readFully(item);
-      return new Forwarded(id, contact, destination, queuedAt, acceptedAt, rekeyed, OutboxItem.parseFrom(item));
-    });
+    ForwardedSend f = parse(() -> ForwardedSend.parseFrom(bytes));
+    return new Forwarded(f.getMessageId(), f.getContactId(), f.getDestination(), f.getQueuedAt(),
+        f.getAcceptedAt(), f.getRekeyed(), f.getItem());
   }
 
   private static byte[] encode(Failed f) {
-    return write(f.messageId(), f.contactId(), f.destination(), f.queuedAt(), out -> {
-      out.writeLong(f.failedAt());
-      out.writeUTF(f.reason().name());
-      out.writeUTF(f.message().length() > 2000 ? f.message().substring(0, 2000) : f.message());
-    });
+    return FailedSend.newBuilder()
+        .setMessageId(f.messageId())
+        .setContactId(f.contactId())
+        .setDestination(f.destination())
+        .setQueuedAt(f.queuedAt())
+        .setFailedAt(f.failedAt())
+        .setReason(f.reason().name())
+        .setMessage(f.message().length() > 2000 ? f.message().substring(0, 2000) : f.message())
+        .build()
+        .toByteArray();
   }
 
   private static Failed decodeFailed(byte[] bytes) {
-    return read(bytes, (id, contact, destination, queuedAt, in) -> {
-      long failedAt = in.readLong();
-      String reasonName = in.readUTF();
-      FerryException.Reason reason;
-      try {
-        reason = FerryException.Reason.valueOf(reasonName);
-      } catch (IllegalArgumentException e) {
-        reason = FerryException.Reason.REJECTED; // Written by a newer version.
-      }
-      return new Failed(id, contact, destination, queuedAt, failedAt, reason, in.readUTF());
-    });
-  }
-
-  private interface Writer {
-    void write(DataOutputStream out) throws IOException;
-  }
-
-  private interface Reader<T> {
-    T read(String messageId, String contactId, String destination, long queuedAt, DataInputStream in)
-        throws IOException;
-  }
-
-  /** A record: version, the fields both kinds start with, then {@code rest}. */
-  private static byte[] write(String messageId, String contactId, String destination, long queuedAt, Writer rest) {
-    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-    try (DataOutputStream out = new DataOutputStream(bytes)) {
-      out.writeByte(VERSION);
-      out.writeUTF(messageId);
-      out.writeUTF(contactId);
-      out.writeUTF(destination);
-      out.writeLong(queuedAt);
-      rest.write(out);
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
+    FailedSend f = parse(() -> FailedSend.parseFrom(bytes));
+    FerryException.Reason reason;
+    try {
+      reason = FerryException.Reason.valueOf(f.getReason());
+    } catch (IllegalArgumentException e) {
+      reason = FerryException.Reason.REJECTED; // Written by a newer version.
     }
-    return bytes.toByteArray();
+    return new Failed(f.getMessageId(), f.getContactId(), f.getDestination(), f.getQueuedAt(), f.getFailedAt(),
+        reason, f.getMessage());
   }
 
-  private static <T> T read(byte[] bytes, Reader<T> r) {
-    try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
-      int version = in.readUnsignedByte();
-      if (version != VERSION) {
-        throw new IOException("unknown version " + version);
-      }
-      return r.read(in.readUTF(), in.readUTF(), in.readUTF(), in.readLong(), in);
-    } catch (IOException e) {
+  private interface Parser<T> {
+    T parse() throws InvalidProtocolBufferException;
+  }
+
+  private static <T> T parse(Parser<T> parser) {
+    try {
+      return parser.parse();
+    } catch (InvalidProtocolBufferException e) {
       throw new FerryException(FerryException.Reason.STORAGE, "a stored send record is unreadable", e);
     }
   }

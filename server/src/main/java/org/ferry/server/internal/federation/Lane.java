@@ -44,6 +44,8 @@ final class Lane {
    */
   static final long MAX_BATCH_BYTES = 112 * 1024;
   static final Duration CALL_DEADLINE = Duration.ofSeconds(30);
+  /** Batches whose outcome writes may wait at once while the next Deliver runs. */
+  static final int MAX_FINISHING = 2;
 
   private enum State { IDLE, SCHEDULED, RUNNING, BACKING_OFF, STOPPED }
 
@@ -73,6 +75,10 @@ final class Lane {
    * compaction (each round slower than the one before).
    */
   private long from;
+  /** Batches whose outcomes are being written; see {@link #MAX_FINISHING}. */
+  private int finishing;
+  /** The next round's delay, held back while {@link #MAX_FINISHING} batches' writes wait. */
+  private Duration deferred;
   /** The status code of the last failed call, for the operator's status (no addresses). */
   private String lastError = "";
 
@@ -247,19 +253,43 @@ final class Lane {
     }
     boolean allKept = kept == batch.size();
     long next = firstKept != Long.MAX_VALUE ? firstKept : batch.get(batch.size() - 1).seq() + 1;
+    long firstSettled = batch.stream().mapToLong(OutboundEntry::seq).min().orElse(Long.MAX_VALUE);
     Duration pause = allKept ? Duration.ofMillis(Math.max(retryAfter, options.retryInitial().toMillis())) : Duration.ZERO;
+    synchronized (this) {
+      if (state == State.STOPPED) {
+        return;
+      }
+      if (oldest) {
+        from = Math.max(from, next);
+      }
+      // The next Deliver goes out while this batch's outcomes are written (their fsync overlaps
+      // the peer's), but never more than MAX_FINISHING batches' writes wait at once.
+      finishing++;
+      if (finishing < MAX_FINISHING) {
+        schedule(pause, pause.isZero() ? State.SCHEDULED : State.BACKING_OFF);
+      } else {
+        deferred = pause;
+      }
+    }
     CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
       synchronized (this) {
+        finishing--;
         if (state == State.STOPPED) {
           return;
         }
         if (e != null) {
           log.warn("cannot record outcomes for {}: {}", ServerMetrics.peerLabel(peer), e.getMessage());
-        } else if (oldest) {
-          // Only once the finished items are gone: one whose removal failed is read again.
-          from = Math.max(from, next);
+          // What may still be there is read again (the peer answers a resend without storing twice).
+          from = Math.min(from, firstSettled);
+          if (state == State.IDLE && deferred == null) {
+            schedule(options.retryInitial(), State.SCHEDULED);
+          }
         }
-        schedule(pause, pause.isZero() ? State.SCHEDULED : State.BACKING_OFF);
+        if (deferred != null) {
+          Duration p = deferred;
+          deferred = null;
+          schedule(p, p.isZero() ? State.SCHEDULED : State.BACKING_OFF);
+        }
       }
     });
   }

@@ -210,7 +210,7 @@ public final class ServerMain implements Callable<Integer> {
         builder.federationProxy(socks5(federationProxy));
       }
       if (federationBind != null) {
-        builder.federationBind(InetAddress.getByName(HostPort.checkHost(federationBind)));
+        builder.federationBind(localAddress(federationBind));
       }
       if (operator.metricsListen().isPresent()) {
         builder.metricsListen(RelayMain.parseHostPort("--metrics-listen", operator.metricsListen().get()));
@@ -280,11 +280,7 @@ public final class ServerMain implements Callable<Integer> {
       });
     }
     settings.check("federation-proxy", (String v) -> socks5(v));
-    settings.check("federation-bind", (String v) -> {
-      if (!HostPort.isIpLiteral(v)) {
-        throw new IllegalArgumentException("must be an IP address of this host, got '" + v + "'");
-      }
-    });
+    settings.check("federation-bind", (String v) -> localAddress(v));
     if (fallback != null && carriers == null) {
       throw new ConfigException(settings.describe("fallback") + ": needs carriers");
     }
@@ -296,8 +292,43 @@ public final class ServerMain implements Callable<Integer> {
     if (!url.startsWith("socks5://")) {
       throw new IllegalArgumentException("must be socks5://HOST:PORT, got '" + url + "'");
     }
-    HostPort at = HostPort.parse(url.substring("socks5://".length()));
-    return new InetSocketAddress(at.host(), at.port());
+    String rest = url.substring("socks5://".length());
+    if (rest.contains("@")) {
+      // Never echoed: what is before the @ may be a password.
+      throw new IllegalArgumentException("a user name or password is not supported, give socks5://HOST:PORT");
+    }
+    HostPort at = HostPort.parse(rest);
+    if (at.port() == 0) {
+      throw new IllegalArgumentException("needs a port other than 0, got '" + url + "'");
+    }
+    InetSocketAddress address = new InetSocketAddress(at.host(), at.port());
+    if (address.isUnresolved()) {
+      throw new IllegalArgumentException("cannot resolve the proxy's host '" + at.host() + "'");
+    }
+    return address;
+  }
+
+  /**
+   * An IP address this host has: outgoing federation connections can leave from it. Checked by
+   * binding a socket to it, so that a typo or another host's address fails at start-up instead
+   * of holding every forwarded item until its ttl.
+   */
+  static InetAddress localAddress(String ip) {
+    if (!HostPort.isIpLiteral(ip)) {
+      throw new IllegalArgumentException("must be an IP address of this host, got '" + ip + "'");
+    }
+    InetAddress address;
+    try {
+      address = InetAddress.getByName(HostPort.checkHost(ip));
+    } catch (java.net.UnknownHostException e) {
+      throw new IllegalArgumentException("must be an IP address of this host, got '" + ip + "'");
+    }
+    try (java.net.Socket probe = new java.net.Socket()) {
+      probe.bind(new InetSocketAddress(address, 0));
+    } catch (IOException e) {
+      throw new IllegalArgumentException("'" + ip + "' is not an address of this host (" + e.getMessage() + ")");
+    }
+    return address;
   }
 
   /** An empty path would put the key and the store in whatever directory one runs in. */

@@ -80,6 +80,18 @@ class ServerMainOptionsTest {
     String[] badBind = run("--federation-bind", "example.org", "--print-config");
     assertEquals("2", badBind[0]);
     assertEquals(true, badBind[2].contains("--federation-bind: must be an IP address"), badBind[2]);
+    // An address this host does not have would hold every forwarded item until its ttl.
+    String[] foreignBind = run("--federation-bind", "192.0.2.1", "--print-config");
+    assertEquals("2", foreignBind[0]);
+    assertEquals(true, foreignBind[2].contains("--federation-bind: '192.0.2.1' is not an address of this host"),
+        foreignBind[2]);
+    // A proxy password is never echoed; a port of 0 or a host that does not resolve is refused.
+    String[] withPassword = run("--federation-proxy", "socks5://u:secretpw@127.0.0.1:9050", "--print-config");
+    assertEquals("2", withPassword[0]);
+    assertEquals(true, withPassword[2].contains("a user name or password is not supported"), withPassword[2]);
+    assertEquals(false, withPassword[2].contains("secretpw"), withPassword[2]);
+    assertEquals("2", run("--federation-proxy", "socks5://127.0.0.1:0", "--print-config")[0]);
+    assertEquals("2", run("--federation-proxy", "socks5://no-such-host.invalid:9050", "--print-config")[0]);
     String[] badMode = run("--federation", "closed", "--print-config");
     assertEquals("2", badMode[0]);
     assertEquals(true, badMode[2].contains("--federation: must be open, allowlist or off"), badMode[2]);

@@ -109,14 +109,17 @@ public final class StatusReport {
     m.put("receive_streams", receiveStreams.getAsLong());
     long bytes = queuedBytes.getAsLong();
     m.put("queue", Map.of("envelopes", queuedEnvelopes.getAsLong(), "bytes", bytes));
+    Map<String, Object> fed = federation.get();
+    // Items held for other servers count against the budget too.
+    long used = bytes + (fed.get("outbound_bytes") instanceof Number n ? n.longValue() : 0);
     Map<String, Object> d = new LinkedHashMap<>();
     d.put("storage_budget_bytes", storageBudget);
-    d.put("storage_budget_used_bytes", bytes);
+    d.put("storage_budget_used_bytes", used);
     d.put("usable_bytes", disk.usableBytes());
     d.put("reserve_bytes", disk.reserveBytes());
-    d.put("accepting", disk.hadRoom() && bytes < storageBudget);
+    d.put("accepting", disk.hadRoom() && used < storageBudget);
     m.put("disk", d);
-    m.put("federation", federation.get());
+    m.put("federation", fed);
     List<Object> bs = new ArrayList<>();
     for (int i = 0; i < bridges.size(); i++) {
       BridgeProbe.Outcome o = probes.get(i).join();

@@ -54,6 +54,7 @@ import org.ferry.server.internal.time.ServerClock;
  * and the expiry of what they hold. See {@code docs/protocol.md}, "Federation".
  */
 public final class Federation implements AutoCloseable {
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(Federation.class);
   /** How long a ForwardTake waits for the destination. */
   static final Duration TAKE_DEADLINE = Duration.ofSeconds(20);
   /** How long fetching a peer's routing key may take. */
@@ -96,6 +97,14 @@ public final class Federation implements AutoCloseable {
   public static Federation start(byte[] self, Path identityDir, TlsIdentity tls, MailboxManager mailboxes,
       MailboxStore store, ServerClock clock, ServerLimits limits, FederationOptions options, ServerMetrics metrics,
       SecureRandom random, ScheduledExecutorService scheduler) throws IOException {
+    if (options.mode() == FederationOptions.Mode.ALLOWLIST && options.allow().isEmpty()) {
+      log.warn("federation is allowlist but no peer is allowed (--federation-allow): no server can be reached or reach this one");
+    }
+    for (String both : options.allow()) {
+      if (options.deny().contains(both)) {
+        log.warn("peer {} is both allowed and denied: it is denied", ServerMetrics.peerLabel(both));
+      }
+    }
     RoutingKeyring keyring = RoutingKeyring.loadOrCreate(identityDir, tls, clock.instant(), random);
     Federation f = new Federation(self, mailboxes, clock, options, keyring, new PeerChannels(tls, options), store,
         limits, metrics, random, scheduler);
@@ -121,13 +130,15 @@ public final class Federation implements AutoCloseable {
 
   /**
    * For {@code ferry server status}: the peer policy's {@code mode}, {@code outbound_items}
-   * waiting for other servers in all, and {@code peers}, one entry per destination this server
+   * waiting for other servers in all and their {@code outbound_bytes} (bodies; they count against
+   * the storage budget), and {@code peers}, one entry per destination this server
    * has delivered to or holds items for since it started (see {@code Outbound#status}).
    */
   public Map<String, Object> status() {
     Map<String, Object> m = new java.util.LinkedHashMap<>();
     m.put("mode", options.mode().name().toLowerCase(java.util.Locale.ROOT));
     m.put("outbound_items", outbound.waiting().values().stream().mapToLong(Long::longValue).sum());
+    m.put("outbound_bytes", outbound.store().outboundBytes());
     m.put("peers", outbound.status());
     return m;
   }

@@ -129,7 +129,7 @@ final class Lane {
     if (state == State.BACKING_OFF && timer != null) {
       m.put("next_try_seconds", Math.max(0, timer.getDelay(TimeUnit.SECONDS)));
     }
-    m.put("last_error", failures == 0 ? "" : lastError);
+    m.put("last_error", lastError);
     return m;
   }
 
@@ -183,6 +183,9 @@ final class Lane {
     }
     if (!outbound.policy().allows(fingerprint)) {
       // The operator stopped federating with this server: the items fail here, at home.
+      synchronized (this) {
+        lastError = "refused by this server's peer policy";
+      }
       finishAll(batch, Status.Code.FAILED_PRECONDITION, ErrorReasons.PEER_REFUSED,
           "this server's operator does not federate with that server", Outbound.HOP_HOME);
       return;
@@ -227,6 +230,7 @@ final class Lane {
         return;
       }
       failures = 0;
+      lastError = "";
     }
     List<CompletableFuture<Boolean>> done = new ArrayList<>();
     long retryAfter = 0;
@@ -304,17 +308,36 @@ final class Lane {
     if (status.getCode() == Status.Code.PERMISSION_DENIED
         && ErrorReasons.of(t).filter(ErrorReasons.PEER_REFUSED::equals).isPresent()) {
       // The destination refuses this server: final for these items.
+      synchronized (this) {
+        lastError = "refused by the peer (" + ErrorReasons.PEER_REFUSED + ")";
+      }
+      log.warn("{} refuses to federate with this server: {} items failed", ServerMetrics.peerLabel(peer), batch.size());
       finishAll(batch, Status.Code.PERMISSION_DENIED, ErrorReasons.PEER_REFUSED,
           "the destination server does not federate with this one", Outbound.HOP_DESTINATION);
       return;
     }
     metrics.federationRetry(peer);
+    Throwable root = t;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    // The code, gRPC's description and the kind of the first cause (connection refused, proxy,
+    // bind, TLS...), never the peer's address: enough to tell a peer that is down from a proxy
+    // or bind that does not work.
+    String cause = status.getCode().name()
+        + (status.getDescription() == null ? "" : ": " + withoutAddresses(status.getDescription()))
+        + (root == t ? "" : " (" + root.getClass().getSimpleName() + ")");
+    int tries;
     synchronized (this) {
-      lastError = status.getCode().name();
+      lastError = cause;
+      tries = failures + 1;
+    }
+    if (Integer.bitCount(tries) == 1) {
+      // The first failure after a success, then the 2nd, 4th, 8th...: a dead peer cannot fill the log.
+      log.warn("delivery to {} failed {} time(s) in a row: {}; backing off", ServerMetrics.peerLabel(peer), tries, cause);
     }
     Duration hint = status.getCode() == Status.Code.RESOURCE_EXHAUSTED
         ? ErrorReasons.retryAfter(t).orElse(Duration.ZERO) : Duration.ZERO;
-    log.debug("delivery to {} failed ({}); backing off", ServerMetrics.peerLabel(peer), status.getCode());
     Instant earliest = batch.stream().map(e -> e.item().expiresAt()).min(Instant::compareTo).orElseThrow();
     failed(hint, earliest);
   }
@@ -344,5 +367,14 @@ final class Lane {
         }
       }
     });
+  }
+
+  private static final java.util.regex.Pattern ADDRESS = java.util.regex.Pattern.compile(
+      "/?(\\d{1,3}(\\.\\d{1,3}){3}|\\[?[0-9a-fA-F]*:[0-9a-fA-F:]+\\]?)(:\\d+)?");
+
+  /** gRPC's description on one line, at most 200 characters, with any IP address cut out. */
+  static String withoutAddresses(String description) {
+    String line = ADDRESS.matcher(description.replaceAll("\\s+", " ")).replaceAll("<address>");
+    return line.length() > 200 ? line.substring(0, 200) + "..." : line;
   }
 }

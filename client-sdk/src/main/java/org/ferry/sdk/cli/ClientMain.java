@@ -505,8 +505,11 @@ public final class ClientMain {
           // Send picked up their acceptance itself; say so, as receive would have.
           spec.commandLine().getErr().println(label + " accepted your invitation");
         }
-        spec.commandLine().getErr().println(texts.size() == 1 ? "sent to " + label
-            : "sent " + sent + " messages to " + label);
+        boolean forwarded = client.sends().stream().anyMatch(
+            s -> s.state() == SendStatus.State.FORWARDING && s.contactLabel().equals(label));
+        spec.commandLine().getErr().println((texts.size() == 1 ? "sent to " + label
+            : "sent " + sent + " messages to " + label)
+            + (forwarded ? " (your server holds it for theirs; 'ferry client sends' shows until it is delivered)" : ""));
       } catch (FerryException e) {
         if (sent > 0) {
           spec.commandLine().getErr().println("sent " + sent + " of " + texts.size() + " messages to " + label);
@@ -617,6 +620,7 @@ public final class ClientMain {
         };
         Duration idle = Duration.ofMillis((long) (seconds * 1000));
         int most = max == null ? Integer.MAX_VALUE : max;
+        java.util.Set<String> failedBefore = failedSends(session.client());
         if (parent.remote != null) {
           parent.remote.acceptances().take().forEach(listener::onContactEstablished);
           SlicedReceive.receive(session.client(), idle, most, listener, parent.remote.callerGone());
@@ -624,9 +628,27 @@ public final class ClientMain {
         } else {
           session.client().receive(idle, most, listener);
         }
+        // Outcomes of sends to other servers come in with the messages: say which failed.
+        for (SendStatus s : session.client().sends()) {
+          if (s.state() == SendStatus.State.FAILED && !failedBefore.contains(s.messageId())) {
+            err.println("ferry client: warning: a message to " + TerminalText.escape(s.contactLabel())
+                + " was not delivered: " + TerminalText.escape(s.failure().map(SendStatus.Failure::message).orElse("?"))
+                + " (ferry client sends lists it)");
+          }
+        }
       }
       return lost[0] ? EXIT_MESSAGES_MAY_BE_LOST : 0;
     }
+  }
+
+  private static java.util.Set<String> failedSends(FerryClient client) {
+    java.util.Set<String> ids = new java.util.HashSet<>();
+    for (SendStatus s : client.sends()) {
+      if (s.state() == SendStatus.State.FAILED) {
+        ids.add(s.messageId());
+      }
+    }
+    return ids;
   }
 
   @Command(name = "contacts", description = "Lists contacts: label, state, safety number, verified or "

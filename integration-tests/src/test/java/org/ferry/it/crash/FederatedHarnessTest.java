@@ -25,7 +25,7 @@ class FederatedHarnessTest {
   private FederatedHarness harness() {
     return new FederatedHarness(
         ServerProcess.Command.fromClassPath(dir.resolve("a"), List.of("-Xmx256m"), List.of()),
-        ServerProcess.Command.fromClassPath(dir.resolve("b"), List.of("-Xmx256m"), List.of()),
+        ServerProcess.Command.fromClassPath(dir.resolve("b"), List.of("-Xmx256m"), FederatedHarness.DESTINATION_ARGS),
         42);
   }
 

@@ -68,6 +68,11 @@ final class RunningServer implements AutoCloseable {
     return server.address();
   }
 
+  /** Where its metrics are served, if it was configured with a metrics address. */
+  java.util.Optional<java.net.InetSocketAddress> metricsAddress() {
+    return server.metricsAddress();
+  }
+
   void stop() {
     server.close();
   }

@@ -736,8 +736,24 @@ public final class MessageReceiver {
   }
 
   private static void putInbox(LocalStore.Txn txn, Instant now, byte[] envelopeId, InboxMessage m) {
-    txn.put(INBOX + String.format("%020d", now.toEpochMilli()) + "/" + HexFormat.of().formatHex(envelopeId),
+    txn.put(INBOX + String.format("%020d", nextInboxPosition(now)) + "/" + HexFormat.of().formatHex(envelopeId),
         m.toByteArray());
+  }
+
+  /** The last inbox position handed out (see {@link #nextInboxPosition}). */
+  private static final java.util.concurrent.atomic.AtomicLong lastInboxPosition =
+      new java.util.concurrent.atomic.AtomicLong();
+
+  /**
+   * Where a message goes in the inbox, which hands messages over in key order: the receive time
+   * in thousandths of a millisecond, made strictly greater than the last one. Taken inside the
+   * (serialised) transaction that writes it, so positions follow arrival order even for several
+   * arrivals in one millisecond; the time alone let those be ordered by their random envelope
+   * ids, and a burst of redeliveries reached the app out of order.
+   */
+  static long nextInboxPosition(Instant now) {
+    long candidate = now.toEpochMilli() * 1000;
+    return lastInboxPosition.accumulateAndGet(candidate, (last, c) -> Math.max(last + 1, c));
   }
 
   /**

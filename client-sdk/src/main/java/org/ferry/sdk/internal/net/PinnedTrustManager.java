@@ -1,19 +1,16 @@
 package org.ferry.sdk.internal.net;
 
-import java.net.Socket;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
-import javax.net.ssl.SSLEngine;
-import javax.net.ssl.X509ExtendedTrustManager;
+import org.ferry.proto.PinnedKeyTrust;
 import org.ferry.proto.ServerAddress;
 
 /**
  * Trusts exactly one server key: the one whose fingerprint the server address pins. Names,
  * dates and issuers in the certificate are ignored; the TLS handshake itself proves the
- * server holds the private key. Extending {@link X509ExtendedTrustManager} keeps the JDK from
- * adding hostname checks, which would be meaningless for a pinned key.
+ * server holds the private key (see {@link PinnedKeyTrust}).
  */
-public final class PinnedTrustManager extends X509ExtendedTrustManager {
+public final class PinnedTrustManager extends PinnedKeyTrust {
   private final ServerAddress pinned;
 
   public PinnedTrustManager(ServerAddress pinned) {
@@ -41,7 +38,8 @@ public final class PinnedTrustManager extends X509ExtendedTrustManager {
     return false;
   }
 
-  private void check(X509Certificate[] chain) throws CertificateException {
+  @Override
+  protected void checkServer(X509Certificate[] chain) throws CertificateException {
     if (chain == null || chain.length == 0) {
       throw new CertificateException("server sent no certificate");
     }
@@ -54,41 +52,7 @@ public final class PinnedTrustManager extends X509ExtendedTrustManager {
   }
 
   @Override
-  public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
-      throws CertificateException {
-    check(chain);
-  }
-
-  @Override
-  public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
-      throws CertificateException {
-    check(chain);
-  }
-
-  @Override
-  public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-    check(chain);
-  }
-
-  @Override
-  public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
-      throws CertificateException {
+  protected void checkClient(X509Certificate[] chain) throws CertificateException {
     throw new CertificateException("this client accepts no client certificates");
-  }
-
-  @Override
-  public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
-      throws CertificateException {
-    throw new CertificateException("this client accepts no client certificates");
-  }
-
-  @Override
-  public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-    throw new CertificateException("this client accepts no client certificates");
-  }
-
-  @Override
-  public X509Certificate[] getAcceptedIssuers() {
-    return new X509Certificate[0];
   }
 }

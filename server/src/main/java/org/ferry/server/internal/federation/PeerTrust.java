@@ -1,19 +1,16 @@
 package org.ferry.server.internal.federation;
 
-import java.net.Socket;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
-import javax.net.ssl.SSLEngine;
-import javax.net.ssl.X509ExtendedTrustManager;
+import org.ferry.proto.PinnedKeyTrust;
 import org.ferry.proto.ServerAddress;
 
 /**
  * Trust for federation's mutual TLS. Peers have no CA: each is its key's fingerprint. A server
  * accepts any client certificate at the TLS layer (the Federation service reads the key and
  * decides; other services ignore it), and pins the destination's key when it calls a peer.
- * Extending {@link X509ExtendedTrustManager} keeps the JDK from adding hostname checks.
  */
-final class PeerTrust extends X509ExtendedTrustManager {
+final class PeerTrust extends PinnedKeyTrust {
   /** Pins nothing on the server side; as a client, refuses any key but {@code pinned}'s. */
   private final ServerAddress pinned;
 
@@ -31,7 +28,8 @@ final class PeerTrust extends X509ExtendedTrustManager {
     return new PeerTrust(peer);
   }
 
-  private void checkServer(X509Certificate[] chain) throws CertificateException {
+  @Override
+  protected void checkServer(X509Certificate[] chain) throws CertificateException {
     if (pinned == null) {
       throw new CertificateException("this trust manager checks clients only");
     }
@@ -40,48 +38,10 @@ final class PeerTrust extends X509ExtendedTrustManager {
     }
   }
 
-  private static void checkClient(X509Certificate[] chain) throws CertificateException {
+  @Override
+  protected void checkClient(X509Certificate[] chain) throws CertificateException {
     if (chain == null || chain.length == 0) {
       throw new CertificateException("no client certificate");
     }
-  }
-
-  @Override
-  public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
-      throws CertificateException {
-    checkServer(chain);
-  }
-
-  @Override
-  public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
-      throws CertificateException {
-    checkServer(chain);
-  }
-
-  @Override
-  public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-    checkServer(chain);
-  }
-
-  @Override
-  public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
-      throws CertificateException {
-    checkClient(chain);
-  }
-
-  @Override
-  public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
-      throws CertificateException {
-    checkClient(chain);
-  }
-
-  @Override
-  public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-    checkClient(chain);
-  }
-
-  @Override
-  public X509Certificate[] getAcceptedIssuers() {
-    return new X509Certificate[0];
   }
 }

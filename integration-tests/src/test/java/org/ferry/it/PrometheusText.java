@@ -18,7 +18,21 @@ import java.util.regex.Pattern;
  * an undeclared family, a repeated series, a histogram bucket without {@code le}, is an error
  * naming the line.
  */
-final class PrometheusText {
+public final class PrometheusText {
+
+  /**
+   * Scrapes {@code GET /metrics} at {@code metrics} and returns the sum of every sample named
+   * {@code sample}, whatever its labels (0 if there is none).
+   */
+  public static double sum(java.net.InetSocketAddress metrics, String sample) throws Exception {
+    String body = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(java.net.URI.create(
+            "http://" + org.ferry.proto.HostPort.format(metrics.getHostString(), metrics.getPort()) + "/metrics"))
+            .timeout(java.time.Duration.ofSeconds(10)).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    return parse(body).values().stream().flatMap(f -> f.samples().stream())
+        .filter(s -> s.name().equals(sample)).mapToDouble(Sample::value).sum();
+  }
   private static final String NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
   private static final Pattern HELP = Pattern.compile("# HELP (" + NAME + ") (.*)");
   private static final Pattern TYPE = Pattern.compile("# TYPE (" + NAME + ") (counter|gauge|histogram|summary|untyped)");

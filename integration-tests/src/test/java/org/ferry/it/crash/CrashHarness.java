@@ -123,7 +123,7 @@ public final class CrashHarness {
       t.join(30_000);
     }
     // The receivers that lived through the crashes must get everything, without any help.
-    awaitLedger(LIVE_WAIT);
+    account.awaitDelivered(LIVE_WAIT);
     receivers.forEach(Receiver::close);
     // Whatever they did not get is either on disk (stranded) or gone (lost): ask fresh ones.
     if (account.missing() > 0) {
@@ -131,7 +131,7 @@ public final class CrashHarness {
       server.close();
       server = ServerProcess.start(command, port);
       receivers = receivers(mailboxes);
-      awaitLedger(FINAL_WAIT);
+      account.awaitDelivered(FINAL_WAIT);
       receivers.forEach(Receiver::close);
     }
     channel.shutdownNow();
@@ -194,14 +194,5 @@ public final class CrashHarness {
   private void delivered(Delivery d) {
     account.delivered(HEX.formatHex(d.getEnvelope().getId().toByteArray()),
         HEX.formatHex(d.getMailboxId().toByteArray()), d.getDeliveryId(), phase);
-  }
-
-  /** Waits until every acknowledged envelope was delivered, or {@code bound} has passed. */
-  private void awaitLedger(Duration bound) throws InterruptedException {
-    long deadline = System.nanoTime() + bound.toNanos();
-    CountDownLatch never = new CountDownLatch(1);
-    while (account.missing() > 0 && System.nanoTime() < deadline) {
-      never.await(100, TimeUnit.MILLISECONDS);
-    }
   }
 }

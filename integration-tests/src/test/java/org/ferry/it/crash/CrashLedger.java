@@ -85,6 +85,18 @@ public final class CrashLedger {
     confirmed.add(envelope);
   }
 
+  /**
+   * Waits until every acknowledged envelope was delivered, or {@code bound} has passed (the
+   * result tells which).
+   */
+  public void awaitDelivered(java.time.Duration bound) throws InterruptedException {
+    long deadline = System.nanoTime() + bound.toNanos();
+    java.util.concurrent.CountDownLatch never = new java.util.concurrent.CountDownLatch(1);
+    while (missing() > 0 && System.nanoTime() < deadline) {
+      never.await(100, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+  }
+
   /** Acknowledged envelopes not delivered in any phase yet. */
   public long missing() {
     return acked.stream().filter(e -> !firstDelivery.containsKey(e)).count();

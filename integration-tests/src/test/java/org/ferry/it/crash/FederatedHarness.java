@@ -177,14 +177,14 @@ public final class FederatedHarness {
     for (Thread t : senders) {
       t.join(30_000);
     }
-    awaitLedger(LIVE_WAIT);
+    account.awaitDelivered(LIVE_WAIT);
     receivers.forEach(Receiver::close);
     if (account.missing() > 0) {
       phase = CrashLedger.Phase.FINAL;
       destination.close();
       destination = ServerProcess.start(destinationCommand, destinationPort);
       receivers = receivers(mailboxes);
-      awaitLedger(FINAL_WAIT);
+      account.awaitDelivered(FINAL_WAIT);
       receivers.forEach(Receiver::close);
     }
     // Outcomes follow deliveries: give A the time to write the last ones.
@@ -273,13 +273,4 @@ public final class FederatedHarness {
       }
     }
   }
-
-  private void awaitLedger(Duration bound) throws InterruptedException {
-    long deadline = System.nanoTime() + bound.toNanos();
-    CountDownLatch never = new CountDownLatch(1);
-    while (account.missing() > 0 && System.nanoTime() < deadline) {
-      never.await(100, TimeUnit.MILLISECONDS);
-    }
-  }
-
 }

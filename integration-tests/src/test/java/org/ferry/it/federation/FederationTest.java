@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.ferry.it.Closer;
+import org.ferry.it.PrometheusText;
 import org.ferry.it.load.Ports;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.Contact;
@@ -279,14 +280,7 @@ class FederationTest {
 
   /** Items the server holds for other servers, from its metrics (ferry_federation_outbound_items). */
   private static long outboundItems(Node node) throws Exception {
-    InetSocketAddress at = node.server().metricsAddress().orElseThrow();
-    java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
-        java.net.http.HttpRequest.newBuilder(java.net.URI.create(
-            "http://" + at.getHostString() + ":" + at.getPort() + "/metrics")).build(),
-        java.net.http.HttpResponse.BodyHandlers.ofString());
-    return Math.round(r.body().lines()
-        .filter(l -> l.startsWith("ferry_federation_outbound_items{") || l.startsWith("ferry_federation_outbound_items "))
-        .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
-        .sum());
+    return Math.round(PrometheusText.sum(node.server().metricsAddress().orElseThrow(),
+        "ferry_federation_outbound_items"));
   }
 }

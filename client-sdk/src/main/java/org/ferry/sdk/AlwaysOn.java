@@ -29,7 +29,8 @@ import org.slf4j.LoggerFactory;
  * reports the client offline, waits (exponential back-off with full jitter, 1 s doubling up to
  * {@link FerryClient#MAX_RECONNECT_DELAY}) and opens them again through the dialer, which picks
  * the carrier. Events go through one dispatch thread, in order; it hands messages and notices
- * from the local inbox to the listeners and forgets each once all of them returned.
+ * from the local inbox to the listeners and forgets each once all of them returned. An entry
+ * that finds no listener (the last one was removed during a hand-over) stays for the next.
  */
 final class AlwaysOn implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(AlwaysOn.class);
@@ -319,6 +320,10 @@ final class AlwaysOn implements AutoCloseable {
           callAllOrThrow(l -> l.onSessionRestarted(contactLabel));
         }
       }, HAND_OVER_BATCH);
+    } catch (NobodyListening e) {
+      // The last listener went while handing over: what is left stays in the local inbox for
+      // the next listener (adding one hands it over) or receive.
+      return;
     } catch (ListenerFailed e) {
       if (closing) {
         return; // What was not handed over stays in the local inbox for the next run.
@@ -351,20 +356,42 @@ final class AlwaysOn implements AutoCloseable {
     }
   }
 
+  /** No listener was registered any more: the inbox entry stays. */
+  private static final class NobodyListening extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    NobodyListening() {
+      super(null, null, false, false);
+    }
+  }
+
+  /**
+   * Hands {@code event} to every listener registered now; throws {@link ListenerFailed} if one
+   * threw (or the client is closing) and {@link NobodyListening} if none is left (the last was
+   * removed during this hand-over): in both cases the inbox entry must stay.
+   */
   private void callAllOrThrow(Consumer<FerryListener> event) {
     if (closing) {
       throw new ListenerFailed(null);
     }
-    Throwable failed = callAll(event);
+    List<Registered> now = List.copyOf(listeners);
+    if (now.isEmpty()) {
+      throw new NobodyListening();
+    }
+    Throwable failed = callAll(now, event);
     if (failed != null) {
       throw new ListenerFailed(failed);
     }
   }
 
-  /** Calls every listener on its executor, one after another; returns the first failure. */
   private Throwable callAll(Consumer<FerryListener> event) {
+    return callAll(List.copyOf(listeners), event);
+  }
+
+  /** Calls each of {@code targets} on its executor, one after another; returns the first failure. */
+  private Throwable callAll(List<Registered> targets, Consumer<FerryListener> event) {
     Throwable first = null;
-    for (Registered r : List.copyOf(listeners)) {
+    for (Registered r : targets) {
       try {
         if (r.executor() == null) {
           event.accept(r.listener());

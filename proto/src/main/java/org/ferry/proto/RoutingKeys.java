@@ -86,12 +86,17 @@ public final class RoutingKeys {
     if (key.getPublicKey().size() != RoutingSeal.KEY_LENGTH) {
       throw new GeneralSecurityException("routing key must be 32 bytes: " + key.getPublicKey().size());
     }
-    long millis = now.toEpochMilli();
-    long skew = CLOCK_SKEW.toMillis();
-    if (millis + skew < key.getNotBefore() || millis - skew > key.getNotAfter()) {
+    if (!validAt(key, now)) {
       throw new GeneralSecurityException(server + "'s routing key is not valid now");
     }
     return key;
+  }
+
+  /** Whether {@code key} is valid at {@code now}, allowing {@link #CLOCK_SKEW} either way. */
+  public static boolean validAt(RoutingKey key, Instant now) {
+    long millis = now.toEpochMilli();
+    long skew = CLOCK_SKEW.toMillis();
+    return millis + skew >= key.getNotBefore() && millis - skew <= key.getNotAfter();
   }
 
   private static byte[] signedBytes(byte[] body) {

@@ -689,9 +689,8 @@ public final class FerryServer implements AutoCloseable {
         FederationOptions federationOptions = new FederationOptions(federationMode, federationAllow,
             federationDeny, peerItemsPerSecond, peerBytesPerSecond, unknownPeersPerSecond, forwardPerSecond,
             Optional.ofNullable(federationBind), Optional.ofNullable(federationProxy), retryInitial, retryMax, maxQueuedPerPeer);
-        Federation federation = Federation.start(ServerAddress.fingerprintOf(identity.certificate().getPublicKey()),
-            dataDirectory.resolve("identity"), identity, mailboxes, store, serverClock, limits, federationOptions,
-            metrics, random, federationLanes);
+        Federation federation = Federation.start(dataDirectory.resolve("identity"), identity, mailboxes, store,
+            serverClock, federationOptions, metrics, random, federationLanes);
         background.scheduleWithFixedDelay(
             () -> {
               sweep(mailboxes, metrics);
@@ -792,7 +791,7 @@ public final class FerryServer implements AutoCloseable {
         StatusReport status = new StatusReport(address.toString(), ticker, openConnections::size,
             () -> StatusReport.carrierSessions(carrierRegistry, carrierKinds),
             streamLimits::openStreams, store::queuedEnvelopes, store::queuedBytes, limits.queuedBytes(),
-            store.diskSpace(), probeTargets(relay), federation::status);
+            mailboxes.storageBudget()::usedBytes, store.diskSpace(), probeTargets(relay), federation::status);
         server.admin = startAdmin(dataDirectory, status, store, serverClock);
         return server;
       } catch (IOException | RuntimeException e) {

@@ -40,19 +40,23 @@ public final class StatusReport {
   private final LongSupplier queuedEnvelopes;
   private final LongSupplier queuedBytes;
   private final long storageBudget;
+  private final LongSupplier storageUsed;
   private final DiskSpace disk;
   private final List<Bridge> bridges;
+  private final Supplier<Map<String, Object>> federation;
 
   /**
    * @param connections client connections open on the gRPC port (carriers' upstream connections included)
    * @param carrierConnections carrier sessions open now, by carrier kind
+   * @param storageUsed bytes held against the storage budget (queued envelopes and items for other servers)
+   * @param federation the federation's state for the report ({@code Federation.status})
    */
-  private final Supplier<Map<String, Object>> federation;
 
   public StatusReport(String address, LongSupplier nanoTime, LongSupplier connections,
       Supplier<Map<String, Long>> carrierConnections, LongSupplier receiveStreams, LongSupplier queuedEnvelopes,
-      LongSupplier queuedBytes, long storageBudget, DiskSpace disk, List<Bridge> bridges,
+      LongSupplier queuedBytes, long storageBudget, LongSupplier storageUsed, DiskSpace disk, List<Bridge> bridges,
       Supplier<Map<String, Object>> federation) {
+    this.storageUsed = storageUsed;
     this.federation = federation;
     this.address = address;
     this.nanoTime = nanoTime;
@@ -109,9 +113,7 @@ public final class StatusReport {
     m.put("receive_streams", receiveStreams.getAsLong());
     long bytes = queuedBytes.getAsLong();
     m.put("queue", Map.of("envelopes", queuedEnvelopes.getAsLong(), "bytes", bytes));
-    Map<String, Object> fed = federation.get();
-    // Items held for other servers count against the budget too.
-    long used = bytes + (fed.get("outbound_bytes") instanceof Number n ? n.longValue() : 0);
+    long used = storageUsed.getAsLong();
     Map<String, Object> d = new LinkedHashMap<>();
     d.put("storage_budget_bytes", storageBudget);
     d.put("storage_budget_used_bytes", used);
@@ -119,7 +121,7 @@ public final class StatusReport {
     d.put("reserve_bytes", disk.reserveBytes());
     d.put("accepting", disk.hadRoom() && used < storageBudget);
     m.put("disk", d);
-    m.put("federation", fed);
+    m.put("federation", federation.get());
     List<Object> bs = new ArrayList<>();
     for (int i = 0; i < bridges.size(); i++) {
       BridgeProbe.Outcome o = probes.get(i).join();

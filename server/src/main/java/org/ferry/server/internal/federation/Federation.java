@@ -42,7 +42,6 @@ import org.ferry.server.internal.grpc.ErrorMappingInterceptor;
 import org.ferry.server.internal.grpc.GrpcErrors;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.mailbox.MailboxManager;
-import org.ferry.server.internal.mailbox.ServerLimits;
 import org.ferry.server.internal.metrics.ServerMetrics;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.OutboundItem;
@@ -72,10 +71,13 @@ public final class Federation implements AutoCloseable {
   private final InboundItems inbound;
   private final Outbound outbound;
   private final Map<MailboxId, RateBudget> forwarders = new ConcurrentHashMap<>();
-  private final Map<ServerAddress, SignedRoutingKey> keyCache = new ConcurrentHashMap<>();
+  /** Peers' routing keys, each verified once when fetched, kept while valid. */
+  private final Map<ServerAddress, VerifiedKey> keyCache = new ConcurrentHashMap<>();
+
+  private record VerifiedKey(SignedRoutingKey signed, RoutingKey key) {}
 
   private Federation(byte[] self, MailboxManager mailboxes, ServerClock clock, FederationOptions options,
-      RoutingKeyring keyring, PeerChannels channels, MailboxStore store, ServerLimits limits,
+      RoutingKeyring keyring, PeerChannels channels, MailboxStore store,
       ServerMetrics metrics, SecureRandom random, ScheduledExecutorService scheduler) {
     this.self = self.clone();
     this.mailboxes = mailboxes;
@@ -85,7 +87,7 @@ public final class Federation implements AutoCloseable {
     this.channels = channels;
     this.policy = new PeerPolicy(options, clock::nanoTime);
     this.inbound = new InboundItems(mailboxes, store, keyring, clock, metrics);
-    this.outbound = new Outbound(store, clock, limits, options, policy, channels, metrics, random, scheduler,
+    this.outbound = new Outbound(store, clock, mailboxes.storageBudget(), options, policy, channels, metrics, random, scheduler,
         mailboxes.defaultTtl());
   }
 
@@ -94,8 +96,8 @@ public final class Federation implements AutoCloseable {
    * destination with items waiting. {@code scheduler} runs the lanes; the caller shuts it down
    * after {@link #close}.
    */
-  public static Federation start(byte[] self, Path identityDir, TlsIdentity tls, MailboxManager mailboxes,
-      MailboxStore store, ServerClock clock, ServerLimits limits, FederationOptions options, ServerMetrics metrics,
+  public static Federation start(Path identityDir, TlsIdentity tls, MailboxManager mailboxes,
+      MailboxStore store, ServerClock clock, FederationOptions options, ServerMetrics metrics,
       SecureRandom random, ScheduledExecutorService scheduler) throws IOException {
     if (options.mode() == FederationOptions.Mode.ALLOWLIST && options.allow().isEmpty()) {
       log.warn("federation is allowlist but no peer is allowed (--federation-allow): no server can be reached or reach this one");
@@ -106,8 +108,9 @@ public final class Federation implements AutoCloseable {
       }
     }
     RoutingKeyring keyring = RoutingKeyring.loadOrCreate(identityDir, tls, clock.instant(), random);
+    byte[] self = ServerAddress.fingerprintOf(tls.certificate().getPublicKey());
     Federation f = new Federation(self, mailboxes, clock, options, keyring, new PeerChannels(tls, options), store,
-        limits, metrics, random, scheduler);
+        metrics, random, scheduler);
     metrics.federationQueue(f.outbound::waiting);
     f.outbound.start();
     return f;
@@ -208,14 +211,12 @@ public final class Federation implements AutoCloseable {
     }
     requireAllowed(peer);
     Instant now = clock.instant();
-    SignedRoutingKey cached = keyCache.get(peer);
+    VerifiedKey cached = keyCache.get(peer);
     if (cached != null) {
-      try {
-        RoutingKeys.verify(cached, peer, now);
-        return cached;
-      } catch (GeneralSecurityException e) {
-        keyCache.remove(peer, cached);
+      if (RoutingKeys.validAt(cached.key(), now)) {
+        return cached.signed();
       }
+      keyCache.remove(peer, cached);
     }
     SignedRoutingKey fetched;
     try {
@@ -233,7 +234,7 @@ public final class Federation implements AutoCloseable {
     try {
       RoutingKey key = RoutingKeys.verify(fetched, peer, now);
       if (key.getNotAfter() > now.toEpochMilli()) {
-        keyCache.put(peer, fetched);
+        keyCache.put(peer, new VerifiedKey(fetched, key));
       }
     } catch (GeneralSecurityException e) {
       throw Status.UNAVAILABLE.withDescription("that server's routing key does not check out").asRuntimeException();

@@ -2,7 +2,6 @@ package org.ferry.server.internal.federation;
 
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
-import java.nio.ByteBuffer;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
@@ -17,7 +16,7 @@ import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.ForwardOutcomes;
 import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.ForwardOutcome;
-import org.ferry.server.internal.mailbox.ServerLimits;
+import org.ferry.server.internal.mailbox.StorageBudget;
 import org.ferry.server.internal.metrics.ServerMetrics;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.OutboundEntry;
@@ -36,7 +35,7 @@ final class Outbound implements AutoCloseable {
 
   private final MailboxStore store;
   private final ServerClock clock;
-  private final ServerLimits limits;
+  private final StorageBudget budget;
   private final FederationOptions options;
   private final PeerPolicy policy;
   private final PeerChannels channels;
@@ -47,14 +46,13 @@ final class Outbound implements AutoCloseable {
   /** Items waiting per destination (fingerprint text): checked at enqueue. */
   private final Map<String, AtomicLong> waiting = new ConcurrentHashMap<>();
   private final Map<String, Lane> lanes = new ConcurrentHashMap<>();
-  private final AtomicLong inFlightBytes = new AtomicLong();
 
-  Outbound(MailboxStore store, ServerClock clock, ServerLimits limits, FederationOptions options,
+  Outbound(MailboxStore store, ServerClock clock, StorageBudget budget, FederationOptions options,
       PeerPolicy policy, PeerChannels channels, ServerMetrics metrics, SecureRandom random,
       ScheduledExecutorService scheduler, Duration outcomeTtl) {
     this.store = store;
     this.clock = clock;
-    this.limits = limits;
+    this.budget = budget;
     this.options = options;
     this.policy = policy;
     this.channels = channels;
@@ -135,24 +133,24 @@ final class Outbound implements AutoCloseable {
       throw ErrorReasons.withReason(Status.Code.RESOURCE_EXHAUSTED, ErrorReasons.PEER_QUEUE_FULL,
           "this server holds as many items for that server as it may; try again later");
     }
-    int bytes = item.body().length;
-    if (store.queuedBytes() + store.outboundBytes() + inFlightBytes.addAndGet(bytes) > limits.queuedBytes()) {
-      inFlightBytes.addAndGet(-bytes);
+    StorageBudget.Reservation reserved;
+    try {
+      reserved = budget.reserve(item.body().length);
+    } catch (RuntimeException e) {
       count.decrementAndGet();
-      throw ErrorReasons.withReason(Status.Code.RESOURCE_EXHAUSTED, ErrorReasons.SERVER_FULL,
-          "the server's storage budget is used up");
+      throw e;
     }
     policy.know(destination.fingerprint());
     CompletableFuture<Long> write;
     try {
       write = store.enqueueOutbound(destination.fingerprint(), item);
     } catch (RuntimeException e) {
-      inFlightBytes.addAndGet(-bytes);
+      reserved.close();
       count.decrementAndGet();
       throw e;
     }
     return write.handle((seq, failure) -> {
-      inFlightBytes.addAndGet(-bytes);
+      reserved.close();
       if (failure != null) {
         count.decrementAndGet();
         throw failure instanceof RuntimeException r ? r : new java.util.concurrent.CompletionException(failure);
@@ -239,9 +237,5 @@ final class Outbound implements AutoCloseable {
   @Override
   public void close() {
     lanes.values().forEach(Lane::stop);
-  }
-
-  static ByteBuffer key(byte[] fingerprint) {
-    return ByteBuffer.wrap(fingerprint);
   }
 }

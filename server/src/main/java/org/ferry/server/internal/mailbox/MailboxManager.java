@@ -33,6 +33,7 @@ public final class MailboxManager {
   private final SecureRandom random;
   private final Duration defaultTtl;
   private final ServerLimits limits;
+  private final StorageBudget budget;
   private final QuotaGuard quotas;
   private final TokenBucket creations;
   private final Object invitationLock = new Object();
@@ -52,7 +53,8 @@ public final class MailboxManager {
     this.random = random;
     this.defaultTtl = defaultTtl;
     this.limits = limits;
-    this.quotas = new QuotaGuard(store, limits);
+    this.budget = new StorageBudget(store, limits.queuedBytes());
+    this.quotas = new QuotaGuard(store, limits, budget);
     this.creations = new TokenBucket(clock::nanoTime, limits.createPerSecond(), limits.createBurst());
   }
 
@@ -183,6 +185,11 @@ public final class MailboxManager {
       throw e;
     }
     return write.whenComplete((seq, failure) -> reservation.close()).thenApply(seq -> null);
+  }
+
+  /** The server's storage budget, which items held for other servers share with mailboxes. */
+  public StorageBudget storageBudget() {
+    return budget;
   }
 
   /** The longest an envelope waits here, and the ttl of a send that names none. */

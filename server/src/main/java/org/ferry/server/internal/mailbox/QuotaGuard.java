@@ -2,14 +2,14 @@ package org.ferry.server.internal.mailbox;
 
 import io.grpc.Status;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.MailboxUsage;
 
 /**
- * Checks a send against the mailbox's quota and the server's budget before anything is written,
- * and holds its share until the write is done, so concurrent senders cannot overshoot together.
+ * Checks a send against the mailbox's quota and the server's {@link StorageBudget} before
+ * anything is written, and holds its share until the write is done, so concurrent senders cannot
+ * overshoot together.
  *
  * <p>The persisted counts are the truth; in memory are only the sends in flight. Between a
  * write and the release of its reservation the send is counted twice, which can refuse a send
@@ -23,11 +23,12 @@ final class QuotaGuard {
   private final Object[] stripes = new Object[STRIPES];
   /** Per mailbox with sends in flight: {envelopes, bytes}. Entries go when they reach zero. */
   private final ConcurrentHashMap<MailboxId, long[]> inFlight = new ConcurrentHashMap<>();
-  private final AtomicLong inFlightBytes = new AtomicLong();
+  private final StorageBudget budget;
 
-  QuotaGuard(MailboxStore store, ServerLimits limits) {
+  QuotaGuard(MailboxStore store, ServerLimits limits, StorageBudget budget) {
     this.store = store;
     this.limits = limits;
+    this.budget = budget;
     for (int i = 0; i < STRIPES; i++) {
       stripes[i] = new Object();
     }
@@ -41,6 +42,7 @@ final class QuotaGuard {
 
   /** Reserves room for one envelope of {@code bytes}, or fails with RESOURCE_EXHAUSTED. */
   Reservation reserve(MailboxId id, int bytes) {
+    StorageBudget.Reservation server;
     synchronized (stripe(id)) {
       MailboxUsage used = store.usage(id);
       long[] pending = inFlight.getOrDefault(id, new long[2]);
@@ -51,25 +53,18 @@ final class QuotaGuard {
             ErrorReasons.MAILBOX_FULL,
             "the mailbox is full until its owner collects what waits in it");
       }
-      // Added before the check, so two stripes racing each count the other: never overshoot.
-      if (store.queuedBytes() + store.outboundBytes() + inFlightBytes.addAndGet(bytes) > limits.queuedBytes()) {
-        inFlightBytes.addAndGet(-bytes);
-        throw ErrorReasons.withReason(
-            Status.Code.RESOURCE_EXHAUSTED,
-            ErrorReasons.SERVER_FULL,
-            "the server's storage budget is used up");
-      }
+      server = budget.reserve(bytes);
       inFlight.merge(id, new long[] {1, bytes}, (a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});
     }
-    return () -> release(id, bytes);
+    return () -> release(id, bytes, server);
   }
 
-  private void release(MailboxId id, int bytes) {
+  private void release(MailboxId id, int bytes, StorageBudget.Reservation server) {
     synchronized (stripe(id)) {
       inFlight.computeIfPresent(
           id, (k, v) -> v[0] == 1 ? null : new long[] {v[0] - 1, v[1] - bytes});
     }
-    inFlightBytes.addAndGet(-bytes);
+    server.close();
   }
 
   private Object stripe(MailboxId id) {

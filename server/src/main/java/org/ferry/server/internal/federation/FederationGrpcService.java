@@ -22,6 +22,7 @@ import org.ferry.server.internal.grpc.GrpcErrors;
  * peer (policy, budget, malformed batch); each item gets its own result.
  */
 final class FederationGrpcService extends FederationGrpc.FederationImplBase {
+  /** Most items one Deliver may carry; more refuses the call (INVALID_ARGUMENT). */
   static final int MAX_BATCH_ITEMS = 256;
 
   private final Federation federation;

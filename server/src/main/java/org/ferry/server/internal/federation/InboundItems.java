@@ -60,7 +60,7 @@ final class InboundItems {
       return CompletableFuture.completedFuture(refused);
     }
     byte[] itemId = item.getItemId().toByteArray();
-    ByteBuffer key = ByteBuffer.wrap(ByteBuffer.allocate(48).put(peer).put(itemId).array());
+    ByteBuffer key = ByteBuffer.wrap(org.ferry.server.internal.store.SeenMark.key(peer, itemId));
     CompletableFuture<ItemResult> mine = new CompletableFuture<>();
     CompletableFuture<ItemResult> first = inFlight.putIfAbsent(key, mine);
     if (first != null) {

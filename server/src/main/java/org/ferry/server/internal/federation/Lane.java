@@ -37,7 +37,8 @@ import org.slf4j.LoggerFactory;
  */
 final class Lane {
   private static final Logger log = LoggerFactory.getLogger(Lane.class);
-  static final int MAX_BATCH_ITEMS = 256;
+  /** As many items as a peer takes in one Deliver. */
+  static final int MAX_BATCH_ITEMS = FederationGrpcService.MAX_BATCH_ITEMS;
   /**
    * Weight of a batch ({@link org.ferry.server.internal.store.MailboxStore#wireWeight}): the whole
    * request must stay under the peer's 128 KiB message limit.

@@ -79,10 +79,6 @@ public final class RoutingKeyring {
     return signed;
   }
 
-  public int keyId() {
-    return keyId;
-  }
-
   /** Why a routing part was not accepted. */
   static final class RefusedException extends Exception {
     private static final long serialVersionUID = 1L;

@@ -1061,6 +1061,9 @@ public final class MailboxStore implements AutoCloseable {
       for (it.seekToFirst(); it.isValid(); it.next()) {
         max = Math.max(max, ByteBuffer.wrap(it.key(), 32, 8).getLong());
       }
+      it.status();
+    } catch (RocksDBException e) {
+      throw new StoreException("cannot read outbound queue", e);
     }
     return max;
   }

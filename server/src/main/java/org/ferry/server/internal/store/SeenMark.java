@@ -18,7 +18,8 @@ public record SeenMark(byte[] peer, byte[] itemId, Instant until) {
     itemId = itemId.clone();
   }
 
-  static byte[] key(byte[] peer, byte[] itemId) {
+  /** The key under which {@code peer}'s delivery of {@code itemId} is remembered: 48 bytes. */
+  public static byte[] key(byte[] peer, byte[] itemId) {
     return ByteBuffer.allocate(KEY_LENGTH).put(peer).put(itemId).array();
   }
 

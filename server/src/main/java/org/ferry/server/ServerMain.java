@@ -133,6 +133,10 @@ public final class ServerMain implements Callable<Integer> {
 
   @Mixin OperatorOptions operator;
 
+  /** {@link #federationProxy} and {@link #federationBind} as {@link #check} resolved them. */
+  private InetSocketAddress federationProxyAddress;
+  private InetAddress federationBindAddress;
+
   @Spec CommandSpec spec;
 
   /** Crash harness only: see FerryServer.Builder#unsafeAcknowledgeBeforeWriting. */
@@ -206,11 +210,11 @@ public final class ServerMain implements Callable<Integer> {
       if (federationDeny != null) {
         federationDeny.forEach(builder::federationDeny);
       }
-      if (federationProxy != null) {
-        builder.federationProxy(socks5(federationProxy));
+      if (federationProxyAddress != null) {
+        builder.federationProxy(federationProxyAddress);
       }
-      if (federationBind != null) {
-        builder.federationBind(localAddress(federationBind));
+      if (federationBindAddress != null) {
+        builder.federationBind(federationBindAddress);
       }
       if (operator.metricsListen().isPresent()) {
         builder.metricsListen(RelayMain.parseHostPort("--metrics-listen", operator.metricsListen().get()));
@@ -255,11 +259,6 @@ public final class ServerMain implements Callable<Integer> {
     settings.check("listen", (String v) -> HostPort.parse(v));
     settings.check("advertise", (String v) -> HostPort.checkHost(v));
     settings.check("mailbox-max-envelopes", (Long v) -> atLeast(1, v));
-    settings.check("create-rate", (Double v) -> {
-      if (!(v > 0) || v.isInfinite()) {
-        throw new IllegalArgumentException("must be a positive number, got " + v);
-      }
-    });
     settings.check("create-burst", (Integer v) -> atLeast(1, v));
     settings.check("carriers", (String v) -> Carrier.parseList(v));
     settings.check("carrier-listen", (String v) -> HostPort.parse(v));
@@ -272,15 +271,16 @@ public final class ServerMain implements Callable<Integer> {
     });
     settings.check("federation-allow", (List<String> v) -> v.forEach(FerryServer.Builder::checkFingerprint));
     settings.check("federation-deny", (List<String> v) -> v.forEach(FerryServer.Builder::checkFingerprint));
-    for (String rate : List.of("peer-rate", "unknown-peers-rate", "forward-rate")) {
+    for (String rate : List.of("create-rate", "peer-rate", "unknown-peers-rate", "forward-rate")) {
       settings.check(rate, (Double v) -> {
         if (!(v > 0) || v.isInfinite()) {
           throw new IllegalArgumentException("must be a positive number, got " + v);
         }
       });
     }
-    settings.check("federation-proxy", (String v) -> socks5(v));
-    settings.check("federation-bind", (String v) -> localAddress(v));
+    // Looked up (and bound) once, here: call() uses what the check found.
+    settings.check("federation-proxy", (String v) -> federationProxyAddress = socks5(v));
+    settings.check("federation-bind", (String v) -> federationBindAddress = localAddress(v));
     if (fallback != null && carriers == null) {
       throw new ConfigException(settings.describe("fallback") + ": needs carriers");
     }

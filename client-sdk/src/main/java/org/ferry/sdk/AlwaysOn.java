@@ -320,16 +320,13 @@ final class AlwaysOn implements AutoCloseable {
           callAllOrThrow(l -> l.onSessionRestarted(contactLabel));
         }
       }, HAND_OVER_BATCH);
-    } catch (NobodyListening e) {
-      // The last listener went while handing over: what is left stays in the local inbox for
-      // the next listener (adding one hands it over) or receive.
+    } catch (HandOverStopped e) {
+      // What is left stays in the local inbox: for the next run if closing, else for the next
+      // listener (adding one hands it over) or receive.
       return;
     } catch (ListenerFailed e) {
-      if (closing) {
-        return; // What was not handed over stays in the local inbox for the next run.
-      }
       // Kept in the inbox (callAll logged it): handed over again after a pause, or sooner
-      // with the next arrival.
+      // with the next arrival. (Closing drops the pause: the inbox waits for the next run.)
       try {
         dispatch.schedule(this::inboxChanged, RETRY_HAND_OVER.toMillis(), TimeUnit.MILLISECONDS);
       } catch (java.util.concurrent.RejectedExecutionException closed) {
@@ -347,7 +344,7 @@ final class AlwaysOn implements AutoCloseable {
     }
   }
 
-  /** A listener threw: the inbox entry stays. */
+  /** A listener threw: the inbox entry stays, and is handed over again after a pause. */
   private static final class ListenerFailed extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
@@ -356,27 +353,27 @@ final class AlwaysOn implements AutoCloseable {
     }
   }
 
-  /** No listener was registered any more: the inbox entry stays. */
-  private static final class NobodyListening extends RuntimeException {
+  /**
+   * The client is closing, or no listener is registered any more (the last was removed during
+   * this hand-over): the inbox entry stays, and nothing is retried.
+   */
+  private static final class HandOverStopped extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
-    NobodyListening() {
+    HandOverStopped() {
       super(null, null, false, false);
     }
   }
 
   /**
    * Hands {@code event} to every listener registered now; throws {@link ListenerFailed} if one
-   * threw (or the client is closing) and {@link NobodyListening} if none is left (the last was
-   * removed during this hand-over): in both cases the inbox entry must stay.
+   * threw and {@link HandOverStopped} if the client is closing or no listener is left: in each
+   * case the inbox entry must stay.
    */
   private void callAllOrThrow(Consumer<FerryListener> event) {
-    if (closing) {
-      throw new ListenerFailed(null);
-    }
     List<Registered> now = List.copyOf(listeners);
-    if (now.isEmpty()) {
-      throw new NobodyListening();
+    if (closing || now.isEmpty()) {
+      throw new HandOverStopped();
     }
     Throwable failed = callAll(now, event);
     if (failed != null) {

@@ -83,6 +83,14 @@ public record ServerAddress(String host, int port, byte[] fingerprint) {
     return MessageDigest.isEqual(fingerprint, fingerprintOf(key));
   }
 
+  /**
+   * Whether {@code other} pins the same key: the same server however its host is written.
+   * Constant time.
+   */
+  public boolean sameKey(ServerAddress other) {
+    return MessageDigest.isEqual(fingerprint, other.fingerprint);
+  }
+
   public String fingerprintText() {
     return Base64.getUrlEncoder().withoutPadding().encodeToString(fingerprint);
   }

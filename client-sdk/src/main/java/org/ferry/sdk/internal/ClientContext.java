@@ -102,7 +102,7 @@ public record ClientContext(
    * host is written.
    */
   public boolean isHome(ServerAddress server) {
-    return java.security.MessageDigest.isEqual(server.fingerprint(), homeServer().fingerprint());
+    return homeServer().sameKey(server);
   }
 
   /**

@@ -119,13 +119,13 @@ public final class MessageReceiver {
    */
   private List<OwnedMailbox> ourMailboxes(Predicate<ContactRecord> which, Map<ByteString, String> contactByInbox) {
     List<OwnedMailbox> out = new ArrayList<>();
-    byte[] home = ctx.homeServer().fingerprint();
+    ServerAddress home = ctx.homeServer();
     try (LocalStore.Txn txn = ctx.store().begin()) {
       for (ContactRecord c : ContactBook.all(txn)) {
         if (!which.test(c)) {
           continue;
         }
-        if (!java.security.MessageDigest.isEqual(home, ServerAddress.parse(c.getInbox().getServer()).fingerprint())) {
+        if (!home.sameKey(ServerAddress.parse(c.getInbox().getServer()))) {
           log.warn("a contact's mailbox is not on the home server; it is not read");
           continue;
         }
@@ -735,13 +735,13 @@ public final class MessageReceiver {
         .build();
   }
 
-  private static void putInbox(LocalStore.Txn txn, Instant now, byte[] envelopeId, InboxMessage m) {
+  private void putInbox(LocalStore.Txn txn, Instant now, byte[] envelopeId, InboxMessage m) {
     txn.put(INBOX + String.format("%020d", nextInboxPosition(now)) + "/" + HexFormat.of().formatHex(envelopeId),
         m.toByteArray());
   }
 
-  /** The last inbox position handed out (see {@link #nextInboxPosition}). */
-  private static final java.util.concurrent.atomic.AtomicLong lastInboxPosition =
+  /** The last inbox position this client handed out (see {@link #nextInboxPosition}). */
+  private final java.util.concurrent.atomic.AtomicLong lastInboxPosition =
       new java.util.concurrent.atomic.AtomicLong();
 
   /**
@@ -751,7 +751,7 @@ public final class MessageReceiver {
    * arrivals in one millisecond; the time alone let those be ordered by their random envelope
    * ids, and a burst of redeliveries reached the app out of order.
    */
-  static long nextInboxPosition(Instant now) {
+  private long nextInboxPosition(Instant now) {
     long candidate = now.toEpochMilli() * 1000;
     return lastInboxPosition.accumulateAndGet(candidate, (last, c) -> Math.max(last + 1, c));
   }

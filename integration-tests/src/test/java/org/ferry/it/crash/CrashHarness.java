@@ -15,11 +15,9 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.it.load.LoadClient;
 import org.ferry.it.load.Receiver;
 import org.ferry.it.load.ServerProcess;
-import org.ferry.proto.v1.Delivery;
 import org.ferry.proto.v1.MailboxesGrpc;
 
 /**
@@ -55,8 +53,6 @@ public final class CrashHarness {
   private final int cycles;
   private final Random random;
   private final CrashLedger account = new CrashLedger();
-  private volatile CrashLedger.Phase phase = CrashLedger.Phase.LIVE;
-  private final AtomicLong ackCount = new AtomicLong();
   private final BufferedWriter ledger;
   private volatile ServerProcess server;
   private volatile ManagedChannel channel;
@@ -102,15 +98,11 @@ public final class CrashHarness {
       t.start();
       senders.add(t);
     }
-    List<Receiver> receivers = receivers(mailboxes);
+    List<Receiver> receivers = account.receivers(() -> server.address(), mailboxes, RECEIVERS);
     for (int cycle = 0; cycle < cycles; cycle++) {
       // Run under load: once this server acknowledged some sends (however slow the machine is),
       // a random while more, then kill without warning.
-      long before = ackCount.get();
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-      while (ackCount.get() - before < MIN_ACKS_PER_CYCLE && System.nanoTime() < deadline) {
-        stopSending.await(10, TimeUnit.MILLISECONDS);
-      }
+      account.awaitMoreAcks(MIN_ACKS_PER_CYCLE);
       stopSending.await(random.nextInt(1300), TimeUnit.MILLISECONDS);
       server.kill();
       server = ServerProcess.start(command, port);
@@ -122,35 +114,15 @@ public final class CrashHarness {
     for (Thread t : senders) {
       t.join(30_000);
     }
-    // The receivers that lived through the crashes must get everything, without any help.
-    account.awaitDelivered(LIVE_WAIT);
-    receivers.forEach(Receiver::close);
-    // Whatever they did not get is either on disk (stranded) or gone (lost): ask fresh ones.
-    if (account.missing() > 0) {
-      phase = CrashLedger.Phase.FINAL;
+    account.settle(receivers, LIVE_WAIT, () -> {
       server.close();
       server = ServerProcess.start(command, port);
-      receivers = receivers(mailboxes);
-      account.awaitDelivered(FINAL_WAIT);
-      receivers.forEach(Receiver::close);
-    }
+      return account.receivers(() -> server.address(), mailboxes, RECEIVERS);
+    }, FINAL_WAIT);
     channel.shutdownNow();
     server.close();
     ledger.close();
     return account.result(cycles);
-  }
-
-  private List<Receiver> receivers(List<LoadClient.Mailbox> mailboxes) {
-    List<Receiver> receivers = new ArrayList<>();
-    for (int i = 0; i < RECEIVERS; i++) {
-      List<LoadClient.Mailbox> mine = new ArrayList<>();
-      for (int m = i; m < MAILBOXES; m += RECEIVERS) {
-        mine.add(mailboxes.get(m));
-      }
-      receivers.add(new Receiver(() -> server.address(), mine, this::delivered,
-          (mailbox, ids) -> ids.forEach(id -> account.confirmed(HEX.formatHex(mailbox.toByteArray()), id))));
-    }
-    return receivers;
   }
 
   private void send(List<LoadClient.Mailbox> mailboxes, CountDownLatch stop, Random rnd) {
@@ -180,7 +152,6 @@ public final class CrashHarness {
 
   private void acked(String id) {
     account.acked(id);
-    ackCount.incrementAndGet();
     synchronized (ledger) {
       try {
         ledger.write(id);
@@ -189,10 +160,5 @@ public final class CrashHarness {
         throw new UncheckedIOException(e);
       }
     }
-  }
-
-  private void delivered(Delivery d) {
-    account.delivered(HEX.formatHex(d.getEnvelope().getId().toByteArray()),
-        HEX.formatHex(d.getMailboxId().toByteArray()), d.getDeliveryId(), phase);
   }
 }

@@ -1,9 +1,20 @@
 package org.ferry.it.crash;
 
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+import org.ferry.it.load.LoadClient;
+import org.ferry.it.load.Receiver;
+import org.ferry.proto.ServerAddress;
 
 /**
  * The crash harness's account of every envelope: acknowledged to its sender, delivered (and in
@@ -31,7 +42,11 @@ public final class CrashLedger {
     FINAL
   }
 
+  private static final HexFormat HEX = HexFormat.of();
+
   private final Set<String> acked = ConcurrentHashMap.newKeySet();
+  /** The phase of deliveries that the ledger's own {@link #receivers} record. */
+  private volatile Phase phase = Phase.LIVE;
   /** Envelope -> the phase of its first delivery. */
   private final Map<String, Phase> firstDelivery = new ConcurrentHashMap<>();
   /** "mailbox:deliveryId" -> envelope, to resolve the server's confirmations. */
@@ -85,15 +100,73 @@ public final class CrashLedger {
     confirmed.add(envelope);
   }
 
+  /** How many envelopes were acknowledged so far. */
+  public long ackedCount() {
+    return acked.size();
+  }
+
+  /**
+   * Receivers for {@code mailboxes} on the server {@code at} names (asked again at each
+   * reconnection), split round-robin among {@code n}; they record every delivery in this ledger,
+   * in its current phase, and the server's confirmations of their acks.
+   */
+  public List<Receiver> receivers(Supplier<ServerAddress> at, List<LoadClient.Mailbox> mailboxes, int n) {
+    List<Receiver> receivers = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      List<LoadClient.Mailbox> mine = new ArrayList<>();
+      for (int m = i; m < mailboxes.size(); m += n) {
+        mine.add(mailboxes.get(m));
+      }
+      receivers.add(new Receiver(at, mine,
+          d -> delivered(HEX.formatHex(d.getEnvelope().getId().toByteArray()),
+              HEX.formatHex(d.getMailboxId().toByteArray()), d.getDeliveryId(), phase),
+          (mailbox, ids) -> ids.forEach(id -> confirmed(HEX.formatHex(mailbox.toByteArray()), id))));
+    }
+    return receivers;
+  }
+
+  /**
+   * Waits until {@code n} more envelopes than now were acknowledged (the server is up and under
+   * load), or a minute has passed.
+   */
+  public void awaitMoreAcks(int n) throws InterruptedException {
+    long before = ackedCount();
+    awaitUntil(() -> ackedCount() - before >= n, Duration.ofMinutes(1), 10);
+  }
+
   /**
    * Waits until every acknowledged envelope was delivered, or {@code bound} has passed (the
    * result tells which).
    */
-  public void awaitDelivered(java.time.Duration bound) throws InterruptedException {
+  public void awaitDelivered(Duration bound) throws InterruptedException {
+    awaitUntil(() -> missing() == 0, bound, 100);
+  }
+
+  /**
+   * The end of a run, once the senders stopped: the receivers that lived through the crashes
+   * must get everything within {@code liveWait}, without help. Whatever they did not get is
+   * either on disk (stranded) or gone (lost): if anything is missing, the final phase begins and
+   * {@code restart} restarts the server and returns fresh receivers (from {@link #receivers}),
+   * which get {@code finalWait}. All receivers are closed on return.
+   */
+  public void settle(List<Receiver> live, Duration liveWait, Callable<List<Receiver>> restart, Duration finalWait)
+      throws Exception {
+    awaitDelivered(liveWait);
+    live.forEach(Receiver::close);
+    if (missing() > 0) {
+      phase = Phase.FINAL;
+      List<Receiver> fresh = restart.call();
+      awaitDelivered(finalWait);
+      fresh.forEach(Receiver::close);
+    }
+  }
+
+  private static void awaitUntil(java.util.function.BooleanSupplier done, Duration bound, long pollMillis)
+      throws InterruptedException {
     long deadline = System.nanoTime() + bound.toNanos();
-    java.util.concurrent.CountDownLatch never = new java.util.concurrent.CountDownLatch(1);
-    while (missing() > 0 && System.nanoTime() < deadline) {
-      never.await(100, java.util.concurrent.TimeUnit.MILLISECONDS);
+    CountDownLatch never = new CountDownLatch(1);
+    while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+      never.await(pollMillis, TimeUnit.MILLISECONDS);
     }
   }
 

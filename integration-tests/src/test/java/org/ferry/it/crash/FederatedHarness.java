@@ -13,16 +13,15 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.ferry.it.load.Forwarder;
 import org.ferry.it.load.LoadClient;
-import org.ferry.it.load.Ports;
 import org.ferry.it.load.Receiver;
 import org.ferry.it.load.ServerProcess;
 import org.ferry.proto.ForwardOutcomes;
 import org.ferry.proto.v1.Delivery;
 import org.ferry.proto.v1.ForwardOutcome;
 import org.ferry.proto.v1.RoutingKey;
+import org.ferry.server.testing.Ports;
 
 /**
  * Federation under failure: senders hand items for mailboxes on server B to their home server
@@ -39,6 +38,7 @@ public final class FederatedHarness {
   private static final HexFormat HEX = HexFormat.of();
   private static final int SENDERS = 4;
   private static final int MAILBOXES = 6;
+  private static final int RECEIVERS = 2;
   private static final int BODY = 1024;
   /** Items A must acknowledge before the harness may kill anything. */
   static final int MIN_ACKS_PER_CYCLE = 20;
@@ -61,9 +61,7 @@ public final class FederatedHarness {
   private final CrashLedger account = new CrashLedger();
   private final Set<String> delivered = ConcurrentHashMap.newKeySet();
   private final Set<String> failed = ConcurrentHashMap.newKeySet();
-  private final AtomicLong ackCount = new AtomicLong();
   private final Set<String> ackedIds = ConcurrentHashMap.newKeySet();
-  private volatile CrashLedger.Phase phase = CrashLedger.Phase.LIVE;
   private volatile ServerProcess home;
   private volatile ServerProcess destination;
   private volatile ManagedChannel homeChannel;
@@ -82,6 +80,11 @@ public final class FederatedHarness {
    * not acknowledged, so not in the ledger, though A may have kept and delivered them.)
    */
   public record Outcome(CrashLedger.Result ledger, long deliveredOutcomes, long failedOutcomes) {
+    /** Exactly once, and every acknowledged item's sender heard it was delivered. */
+    public boolean passed() {
+      return ledger.passed() && failedOutcomes == 0 && deliveredOutcomes == ledger.acked();
+    }
+
     public String line() {
       return ledger.line() + " acked-reported-delivered=" + deliveredOutcomes + " outcomes-failed=" + failedOutcomes;
     }
@@ -100,18 +103,18 @@ public final class FederatedHarness {
     int n = Integer.parseInt(args[3]);
     Outcome r = args[2].equals("crash") ? h.crash(n) : h.outage(Duration.ofSeconds(n));
     System.out.println(r.line());
-    System.exit(r.ledger().passed() && r.failedOutcomes() == 0 && r.deliveredOutcomes() == r.ledger().acked() ? 0 : 1);
+    System.exit(r.passed() ? 0 : 1);
   }
 
   /** Kills A, B or both at random moments {@code cycles} times under load. */
   public Outcome crash(int cycles) throws Exception {
     return run(cycles, (stop) -> {
       for (int cycle = 0; cycle < cycles; cycle++) {
-        awaitAcks(stop);
+        account.awaitMoreAcks(MIN_ACKS_PER_CYCLE);
         stop.await(random.nextInt(1300), TimeUnit.MILLISECONDS);
         int which = random.nextInt(3);
         if (which != 1) {
-          restartHome(true);
+          restartHome();
         }
         if (which != 0) {
           destination.kill();
@@ -127,11 +130,11 @@ public final class FederatedHarness {
    */
   public Outcome outage(Duration down) throws Exception {
     return run(1, (stop) -> {
-      awaitAcks(stop);
+      account.awaitMoreAcks(MIN_ACKS_PER_CYCLE);
       destination.kill();
       long half = down.toMillis() / 2;
       stop.await(half, TimeUnit.MILLISECONDS);
-      restartHome(true);
+      restartHome();
       stop.await(down.toMillis() - half, TimeUnit.MILLISECONDS);
       destination = ServerProcess.start(destinationCommand, destinationPort);
     });
@@ -169,7 +172,7 @@ public final class FederatedHarness {
       t.start();
       senders.add(t);
     }
-    List<Receiver> receivers = receivers(mailboxes);
+    List<Receiver> receivers = account.receivers(() -> destination.address(), mailboxes, RECEIVERS);
     Receiver outcomes = new Receiver(() -> home.address(),
         forwarders.stream().map(Forwarder::mailbox).toList(), this::outcome);
     schedule.run(stop);
@@ -177,16 +180,11 @@ public final class FederatedHarness {
     for (Thread t : senders) {
       t.join(30_000);
     }
-    account.awaitDelivered(LIVE_WAIT);
-    receivers.forEach(Receiver::close);
-    if (account.missing() > 0) {
-      phase = CrashLedger.Phase.FINAL;
+    account.settle(receivers, LIVE_WAIT, () -> {
       destination.close();
       destination = ServerProcess.start(destinationCommand, destinationPort);
-      receivers = receivers(mailboxes);
-      account.awaitDelivered(FINAL_WAIT);
-      receivers.forEach(Receiver::close);
-    }
+      return account.receivers(() -> destination.address(), mailboxes, RECEIVERS);
+    }, FINAL_WAIT);
     // Outcomes follow deliveries: give A the time to write the last ones.
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
     while (!settled() && System.nanoTime() < deadline) {
@@ -204,39 +202,12 @@ public final class FederatedHarness {
     return ackedIds.stream().allMatch(id -> delivered.contains(id) || failed.contains(id));
   }
 
-  private void restartHome(boolean kill) throws Exception {
-    if (kill) {
-      home.kill();
-    } else {
-      home.close();
-    }
+  private void restartHome() throws Exception {
+    home.kill();
     home = ServerProcess.start(homeCommand, homePort);
     ManagedChannel old = homeChannel;
     homeChannel = LoadClient.channel(home.address());
     old.shutdownNow();
-  }
-
-  private void awaitAcks(CountDownLatch stop) throws InterruptedException {
-    long before = ackCount.get();
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (ackCount.get() - before < MIN_ACKS_PER_CYCLE && System.nanoTime() < deadline) {
-      stop.await(10, TimeUnit.MILLISECONDS);
-    }
-  }
-
-  private List<Receiver> receivers(List<LoadClient.Mailbox> mailboxes) {
-    List<Receiver> receivers = new ArrayList<>();
-    for (int i = 0; i < 2; i++) {
-      List<LoadClient.Mailbox> mine = new ArrayList<>();
-      for (int m = i; m < MAILBOXES; m += 2) {
-        mine.add(mailboxes.get(m));
-      }
-      receivers.add(new Receiver(() -> destination.address(), mine, d -> account.delivered(
-              HEX.formatHex(d.getEnvelope().getId().toByteArray()), HEX.formatHex(d.getMailboxId().toByteArray()),
-              d.getDeliveryId(), phase),
-          (mailbox, ids) -> ids.forEach(id -> account.confirmed(HEX.formatHex(mailbox.toByteArray()), id))));
-    }
-    return receivers;
   }
 
   private void outcome(Delivery d) {
@@ -260,7 +231,6 @@ public final class FederatedHarness {
             mailboxes.get(rnd.nextInt(mailboxes.size())), itemId, body));
         account.acked(HEX.formatHex(itemId));
         ackedIds.add(HEX.formatHex(itemId));
-        ackCount.incrementAndGet();
       } catch (StatusRuntimeException e) {
         // A is down or restarting, or over budget: the fate of this item is unknown or it was
         // refused, so it is not in the ledger.

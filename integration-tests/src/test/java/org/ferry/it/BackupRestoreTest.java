@@ -20,6 +20,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 import org.ferry.datadir.DataDirectoryLock;
 import org.ferry.sdk.FerryClient;
+import org.ferry.server.testing.Ports;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,10 +45,10 @@ class BackupRestoreTest {
       // The restored server must come back on the same ports (the clients pin host and port, and
       // the bridge line its port): ports below the kernel's ephemeral range, which no outgoing
       // connection can take meanwhile, as one picked by the kernel could be.
-      int carrierPort = org.ferry.it.load.Ports.belowEphemeral("127.0.0.1");
-      int listenPort = org.ferry.it.load.Ports.belowEphemeral("127.0.0.1");
+      int carrierPort = Ports.belowEphemeral("127.0.0.1");
+      int listenPort = Ports.belowEphemeral("127.0.0.1");
       while (listenPort == carrierPort) {
-        listenPort = org.ferry.it.load.Ports.belowEphemeral("127.0.0.1");
+        listenPort = Ports.belowEphemeral("127.0.0.1");
       }
       try (FerryProcess server = FerryProcess.server(dir.resolve("run1"), "--data", data.toString(),
           "--listen", "127.0.0.1:" + listenPort, "--carriers", "ws",

@@ -21,7 +21,6 @@ import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.ferry.it.Closer;
 import org.ferry.it.PrometheusText;
-import org.ferry.it.load.Ports;
 import org.ferry.proto.ServerAddress;
 import org.ferry.sdk.Contact;
 import org.ferry.sdk.FerryClient;
@@ -30,6 +29,7 @@ import org.ferry.sdk.FerryListener;
 import org.ferry.sdk.ReceivedMessage;
 import org.ferry.server.FerryServer;
 import org.ferry.server.testing.MutableClock;
+import org.ferry.server.testing.Ports;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -66,10 +66,7 @@ class FederationTest {
   private Node server(String name, int n, Clock clock) throws Exception {
     String own = "127.0.0.1" + n;
     String shown = "127.0.0.2" + n;
-    int port;
-    do {
-      port = Ports.belowEphemeral(own);
-    } while (!free(shown, port));
+    int port = Ports.belowEphemeral(own, shown);
     FerryServer.Builder b = FerryServer.builder()
         .dataDirectory(dir.resolve(name))
         .listen(own, port)
@@ -87,15 +84,6 @@ class FederationTest {
     Node node = new Node(name, server, InetAddress.getByName(own), server.address(), proxy);
     nodes.put(name, node);
     return node;
-  }
-
-  private static boolean free(String host, int port) {
-    try (java.net.ServerSocket s = new java.net.ServerSocket()) {
-      s.bind(new InetSocketAddress(host, port));
-      return true;
-    } catch (java.io.IOException e) {
-      return false;
-    }
   }
 
   private FerryClient user(String name, int n, Node home) throws Exception {

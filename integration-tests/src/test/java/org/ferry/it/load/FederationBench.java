@@ -20,6 +20,7 @@ import org.ferry.proto.v1.ForwardRequest;
 import org.ferry.proto.v1.MailboxesGrpc;
 import org.ferry.proto.v1.RoutingKey;
 import org.ferry.proto.v1.SendRequest;
+import org.ferry.server.testing.Ports;
 
 /**
  * Federation's cost (issue 11), against two server processes with fsync on, each figure next to

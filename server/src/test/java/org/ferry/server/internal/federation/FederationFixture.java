@@ -11,8 +11,6 @@ import io.grpc.stub.StreamObserver;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.SecureRandom;
@@ -20,7 +18,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -48,26 +45,13 @@ import org.ferry.server.FerryServer;
 import org.ferry.server.internal.mailbox.MailboxId;
 import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.testing.MutableClock;
+import org.ferry.server.testing.Ports;
 
 /** Real servers on loopback, clients without certificates, and peers with their own keys. */
 final class FederationFixture {
   static final SecureRandom RANDOM = new SecureRandom();
 
   private FederationFixture() {}
-
-  /** A port below the ephemeral range, so that a restart on it cannot find it taken by an outgoing connection. */
-  static int lowPort() throws IOException {
-    for (int i = 0; i < 200; i++) {
-      int port = ThreadLocalRandom.current().nextInt(20_000, 30_000);
-      try (ServerSocket s = new ServerSocket(port, 1, InetAddress.getLoopbackAddress())) {
-        s.setReuseAddress(true);
-        return port;
-      } catch (IOException taken) {
-        // try another
-      }
-    }
-    throw new IOException("no free port below the ephemeral range");
-  }
 
   /** A server the test starts, stops and restarts on the same directory, port and clock. */
   static final class Node implements AutoCloseable {
@@ -81,7 +65,8 @@ final class FederationFixture {
 
     Node(Path dir, Consumer<FerryServer.Builder> config) throws IOException {
       this.dir = dir;
-      this.port = lowPort();
+      // Below the ephemeral range: a restart on it cannot find it taken by an outgoing connection.
+      this.port = Ports.belowEphemeral("127.0.0.1");
       this.config = config;
       start();
     }

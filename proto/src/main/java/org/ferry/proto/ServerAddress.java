@@ -92,6 +92,11 @@ public record ServerAddress(String host, int port, byte[] fingerprint) {
   }
 
   public String fingerprintText() {
+    return fingerprintText(fingerprint);
+  }
+
+  /** A key fingerprint as written in addresses: 43 characters of unpadded base64url. */
+  public static String fingerprintText(byte[] fingerprint) {
     return Base64.getUrlEncoder().withoutPadding().encodeToString(fingerprint);
   }
 

@@ -6,10 +6,12 @@ import java.nio.ByteBuffer;
 import java.time.Instant;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import org.ferry.ops.log.OneLineLogs;
 import org.ferry.proto.ErrorReasons;
 import org.ferry.proto.PaddingBuckets;
 import org.ferry.proto.RoutingKeys;
 import org.ferry.proto.RoutingSeal;
+import org.ferry.proto.ServerAddress;
 import org.ferry.proto.v1.FederatedItem;
 import org.ferry.proto.v1.ItemResult;
 import org.ferry.proto.v1.Routing;
@@ -21,7 +23,6 @@ import org.ferry.server.internal.store.MailboxStore;
 import org.ferry.server.internal.store.SeenMark;
 import org.ferry.server.internal.store.StoreException;
 import org.ferry.server.internal.time.ServerClock;
-import org.ferry.ops.log.OneLineLogs;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,7 +54,7 @@ final class InboundItems {
 
   /** Checks and stores one item from {@code peer}; never fails: the result says how it went. */
   CompletableFuture<ItemResult> deliver(byte[] peer, FederatedItem item) {
-    String peerText = PeerPolicy.text(peer);
+    String peerText = ServerAddress.fingerprintText(peer);
     ItemResult refused = check(item);
     if (refused != null) {
       metrics.federationRefused(peerText, reasonOf(refused));

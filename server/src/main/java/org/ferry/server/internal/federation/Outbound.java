@@ -4,7 +4,6 @@ import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import java.security.SecureRandom;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -187,7 +186,7 @@ final class Outbound implements AutoCloseable {
       envelope = new OutcomeEnvelope(item.forwarder(), id, ForwardOutcomes.toBody(outcome.build()),
           clock.instant().plus(outcomeTtl));
     }
-    String peer = PeerPolicy.text(entry.destination());
+    String peer = ServerAddress.fingerprintText(entry.destination());
     return store.completeOutbound(entry.destination(), entry.seq(), envelope).thenApply(removed -> {
       if (removed) {
         AtomicLong n = waiting.get(peer);

@@ -2,11 +2,11 @@ package org.ferry.server.internal.federation;
 
 import io.grpc.Status;
 import java.time.Duration;
-import java.util.Base64;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.LongSupplier;
 import org.ferry.proto.ErrorReasons;
+import org.ferry.proto.ServerAddress;
 
 /**
  * Which peers this server federates with, and how much each may send: allow and deny lists,
@@ -32,13 +32,9 @@ final class PeerPolicy {
         options.unknownItemsPerSecond() * BYTES_PER_ITEM);
   }
 
-  static String text(byte[] fingerprint) {
-    return Base64.getUrlEncoder().withoutPadding().encodeToString(fingerprint);
-  }
-
   /** Whether this server may talk to the peer at all (both ways). */
   boolean allows(byte[] fingerprint) {
-    String fp = text(fingerprint);
+    String fp = ServerAddress.fingerprintText(fingerprint);
     if (options.mode() == FederationOptions.Mode.OFF || options.deny().contains(fp)) {
       return false;
     }
@@ -48,7 +44,7 @@ final class PeerPolicy {
   /** Remembers a destination this server sends to: its replies get a budget of their own. */
   void know(byte[] fingerprint) {
     if (known.size() < MAX_TRACKED) {
-      known.put(text(fingerprint), Boolean.TRUE);
+      known.put(ServerAddress.fingerprintText(fingerprint), Boolean.TRUE);
     }
   }
 
@@ -61,7 +57,7 @@ final class PeerPolicy {
       throw ErrorReasons.withReason(Status.Code.PERMISSION_DENIED, ErrorReasons.PEER_REFUSED,
           "this server does not federate with yours");
     }
-    String fp = text(fingerprint);
+    String fp = ServerAddress.fingerprintText(fingerprint);
     RateBudget budget = options.allow().contains(fp) || known.containsKey(fp)
         ? perPeer.computeIfAbsent(fp, k -> new RateBudget(ticker, options.peerItemsPerSecond(),
             options.peerBytesPerSecond()))

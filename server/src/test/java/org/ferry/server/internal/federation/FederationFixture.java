@@ -191,7 +191,7 @@ final class FederationFixture {
   }
 
   static String fingerprintOf(TlsIdentity identity) {
-    return PeerPolicy.text(ServerAddress.fingerprintOf(identity.certificate().getPublicKey()));
+    return ServerAddress.fingerprintText(ServerAddress.fingerprintOf(identity.certificate().getPublicKey()));
   }
 
   static byte[] bytes(int n) {

@@ -219,7 +219,7 @@ class FederationPeerTest {
   @Test
   void forwardingToAnUnreachableRefusedOrMalformedServerSaysWhich() throws Exception {
     byte[] deniedKey = bytes(32);
-    startB(builder -> builder.federationDeny(PeerPolicy.text(deniedKey)));
+    startB(builder -> builder.federationDeny(org.ferry.proto.ServerAddress.fingerprintText(deniedKey)));
     Box forwarder = b.createMailbox();
     // Nothing listens on the discard port.
     org.ferry.proto.ServerAddress unreachable = new org.ferry.proto.ServerAddress("127.0.0.1", 9, bytes(32));

@@ -111,21 +111,19 @@ public final class FederationBench {
       sentAt.put(ByteString.copyFrom(id), System.nanoTime());
       MailboxesGrpc.newBlockingStub(toB).withDeadlineAfter(30, TimeUnit.SECONDS).send(r);
     };
-    IntFunction<Runnable> forwarded = i -> () -> {
+    // Forwarded through A; with isLive, also counted among the live items of the drain phase.
+    java.util.function.Function<Boolean, IntFunction<Runnable>> forwarding = isLive -> i -> () -> {
       byte[] id = LoadClient.noise(16);
       Forwarder f = forwarders.get(i % SENDERS);
       ForwardRequest r = f.request(bNow[0].address(), key, mailboxes.get(i % MAILBOXES), id, LoadClient.noise(BODY));
+      if (isLive) {
+        live.add(ByteString.copyFrom(id));
+      }
       sentAt.put(ByteString.copyFrom(id), System.nanoTime());
       f.forward(toA, r);
     };
-    IntFunction<Runnable> forwardedLive = i -> () -> {
-      byte[] id = LoadClient.noise(16);
-      Forwarder f = forwarders.get(i % SENDERS);
-      ForwardRequest r = f.request(bNow[0].address(), key, mailboxes.get(i % MAILBOXES), id, LoadClient.noise(BODY));
-      live.add(ByteString.copyFrom(id));
-      sentAt.put(ByteString.copyFrom(id), System.nanoTime());
-      f.forward(toA, r);
-    };
+    IntFunction<Runnable> forwarded = forwarding.apply(false);
+    IntFunction<Runnable> forwardedLive = forwarding.apply(true);
     // Warm-up: JIT, connections, A's lane to B.
     rate(2000, direct);
     rate(2000, forwarded);
@@ -152,7 +150,7 @@ public final class FederationBench {
     // The backlog: B down, BACKLOG items queued at A, then B back, with live items meanwhile.
     b.kill();
     long q0 = System.nanoTime();
-    rateWithoutDelivery(backlog, forwarded);
+    sendAll(backlog, forwarded); // B is down: nothing is delivered yet
     double queueRate = backlog / ((System.nanoTime() - q0) / 1e9);
     long before = delivered.get();
     draining = true;
@@ -211,10 +209,6 @@ public final class FederationBench {
       throw new IllegalStateException("only " + (delivered.get() - before) + " of " + n + " delivered");
     }
     return n / ((System.nanoTime() - t0) / 1e9);
-  }
-
-  private void rateWithoutDelivery(int n, IntFunction<Runnable> send) throws InterruptedException {
-    sendAll(n, send);
   }
 
   private static void sendAll(int n, IntFunction<Runnable> send) throws InterruptedException {

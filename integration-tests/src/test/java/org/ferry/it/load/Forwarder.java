@@ -26,9 +26,14 @@ public final class Forwarder {
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final LoadClient.Mailbox mailbox;
+  private final ForwarderAuth auth;
 
   private Forwarder(LoadClient.Mailbox mailbox) {
     this.mailbox = mailbox;
+    this.auth = ForwarderAuth.newBuilder()
+        .setMailboxId(mailbox.id())
+        .setSendCapability(ByteString.copyFrom(mailbox.capability()))
+        .build();
   }
 
   /** Makes the forwarder mailbox on the home server behind {@code home}. */
@@ -41,11 +46,9 @@ public final class Forwarder {
     return mailbox;
   }
 
+  /** What proves to the home server that this forwarder is one of its clients. */
   public ForwarderAuth auth() {
-    return ForwarderAuth.newBuilder()
-        .setMailboxId(mailbox.id())
-        .setSendCapability(ByteString.copyFrom(mailbox.capability()))
-        .build();
+    return auth;
   }
 
   /** The destination's routing key, fetched through the home server and checked. */

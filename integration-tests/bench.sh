@@ -57,7 +57,8 @@ WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 JAR="$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT.jar"
 SDK="$ROOT/client-sdk/target/ferry-client-sdk-0.1.0-SNAPSHOT.jar"
-CP="$ROOT/integration-tests/target/test-classes:$JAR:$SDK"
+# The server's test jar: test helpers shared with the server's own tests (Ports, MutableClock).
+CP="$ROOT/integration-tests/target/test-classes:$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT-tests.jar:$JAR:$SDK"
 run() {
   # shellcheck disable=SC2086
   java -Xmx3g ${BENCH_OPTS:-} -cp "$CP" "$@"

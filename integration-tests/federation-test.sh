@@ -25,5 +25,6 @@ echo "federation-test: building..." >&2
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferry-federation.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 echo "federation-test: $MODE $N; work directory $WORK" >&2
-java -cp "$ROOT/integration-tests/target/test-classes:$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT.jar" \
+# The server's test jar holds Ports, which the harness shares with the server's own tests.
+java -cp "$ROOT/integration-tests/target/test-classes:$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT-tests.jar:$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT.jar" \
   org.ferry.it.crash.FederatedHarness "$ROOT/server/target/ferry-server-0.1.0-SNAPSHOT.jar" "$WORK" "$MODE" "$N"

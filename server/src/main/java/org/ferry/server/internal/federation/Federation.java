@@ -87,8 +87,8 @@ public final class Federation implements AutoCloseable {
     this.channels = channels;
     this.policy = new PeerPolicy(options, clock::nanoTime);
     this.inbound = new InboundItems(mailboxes, store, keyring, clock, metrics);
-    this.outbound = new Outbound(store, clock, mailboxes.storageBudget(), options, policy, channels, metrics, random, scheduler,
-        mailboxes.defaultTtl());
+    this.outbound = new Outbound(store, clock, mailboxes.storageBudget(), options, policy, channels, metrics,
+        random, scheduler, mailboxes.defaultTtl());
   }
 
   /**
